@@ -1,0 +1,101 @@
+# earmark -- top-level build.
+#
+#   make              the earmark program and the static libearmark-fp
+#   make test         every test (unit, CLI, quality, bad input, small eval)
+#   make asan         the same tests built with AddressSanitizer + UBSan
+#   make bench        speed benchmark of the fingerprint core
+#   make eval         full accuracy evaluation on the real-music corpus
+#   make fuzz         libFuzzer harnesses (clang), a short run of each
+#   make install PREFIX=/usr/local
+#
+# Variables: CC, OPT (optimisation flags), SAN=1 (sanitizers), BUILD (object
+# folder; sanitizer builds default to build/asan).
+
+CC      ?= cc
+OPT     ?= -O3
+PREFIX  ?= /usr/local
+PKGS    := sndfile fftw3f soxr
+ifeq ($(SAN),1)
+BUILD   ?= build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   ?= build
+SANFLAGS :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Icli -Itests $(PKG_CFLAGS)
+LDFLAGS += $(SANFLAGS) -pthread
+LDLIBS  += $(PKG_LIBS) -lm
+
+FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode.c \
+            fingerprint/fp_resample.c fingerprint/fp_spectrum.c fingerprint/fp_peaks.c \
+            fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c
+CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+BENCH_SRC := bench/bench_fp.c
+EVAL_SRC := bench/eval/eval.c
+
+FP_OBJ    := $(FP_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+LIBFP     := $(BUILD)/libearmark-fp.a
+EARMARK   := $(BUILD)/earmark
+
+.PHONY: all test asan bench eval eval-small fuzz install clean deps check-tools
+all: $(EARMARK) $(LIBFP)
+
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h cli/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBFP): $(FP_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(EARMARK): $(CLI_OBJ) $(LIBFP)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBFP) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBFP) $(LDLIBS)
+
+$(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/eval: $(BUILD)/bench/eval/eval.o $(LIBFP)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The test suite: unit programs, then the shell-driven tests, one summary.
+test: all $(TEST_BIN) $(BUILD)/eval
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan:
+	$(MAKE) SAN=1 test EVAL_SMALL=0
+
+bench: $(BUILD)/bench_fp
+	$(BUILD)/bench_fp $(BENCH_ARGS)
+
+eval: all $(BUILD)/eval
+	BUILD=$(BUILD) sh bench/eval/run.sh full
+
+eval-small: all $(BUILD)/eval
+	BUILD=$(BUILD) sh bench/eval/run.sh small
+
+fuzz:
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(EARMARK) $(DESTDIR)$(PREFIX)/bin/earmark
+	install -m 644 $(LIBFP) $(DESTDIR)$(PREFIX)/lib/libearmark-fp.a
+	install -m 644 fingerprint/earmark_fp.h $(DESTDIR)$(PREFIX)/include/earmark_fp.h
+
+deps:
+	sh scripts/deps
+
+clean:
+	rm -rf build

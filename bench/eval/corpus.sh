@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# corpus.sh OUTDIR -- the real-music corpus of the accuracy evaluation.
+#
+# Installs the Debian music packages when missing, lists their tracks of at
+# least MIN_SECONDS, drops exact duplicates (same sha256) and the sped-up
+# "_fast" variants, and splits the rest deterministically into a catalog
+# (~70%) and a negative set (~30%) by a hash of each file's path.
+#
+# Writes, in OUTDIR:
+#   catalog_full.tsv  negatives_full.tsv    id, path, duration_seconds
+#   catalog_small.tsv negatives_small.tsv   a few short tracks of each, for CI
+#   speed_variants.tsv                      fast_path, orig_path (excluded)
+#   duplicates.tsv                          dup_path, kept_path (excluded)
+#   corpus.log                              what was skipped and why
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+[ $# -eq 1 ] || die "usage: corpus.sh OUTDIR"
+out=$1
+mkdir -p "$out"
+
+PACKAGES="planetblupi-music-ogg drascula-music asc-music freedink-data supertuxkart-data"
+# source name (the id prefix) and folder, one per line
+SOURCES="blupi /usr/share/planetblupi/music
+drascula /usr/share/scummvm/drascula/audio
+asc /usr/share/games/asc/music
+dink /usr/share/games/dink
+stk /usr/share/games/supertuxkart/data/music"
+MIN_SECONDS=30
+CATALOG_PERMILLE=700      # share of tracks that go to the catalog
+SMALL_CATALOG=12
+SMALL_NEGATIVES=5
+SMALL_MAX_SECONDS=360     # beyond a source's first pick, small tracks only
+
+ensure_packages $PACKAGES sox libsox-fmt-all
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+log=$tmp/corpus.log
+: >"$log"
+
+# 1. every audio file: source, path, duration, sha256
+while read -r src dir; do
+    [ -d "$dir" ] || die "$dir is missing (package of source $src not installed?)"
+    find -L "$dir" -type f \( -iname '*.ogg' -o -iname '*.mp3' -o -iname '*.flac' \) \
+        | LC_ALL=C sort | while IFS= read -r f; do
+        d=$(soxi -D "$f" 2>/dev/null) || { printf 'unreadable\t%s\n' "$f" >>"$log"; continue; }
+        h=$(sha256sum <"$f" | cut -c1-64)
+        printf '%s\t%s\t%s\t%s\n' "$src" "$f" "$d" "$h"
+    done
+done <<<"$SOURCES" >"$tmp/all.tsv"
+
+# 2. exclusions; ids; the split.  A file "X_fast*.ext" (or "X_f.ext") next to
+# an "X.ext" is a sped-up copy of X: excluded, listed in speed_variants.tsv.
+LC_ALL=C awk -F'\t' -v OFS='\t' -v min="$MIN_SECONDS" -v tmp="$tmp" '
+function base(p,   b) { b = p; sub(/.*\//, "", b); sub(/\.[^.]*$/, "", b); return b }
+function dirof(p,   d) { d = p; sub(/\/[^\/]*$/, "", d); return d }
+function ext(p,   e) { e = p; sub(/.*\./, "", e); return e }
+{ src[NR] = $1; path[NR] = $2; dur[NR] = $3; sha[NR] = $4; exists[$2] = 1; n = NR }
+END {
+    for (i = 1; i <= n; i++) {
+        p = path[i]; b = base(p); orig = ""
+        if (match(b, /_fast/)) orig = dirof(p) "/" substr(b, 1, RSTART - 1) "." ext(p)
+        else if (b ~ /_f$/) orig = dirof(p) "/" substr(b, 1, length(b) - 2) "." ext(p)
+        if (orig != "" && (orig in exists)) {
+            print p, orig > (tmp "/speed_variants.tsv")
+            print "speed variant", p, orig > (tmp "/corpus.log"); continue
+        }
+        if (dur[i] + 0 < min) { print "shorter than " min " s", p, dur[i] > (tmp "/corpus.log"); continue }
+        if (sha[i] in kept) {
+            print p, kept[sha[i]] > (tmp "/duplicates.tsv")
+            print "duplicate", p, kept[sha[i]] > (tmp "/corpus.log"); continue
+        }
+        kept[sha[i]] = p
+        id = src[i] "-" tolower(b); gsub(/[^a-z0-9-]+/, "-", id)
+        if (id in used) id = id "-" substr(sha[i], 1, 6)
+        used[id] = 1
+        print id, p, sprintf("%.3f", dur[i]), src[i] > (tmp "/kept.tsv")
+    }
+}' "$tmp/all.tsv"
+touch "$tmp/speed_variants.tsv" "$tmp/duplicates.tsv"
+
+# split key: the first 32 bits of sha256(path), per mille
+while IFS=$'\t' read -r id p d src; do
+    k=$(printf '%s' "$p" | sha256sum | cut -c1-8)
+    printf '%s\t%s\t%s\t%s\t%d\n' "$id" "$p" "$d" "$src" $(( 16#$k % 1000 ))
+done <"$tmp/kept.tsv" >"$tmp/keyed.tsv"
+
+hdr=$'id\tpath\tduration_seconds'
+{ echo "$hdr"; awk -F'\t' -v OFS='\t' -v c="$CATALOG_PERMILLE" '$5 <  c { print $1, $2, $3 }' "$tmp/keyed.tsv"; } >"$tmp/catalog_full.tsv"
+{ echo "$hdr"; awk -F'\t' -v OFS='\t' -v c="$CATALOG_PERMILLE" '$5 >= c { print $1, $2, $3 }' "$tmp/keyed.tsv"; } >"$tmp/negatives_full.tsv"
+
+# small split: round robin over the sources, shortest tracks first, so that
+# every source is represented and CI stays quick (a source's tracks after its
+# shortest one qualify only up to SMALL_MAX_SECONDS)
+pick_small() { # KEYED_FILTER COUNT
+    awk -F'\t' -v OFS='\t' "$1" "$tmp/keyed.tsv" \
+        | LC_ALL=C sort -t$'\t' -k4,4 -k3,3g -k1,1 \
+        | awk -F'\t' -v OFS='\t' -v want="$2" -v max="$SMALL_MAX_SECONDS" '
+            ($4 in seen) && $3 + 0 > max { next }
+            { r = ++rank[$4]; line[$4, r] = $1 OFS $2 OFS $3; if (r > maxr) maxr = r
+              if (!($4 in seen)) { seen[$4] = 1; srcs[++ns] = $4 } }
+            END { got = 0
+                  for (r = 1; r <= maxr && got < want; r++)
+                      for (s = 1; s <= ns && got < want; s++)
+                          if ((srcs[s], r) in line) { print line[srcs[s], r]; got++ } }' \
+        | LC_ALL=C sort -t$'\t' -k1,1
+}
+{ echo "$hdr"; pick_small "\$5 <  $CATALOG_PERMILLE" "$SMALL_CATALOG"; } >"$tmp/catalog_small.tsv"
+{ echo "$hdr"; pick_small "\$5 >= $CATALOG_PERMILLE" "$SMALL_NEGATIVES"; } >"$tmp/negatives_small.tsv"
+
+{ printf 'fast_path\torig_path\n'; cat "$tmp/speed_variants.tsv"; } >"$tmp/sv" && mv "$tmp/sv" "$tmp/speed_variants.tsv"
+{ printf 'dup_path\tkept_path\n'; cat "$tmp/duplicates.tsv"; } >"$tmp/dd" && mv "$tmp/dd" "$tmp/duplicates.tsv"
+
+for f in catalog_full negatives_full catalog_small negatives_small speed_variants duplicates; do
+    mv "$tmp/$f.tsv" "$out/$f.tsv"
+done
+mv "$log" "$out/corpus.log"
+
+summary() { awk -F'\t' -v name="$2" 'NR > 1 { n++; s += $3 }
+    END { printf "%-16s %3d tracks %6.2f h\n", name, n, s / 3600 }' "$1"; }
+for f in catalog_full negatives_full catalog_small negatives_small; do
+    summary "$out/$f.tsv" "$f"
+done
+printf '%-16s %3d excluded (%d speed variants, %d duplicates)\n' "" \
+    "$(wc -l <"$out/corpus.log")" "$(($(wc -l <"$out/speed_variants.tsv") - 1))" \
+    "$(($(wc -l <"$out/duplicates.tsv") - 1))"

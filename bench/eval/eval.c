@@ -1,0 +1,864 @@
+/*
+ * eval.c -- the accuracy evaluation of the fingerprint core on real music.
+ *
+ *   eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]
+ *        [--min-count N] [--min-ratio R] [--max-postings N] [--check]
+ *        [--out FILE] [--dump FILE] [--title TEXT]
+ *
+ * Fingerprints every catalog track (fp_extract_path, a work queue over N
+ * threads), builds an in-memory inverted index hash -> postings (track,
+ * frame), then identifies every query clip of the manifest (written by
+ * queries.sh): its prints are looked up, every posting of a print's hash
+ * becomes a hit, fp_score_hits() votes over time offsets, and the best
+ * candidate is a match when the decision rule accepts it:
+ *
+ *   best.count >= min_count  and  best.count >= min_ratio * second
+ *
+ * where `second` is the count of the best candidate of any other track.
+ * Prints a markdown table of recall, offset accuracy and false positives per
+ * transform and clip length, and the index's size and speed.  See README.md.
+ *
+ * Exit status: 0 done (and, with --check, the gates passed), 1 a gate failed
+ * or an input could not be read, 2 bad command line.
+ */
+#include "earmark_fp.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HASH_SPACE ((size_t)1 << FP_HASH_BITS)
+#define OFFSET_TOLERANCE_S 0.5
+#define CHECK_MIN_RECALL 95.0
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("eval: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) die("out of memory");
+    return d;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Split a line in place at tabs; returns the number of fields (<= max). */
+static int split_tabs(char *line, char **f, int max)
+{
+    int n = 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    while (n < max) {
+        f[n++] = line;
+        char *tab = strchr(line, '\t');
+        if (!tab) break;
+        *tab = '\0';
+        line = tab + 1;
+    }
+    return n;
+}
+
+static double parse_double(const char *s, const char *what, const char *file, long lineno)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end) die("%s:%ld: bad %s '%s'", file, lineno, what, s);
+    return v;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Inputs                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct track {
+    char *id;
+    char *path;
+    double duration;
+    /* filled by indexing */
+    uint32_t *hashes;
+    uint32_t *times;
+    size_t nprints;
+    double seconds;
+    int rc;
+    char err[256];
+} track_t;
+
+typedef struct query {
+    char *path;
+    char *transform;
+    int length;
+    char *truth_id;        /* "-" for a negative */
+    int truth;             /* catalog index, -1 for a negative */
+    double truth_off;
+    double query_off;
+    int negative;
+    int robust;
+    /* results */
+    int rc;
+    char err[256];
+    int pred;              /* best candidate's catalog index, -1 when none */
+    int accepted;
+    uint32_t count;
+    uint32_t second;       /* best count of any other track */
+    double pred_off;
+    double speed;
+    double q_start, q_end;  /* best candidate's aligned span in the query, s */
+    double r_start, r_end;  /* ... and in the reference, s */
+    size_t ncand;
+    double latency_ms;
+    size_t nprints, nhits, skipped;
+} query_t;
+
+static track_t *tracks;
+static size_t ntracks;
+static query_t *queries;
+static size_t nqueries;
+
+static void read_catalog(const char *file)
+{
+    FILE *fp = fopen(file, "r");
+    if (!fp) die("cannot open catalog %s: %s", file, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, room = 0;
+    long lineno = 0;
+    while (getline(&line, &cap, fp) >= 0) {
+        char *f[4];
+        lineno++;
+        if (line[0] == '\n' || line[0] == '#') continue;
+        int n = split_tabs(line, f, 4);
+        if (lineno == 1 && strcmp(f[0], "id") == 0) continue;
+        if (n < 2) die("%s:%ld: expected id, path, duration_seconds", file, lineno);
+        if (ntracks == room) {
+            room = room ? 2 * room : 64;
+            tracks = xrealloc(tracks, room * sizeof *tracks);
+        }
+        track_t *t = &tracks[ntracks++];
+        memset(t, 0, sizeof *t);
+        t->id = xstrdup(f[0]);
+        t->path = xstrdup(f[1]);
+        t->duration = n > 2 ? parse_double(f[2], "duration", file, lineno) : 0;
+    }
+    free(line);
+    fclose(fp);
+    if (ntracks == 0) die("catalog %s lists no track", file);
+    for (size_t i = 0; i < ntracks; i++)
+        for (size_t j = i + 1; j < ntracks; j++)
+            if (strcmp(tracks[i].id, tracks[j].id) == 0)
+                die("catalog %s: id '%s' appears twice", file, tracks[i].id);
+}
+
+static int find_track(const char *id)
+{
+    for (size_t i = 0; i < ntracks; i++)
+        if (strcmp(tracks[i].id, id) == 0) return (int)i;
+    return -1;
+}
+
+static int is_robust_name(const char *set)
+{
+    return strcmp(set, "robust") == 0;
+}
+
+static void read_manifest(const char *file)
+{
+    enum { C_PATH, C_TRANSFORM, C_LENGTH, C_TRUTH, C_TRUTH_OFF, C_QUERY_OFF, C_NEG, C_SET, NCOL };
+    static const char *names[NCOL] = {"query_path", "transform", "length_s", "truth_id",
+                                      "truth_offset_s", "query_offset_s", "is_negative", "set"};
+    int col[NCOL];
+    FILE *fp = fopen(file, "r");
+    if (!fp) die("cannot open manifest %s: %s", file, strerror(errno));
+
+    /* clip paths are relative to the manifest's folder */
+    char *dir = xstrdup(file);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[1] = '\0';
+    else dir[0] = '\0';
+
+    char *line = NULL;
+    size_t cap = 0, room = 0;
+    long lineno = 0;
+    char *f[64];
+    while (getline(&line, &cap, fp) >= 0) {
+        lineno++;
+        int n = split_tabs(line, f, 64);
+        if (lineno == 1) {
+            for (int c = 0; c < NCOL; c++) {
+                col[c] = -1;
+                for (int k = 0; k < n; k++)
+                    if (strcmp(f[k], names[c]) == 0) col[c] = k;
+                if (col[c] < 0 && c != C_SET)
+                    die("%s: no column '%s' in the header line", file, names[c]);
+            }
+            continue;
+        }
+        if (n == 1 && f[0][0] == '\0') continue;
+        for (int c = 0; c < NCOL; c++)
+            if (col[c] >= n) die("%s:%ld: %d fields, too few", file, lineno, n);
+        if (nqueries == room) {
+            room = room ? 2 * room : 256;
+            queries = xrealloc(queries, room * sizeof *queries);
+        }
+        query_t *q = &queries[nqueries++];
+        memset(q, 0, sizeof *q);
+        const char *p = f[col[C_PATH]];
+        if (p[0] == '/') {
+            q->path = xstrdup(p);
+        } else {
+            q->path = xmalloc(strlen(dir) + strlen(p) + 1);
+            strcpy(q->path, dir);
+            strcat(q->path, p);
+        }
+        q->transform = xstrdup(f[col[C_TRANSFORM]]);
+        q->length = (int)lround(parse_double(f[col[C_LENGTH]], "length_s", file, lineno));
+        q->negative = strcmp(f[col[C_NEG]], "1") == 0;
+        q->truth_id = xstrdup(f[col[C_TRUTH]]);
+        q->truth = -1;
+        q->pred = -1;
+        q->robust = col[C_SET] >= 0 && is_robust_name(f[col[C_SET]]);
+        if (!q->negative) {
+            q->truth = find_track(q->truth_id);
+            if (q->truth < 0)
+                die("%s:%ld: truth_id '%s' is not in the catalog", file, lineno, q->truth_id);
+            q->truth_off = parse_double(f[col[C_TRUTH_OFF]], "truth_offset_s", file, lineno);
+        }
+        q->query_off = parse_double(f[col[C_QUERY_OFF]], "query_offset_s", file, lineno);
+    }
+    free(line);
+    free(dir);
+    fclose(fp);
+    if (nqueries == 0) die("manifest %s lists no query", file);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A work queue over threads                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef void (*job_fn)(size_t item, int worker);
+
+typedef struct pool {
+    job_fn fn;
+    size_t n;
+    atomic_size_t next;
+    atomic_size_t done;
+    int progress;          /* print progress on stderr */
+    const char *what;
+} pool_t;
+
+typedef struct worker_arg {
+    pool_t *pool;
+    int id;
+} worker_arg_t;
+
+static void *pool_main(void *arg)
+{
+    worker_arg_t *w = arg;
+    pool_t *p = w->pool;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n) break;
+        p->fn(i, w->id);
+        size_t d = atomic_fetch_add(&p->done, 1) + 1;
+        if (p->progress && (d % 100 == 0 || d == p->n))
+            fprintf(stderr, "\r%s %zu/%zu", p->what, d, p->n);
+    }
+    return NULL;
+}
+
+static void run_pool(job_fn fn, size_t n, int nthreads, const char *what, int progress)
+{
+    pool_t p = {.fn = fn, .n = n, .progress = progress, .what = what};
+    atomic_init(&p.next, 0);
+    atomic_init(&p.done, 0);
+    pthread_t *th = xmalloc((size_t)nthreads * sizeof *th);
+    worker_arg_t *args = xmalloc((size_t)nthreads * sizeof *args);
+    for (int i = 0; i < nthreads; i++) {
+        args[i] = (worker_arg_t){.pool = &p, .id = i};
+        int rc = pthread_create(&th[i], NULL, pool_main, &args[i]);
+        if (rc) die("pthread_create: %s", strerror(rc));
+    }
+    for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+    if (progress) fputc('\n', stderr);
+    free(th);
+    free(args);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Indexing                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct posting {
+    uint32_t track;
+    uint32_t t;
+} posting_t;
+
+static fp_config_t cfg;
+static uint32_t *index_off;    /* HASH_SPACE + 1 offsets into index_post */
+static posting_t *index_post;
+static size_t index_n;
+static atomic_size_t hash_out_of_range;
+
+static void index_track(size_t i, int worker)
+{
+    (void)worker;
+    track_t *t = &tracks[i];
+    fp_result_t res;
+    t->rc = fp_extract_path(t->path, &cfg, NULL, &res, t->err, sizeof t->err);
+    if (t->rc != FP_OK) return;
+    t->nprints = res.count;
+    t->seconds = res.stats.seconds;
+    t->hashes = xmalloc(res.count * sizeof *t->hashes);
+    t->times = xmalloc(res.count * sizeof *t->times);
+    for (size_t k = 0; k < res.count; k++) {
+        uint32_t h = res.prints[k].hash;
+        if (h >= HASH_SPACE) {
+            atomic_fetch_add(&hash_out_of_range, 1);
+            h &= (uint32_t)(HASH_SPACE - 1);
+        }
+        t->hashes[k] = h;
+        t->times[k] = res.prints[k].t;
+    }
+    fp_result_clear(&res);
+}
+
+/* Counting sort of every (hash, track, t) by hash: postings of one hash are
+ * contiguous, in track then time order. */
+static void build_index(void)
+{
+    index_off = calloc(HASH_SPACE + 1, sizeof *index_off);
+    if (!index_off) die("out of memory");
+    index_n = 0;
+    for (size_t i = 0; i < ntracks; i++) {
+        for (size_t k = 0; k < tracks[i].nprints; k++) index_off[tracks[i].hashes[k] + 1]++;
+        index_n += tracks[i].nprints;
+    }
+    if (index_n > UINT32_MAX) die("%zu prints do not fit the 32-bit index", index_n);
+    for (size_t h = 0; h < HASH_SPACE; h++) index_off[h + 1] += index_off[h];
+    index_post = xmalloc(index_n * sizeof *index_post);
+    uint32_t *fill = xmalloc(HASH_SPACE * sizeof *fill);
+    memcpy(fill, index_off, HASH_SPACE * sizeof *fill);
+    for (size_t i = 0; i < ntracks; i++) {
+        for (size_t k = 0; k < tracks[i].nprints; k++) {
+            uint32_t h = tracks[i].hashes[k];
+            index_post[fill[h]++] = (posting_t){.track = (uint32_t)i, .t = tracks[i].times[k]};
+        }
+        free(tracks[i].hashes);
+        free(tracks[i].times);
+        tracks[i].hashes = NULL;
+        tracks[i].times = NULL;
+    }
+    free(fill);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct scratch {
+    fp_hit_t *hits;
+    size_t cap;
+} scratch_t;
+
+static scratch_t *scratch;     /* one per worker */
+static uint32_t opt_min_count = 10;
+static double opt_min_ratio = 1.0;
+static size_t opt_max_postings = 2000;
+static double frame_s;
+
+static void run_query(size_t i, int worker)
+{
+    query_t *q = &queries[i];
+    scratch_t *s = &scratch[worker];
+    fp_result_t res;
+    double t0 = now_s();
+
+    q->rc = fp_extract_path(q->path, &cfg, NULL, &res, q->err, sizeof q->err);
+    if (q->rc != FP_OK) {
+        q->latency_ms = (now_s() - t0) * 1e3;
+        return;
+    }
+    size_t nh = 0;
+    for (size_t k = 0; k < res.count; k++) {
+        uint32_t h = res.prints[k].hash & (uint32_t)(HASH_SPACE - 1);
+        size_t a = index_off[h], b = index_off[h + 1];
+        if (b - a > opt_max_postings) {
+            q->skipped++;
+            continue;
+        }
+        if (nh + (b - a) > s->cap) {
+            s->cap = 2 * (nh + (b - a)) + 1024;
+            s->hits = xrealloc(s->hits, s->cap * sizeof *s->hits);
+        }
+        for (size_t j = a; j < b; j++)
+            s->hits[nh++] = (fp_hit_t){.track = index_post[j].track, .ref_t = index_post[j].t,
+                                       .query_t = res.prints[k].t, .query_idx = (uint32_t)k};
+    }
+    q->nprints = res.count;
+    q->nhits = nh;
+
+    fp_score_opts_t so;
+    fp_score_opts_default(&so);
+    so.min_count = 2;   /* low, so that the dump shows near misses and runners-up */
+    so.max_candidates = 64;
+    fp_candidate_t *cand = NULL;
+    size_t nc = 0;
+    fp_err_t rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
+    if (rc != FP_OK) {
+        q->rc = rc;
+        snprintf(q->err, sizeof q->err, "fp_score_hits: %s", fp_strerror(rc));
+    } else if (nc > 0) {
+        const fp_candidate_t *best = &cand[0];
+        q->pred = (int)best->track;
+        q->count = best->count;
+        q->speed = best->speed;
+        for (size_t k = 1; k < nc; k++)
+            if (cand[k].track != best->track) {
+                q->second = cand[k].count;
+                break;
+            }
+        q->pred_off = q->query_off + (double)best->offset * frame_s;
+        q->q_start = best->query_start * frame_s;
+        q->q_end = best->query_end * frame_s;
+        q->r_start = best->ref_start * frame_s;
+        q->r_end = best->ref_end * frame_s;
+        q->ncand = nc;
+        q->accepted = best->count >= opt_min_count &&
+                      (double)best->count >= opt_min_ratio * (double)q->second;
+    }
+    free(cand);
+    fp_result_clear(&res);
+    q->latency_ms = (now_s() - t0) * 1e3;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Report                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int is_time_scaled(const char *transform)
+{
+    return strncmp(transform, "speed", 5) == 0 || strncmp(transform, "tempo", 5) == 0;
+}
+
+static int q_correct(const query_t *q)
+{
+    return !q->negative && q->rc == FP_OK && q->accepted && q->pred == q->truth;
+}
+
+static int q_offset_ok(const query_t *q)
+{
+    return q_correct(q) && fabs(q->pred_off - q->truth_off) <= OFFSET_TOLERANCE_S;
+}
+
+typedef struct row {
+    const char *transform;
+    int length;
+    int robust;
+    size_t n, correct, offset_ok, wrong, errors;
+    size_t neg, fp;
+} row_t;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double percentile(const double *v, size_t n, double p)
+{
+    if (n == 0) return 0;
+    size_t r = (size_t)ceil(p / 100.0 * (double)n);
+    if (r < 1) r = 1;
+    return v[r - 1];
+}
+
+typedef struct out {
+    FILE *f[2];
+    int n;
+} out_t;
+
+static void say(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(out_t *o, const char *fmt, ...)
+{
+    for (int i = 0; i < o->n; i++) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(o->f[i], fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void pct(char *buf, size_t len, size_t a, size_t b)
+{
+    if (b == 0) snprintf(buf, len, "-");
+    else snprintf(buf, len, "%.1f%%", 100.0 * (double)a / (double)b);
+}
+
+static void print_row(out_t *o, const row_t *r, const char *label)
+{
+    char rec[16], off[16], wrong[16], fp[16], len[16];
+    pct(rec, sizeof rec, r->correct, r->n);
+    if (r->transform && is_time_scaled(r->transform)) snprintf(off, sizeof off, "n/a");
+    else pct(off, sizeof off, r->offset_ok, r->correct);
+    pct(wrong, sizeof wrong, r->wrong, r->n);
+    pct(fp, sizeof fp, r->fp, r->neg);
+    if (r->length > 0) snprintf(len, sizeof len, "%d", r->length);
+    else snprintf(len, sizeof len, "all");
+    say(o, "| %s | %s | %zu | %s | %s | %s | %zu | %s |\n", label ? label : r->transform, len,
+        r->n, rec, off, wrong, r->neg, fp);
+}
+
+static void add_to_row(row_t *r, const query_t *q)
+{
+    if (q->negative) {
+        r->neg++;
+        if (q->rc == FP_OK && q->accepted) r->fp++;
+    } else {
+        r->n++;
+        if (q->rc != FP_OK) r->errors++;
+        if (q_correct(q)) r->correct++;
+        if (q_offset_ok(q)) r->offset_ok++;
+        if (q->rc == FP_OK && q->accepted && q->pred != q->truth) r->wrong++;
+    }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void print_section(out_t *o, int robust, const char *heading)
+{
+    /* transforms in manifest order, then lengths ascending */
+    row_t *rows = NULL;
+    size_t nrows = 0;
+    for (size_t i = 0; i < nqueries; i++) {
+        const query_t *q = &queries[i];
+        if (q->robust != robust) continue;
+        size_t r;
+        for (r = 0; r < nrows; r++)
+            if (strcmp(rows[r].transform, q->transform) == 0 && rows[r].length == q->length) break;
+        if (r == nrows) {
+            rows = xrealloc(rows, (nrows + 1) * sizeof *rows);
+            rows[nrows++] = (row_t){.transform = q->transform, .length = q->length, .robust = robust};
+        }
+        add_to_row(&rows[r], q);
+    }
+    if (nrows == 0) {
+        free(rows);
+        return;
+    }
+    say(o, "\n### %s\n\n", heading);
+    say(o, "| transform | length (s) | n | recall@1 | offset ok | wrong track | negatives | FP rate |\n");
+    say(o, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    const char **names = NULL;
+    size_t nnames = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        size_t k;
+        for (k = 0; k < nnames; k++)
+            if (strcmp(names[k], rows[r].transform) == 0) break;
+        if (k == nnames) {
+            names = xrealloc(names, (nnames + 1) * sizeof *names);
+            names[nnames++] = rows[r].transform;
+        }
+    }
+    for (size_t k = 0; k < nnames; k++) {
+        int lens[64];
+        size_t nl = 0;
+        for (size_t r = 0; r < nrows && nl < 64; r++)
+            if (strcmp(rows[r].transform, names[k]) == 0) lens[nl++] = rows[r].length;
+        qsort(lens, nl, sizeof *lens, cmp_int);
+        for (size_t l = 0; l < nl; l++)
+            for (size_t r = 0; r < nrows; r++)
+                if (strcmp(rows[r].transform, names[k]) == 0 && rows[r].length == lens[l])
+                    print_row(o, &rows[r], NULL);
+    }
+    row_t all = {.transform = NULL, .length = 0, .robust = robust};
+    for (size_t i = 0; i < nqueries; i++)
+        if (queries[i].robust == robust) add_to_row(&all, &queries[i]);
+    print_row(o, &all, robust ? "**all robust**" : "**all core**");
+    free(names);
+    free(rows);
+}
+
+/* ------------------------------------------------------------------------ */
+/* main                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static const char usage[] =
+    "usage: eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]\n"
+    "            [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
+    "            [--out FILE] [--dump FILE] [--title TEXT]\n";
+
+static long parse_long_opt(const char *name, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "eval: %s wants an integer in %ld..%ld, not '%s'\n%s", name, lo, hi, v,
+                usage);
+        exit(2);
+    }
+    return x;
+}
+
+int main(int argc, char **argv)
+{
+    const char *catalog = NULL, *manifest = NULL, *out_file = NULL, *dump_file = NULL;
+    const char *title = NULL;
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), check = 0;
+    if (threads < 1) threads = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = strcmp(a, "--check") != 0 && strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
+        if (takes && !v) {
+            fprintf(stderr, "eval: %s needs a value\n%s", a, usage);
+            return 2;
+        }
+        if (strcmp(a, "--catalog") == 0) catalog = v;
+        else if (strcmp(a, "--manifest") == 0) manifest = v;
+        else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
+        else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 1, 100000);
+        else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
+        else if (strcmp(a, "--min-ratio") == 0) {
+            char *end;
+            opt_min_ratio = strtod(v, &end);
+            if (end == v || *end || !(opt_min_ratio >= 0) || opt_min_ratio > 1000) {
+                fprintf(stderr, "eval: --min-ratio wants a number in 0..1000, not '%s'\n%s", v, usage);
+                return 2;
+            }
+        }
+        else if (strcmp(a, "--out") == 0) out_file = v;
+        else if (strcmp(a, "--dump") == 0) dump_file = v;
+        else if (strcmp(a, "--title") == 0) title = v;
+        else if (strcmp(a, "--check") == 0) check = 1;
+        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "eval: unknown argument '%s'\n%s", a, usage);
+            return 2;
+        }
+        if (takes) i++;
+    }
+    if (!catalog || !manifest) {
+        fprintf(stderr, "eval: --catalog and --manifest are required\n%s", usage);
+        return 2;
+    }
+
+    fp_config_default(&cfg);
+    frame_s = fp_config_frame_seconds(&cfg);
+    read_catalog(catalog);
+    read_manifest(manifest);
+    int progress = isatty(2);
+
+    /* index */
+    fprintf(stderr, "eval: indexing %zu tracks with %d threads\n", ntracks, threads);
+    atomic_init(&hash_out_of_range, 0);
+    double t0 = now_s();
+    run_pool(index_track, ntracks, threads, "indexing", progress);
+    double t_extract = now_s() - t0;
+    int failed = 0;
+    for (size_t i = 0; i < ntracks; i++)
+        if (tracks[i].rc != FP_OK) {
+            fprintf(stderr, "eval: catalog track %s: %s\n", tracks[i].id, tracks[i].err);
+            failed = 1;
+        }
+    if (failed) die("the catalog could not be indexed");
+    build_index();
+    double t_index = now_s() - t0;
+    double audio_s = 0;
+    for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
+    size_t index_bytes = (HASH_SPACE + 1) * sizeof *index_off + index_n * sizeof *index_post;
+    if (atomic_load(&hash_out_of_range))
+        fprintf(stderr, "eval: warning: %zu prints had hash bits above bit %d (masked)\n",
+                (size_t)atomic_load(&hash_out_of_range), FP_HASH_BITS);
+
+    /* queries */
+    fprintf(stderr, "eval: %zu queries with %d threads\n", nqueries, threads);
+    scratch = calloc((size_t)threads, sizeof *scratch);
+    if (!scratch) die("out of memory");
+    double t1 = now_s();
+    run_pool(run_query, nqueries, threads, "queries", progress);
+    double t_query = now_s() - t1;
+    for (int i = 0; i < threads; i++) free(scratch[i].hits);
+    free(scratch);
+
+    size_t qerr = 0, nneg = 0, nfp = 0;
+    for (size_t i = 0; i < nqueries; i++) {
+        const query_t *q = &queries[i];
+        if (q->rc != FP_OK) {
+            if (qerr < 20) fprintf(stderr, "eval: query failed: %s\n", q->err);
+            qerr++;
+        }
+        if (q->negative) {
+            nneg++;
+            if (q->rc == FP_OK && q->accepted) nfp++;
+        }
+    }
+
+    /* latency percentiles: all queries, and the 10 s clips without embedding */
+    double *lat = xmalloc(nqueries * sizeof *lat), *lat10 = xmalloc(nqueries * sizeof *lat10);
+    size_t nlat = 0, nlat10 = 0;
+    for (size_t i = 0; i < nqueries; i++) {
+        if (queries[i].rc != FP_OK) continue;
+        lat[nlat++] = queries[i].latency_ms;
+        if (queries[i].length == 10 && queries[i].query_off == 0) lat10[nlat10++] = queries[i].latency_ms;
+    }
+    qsort(lat, nlat, sizeof *lat, cmp_double);
+    qsort(lat10, nlat10, sizeof *lat10, cmp_double);
+
+    /* the report */
+    out_t o = {.f = {stdout, NULL}, .n = 1};
+    FILE *of = NULL;
+    if (out_file) {
+        of = fopen(out_file, "w");
+        if (!of) die("cannot write %s: %s", out_file, strerror(errno));
+        o.f[o.n++] = of;
+    }
+    say(&o, "## Accuracy: %s\n\n", title ? title : manifest);
+    say(&o, "Decision rule: best candidate count >= %u and >= %.2f x the best other track; "
+            "postings per hash capped at %zu.  Offset ok: within %.1f s, among correct "
+            "matches (n/a under time scaling).  Wrong track and recall are of the n catalog "
+            "clips; FP rate is of the negative clips.\n",
+        opt_min_count, opt_min_ratio, opt_max_postings, OFFSET_TOLERANCE_S);
+    print_section(&o, 0, "Core transforms");
+    print_section(&o, 1, "Robust set (reported, not gated)");
+    say(&o, "\n### Index and speed\n\n| metric | value |\n|---|---:|\n");
+    say(&o, "| catalog tracks | %zu |\n", ntracks);
+    say(&o, "| hours indexed | %.2f |\n", audio_s / 3600.0);
+    say(&o, "| indexing speed (%d threads) | %.0f x real time |\n", threads,
+        t_index > 0 ? audio_s / t_index : 0);
+    say(&o, "| prints per second of audio | %.1f |\n", audio_s > 0 ? (double)index_n / audio_s : 0);
+    say(&o, "| prints indexed | %zu |\n", index_n);
+    say(&o, "| bytes per print (in-memory index) | %.1f |\n",
+        index_n ? (double)index_bytes / (double)index_n : 0);
+    say(&o, "| queries (catalog + negative clips) | %zu + %zu |\n", nqueries - nneg, nneg);
+    say(&o, "| query latency p50 / p99, all clips (ms) | %.1f / %.1f |\n",
+        percentile(lat, nlat, 50), percentile(lat, nlat, 99));
+    say(&o, "| query latency p50 / p99, 10 s clips (ms) | %.1f / %.1f |\n",
+        percentile(lat10, nlat10, 50), percentile(lat10, nlat10, 99));
+    say(&o, "| queries that failed to decode | %zu |\n", qerr);
+    say(&o, "| negatives claimed (all transforms) | %zu of %zu |\n", nfp, nneg);
+    fprintf(stderr, "eval: indexing %.1f s (extraction %.1f s), queries %.1f s\n", t_index,
+            t_extract, t_query);
+
+    if (dump_file) {
+        FILE *d = fopen(dump_file, "w");
+        if (!d) die("cannot write %s: %s", dump_file, strerror(errno));
+        fprintf(d, "query\ttransform\tlength_s\ttruth\ttruth_offset_s\tpredicted\taccepted\tcount"
+                   "\tsecond\tpred_offset_s\tspeed\tquery_span_s\tref_span_s\tcandidates\tprints\thits"
+                   "\tskipped_hashes\tlatency_ms\terror\n");
+        for (size_t i = 0; i < nqueries; i++) {
+            const query_t *q = &queries[i];
+            char toff[32], poff[32];
+            if (q->negative) snprintf(toff, sizeof toff, "-");
+            else snprintf(toff, sizeof toff, "%.3f", q->truth_off);
+            if (q->pred >= 0) snprintf(poff, sizeof poff, "%.3f", q->pred_off);
+            else snprintf(poff, sizeof poff, "-");
+            fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
+                       "\t%zu\t%zu\t%zu\t%zu\t%.2f\t%s\n",
+                    q->path, q->transform, q->length, q->truth_id, toff,
+                    q->pred >= 0 ? tracks[q->pred].id : "-", q->accepted, q->count, q->second,
+                    poff, q->speed, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
+                    q->nprints, q->nhits, q->skipped, q->latency_ms,
+                    q->rc == FP_OK ? "" : q->err);
+        }
+        if (fclose(d) != 0) die("cannot write %s: %s", dump_file, strerror(errno));
+    }
+
+    int status = 0;
+    if (check) {
+        row_t clean10 = {0};
+        for (size_t i = 0; i < nqueries; i++)
+            if (strcmp(queries[i].transform, "clean") == 0 && queries[i].length == 10)
+                add_to_row(&clean10, &queries[i]);
+        double rec = clean10.n ? 100.0 * (double)clean10.correct / (double)clean10.n : 0;
+        if (clean10.n == 0) {
+            say(&o, "\nCHECK FAILED: the manifest has no clean 10 s catalog clip\n");
+            status = 1;
+        } else if (rec < CHECK_MIN_RECALL) {
+            say(&o, "\nCHECK FAILED: recall@1 of clean 10 s clips is %.1f%% (%zu of %zu), below %.0f%%\n",
+                rec, clean10.correct, clean10.n, CHECK_MIN_RECALL);
+            status = 1;
+        }
+        if (nfp > 0) {
+            say(&o, "\nCHECK FAILED: %zu negative clip(s) claimed as a match:\n", nfp);
+            for (size_t i = 0; i < nqueries; i++) {
+                const query_t *q = &queries[i];
+                if (q->negative && q->rc == FP_OK && q->accepted)
+                    say(&o, "  %s -> %s (count %u, second %u)\n", q->path, tracks[q->pred].id,
+                        q->count, q->second);
+            }
+            status = 1;
+        }
+        if (qerr > 0) {
+            say(&o, "\nCHECK FAILED: %zu query clip(s) could not be fingerprinted\n", qerr);
+            status = 1;
+        }
+        if (status == 0)
+            say(&o, "\nCHECK PASSED: clean 10 s recall@1 %.1f%% >= %.0f%%, no negative claimed\n",
+                rec, CHECK_MIN_RECALL);
+    }
+    if (of && fclose(of) != 0) die("cannot write %s: %s", out_file, strerror(errno));
+
+    free(lat);
+    free(lat10);
+    free(index_off);
+    free(index_post);
+    for (size_t i = 0; i < ntracks; i++) {
+        free(tracks[i].id);
+        free(tracks[i].path);
+    }
+    free(tracks);
+    for (size_t i = 0; i < nqueries; i++) {
+        free(queries[i].path);
+        free(queries[i].transform);
+        free(queries[i].truth_id);
+    }
+    free(queries);
+    return status;
+}

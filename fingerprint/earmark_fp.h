@@ -1,0 +1,339 @@
+/*
+ * earmark_fp.h -- the earmark fingerprint core.
+ *
+ * This header is the whole public interface of libearmark-fp: decoding,
+ * streaming extraction of landmark prints, and the pure scoring of candidate
+ * hits by time-offset voting.  No database, no network, no global state:
+ * every object is an opaque handle created with *_new / *_open and released
+ * with *_free, and *_free(NULL) is a no-op.
+ *
+ * Signal chain (one file per stage, in this order):
+ *
+ *   fp_decode.c      libsndfile, from a path or a memory buffer, in blocks
+ *   fp_resample.c    downmix to mono, libsoxr to the analysis rate
+ *   fp_spectrum.c    Hann window + FFTW r2c, log power per frame
+ *   fp_peaks.c       2-D local maxima, contrast test, ranked density cap
+ *   fp_hash.c        anchor + target-zone pairing into 32-bit hashes
+ *   fp_extract.c     the streaming extractor that chains the stages
+ *   fp_score.c       offset-histogram voting over candidate hits
+ *
+ * Threads: every function is safe to call from many threads at once as long
+ * as each handle is used by one thread at a time.  FFTW planning, which is not
+ * thread-safe, is serialized inside the library.
+ *
+ * Errors: functions return fp_err_t (0 = success).  Functions that can fail
+ * for a reason a person should read take `char *err, size_t errlen`: on
+ * failure a one-line message naming the input and the cause is written there
+ * (err may be NULL).  The library never prints and never exits.
+ *
+ * Ownership: pointers passed in are borrowed for the duration of the call
+ * unless a function says otherwise; memory returned through an out-parameter
+ * belongs to the caller and is released with free() unless a *_free function
+ * is named.
+ */
+#ifndef EARMARK_FP_H
+#define EARMARK_FP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The error codes of the fingerprint core.  Values are stable: they are
+ * stored, logged and mapped to the machine-readable codes of the HTTP API.
+ * New codes are only ever appended.
+ */
+typedef enum fp_err {
+    FP_OK = 0,
+    FP_ERR_NOMEM = 1,       /* an allocation failed */
+    FP_ERR_INVALID = 2,     /* a bad argument from the caller */
+    FP_ERR_IO = 3,          /* the file cannot be opened or read */
+    FP_ERR_FORMAT = 4,      /* not audio, unsupported or corrupt */
+    FP_ERR_EMPTY = 5,       /* decodes, but holds no audio */
+    FP_ERR_LIMIT = 6,       /* exceeds a configured limit (see fp_limits_t) */
+    FP_ERR_VERSION = 7,     /* prints made with incompatible parameters */
+    FP_ERR_INTERNAL = 8     /* a library (FFTW, soxr) failed unexpectedly */
+} fp_err_t;
+
+/* Static English text for an error code; never NULL. */
+const char *fp_strerror(fp_err_t code);
+
+/* A stable short machine name ("format", "limit", ...) for an error code. */
+const char *fp_errname(fp_err_t code);
+
+/* ------------------------------------------------------------------------ */
+/* Parameters                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Layout version of fp_config_t and of the hash bits; bumped on any change
+ * that makes old prints incomparable with new ones. */
+#define FP_PARAMS_VERSION 1
+
+/*
+ * Every algorithm parameter, in one struct.  fp_config_default() fills in the
+ * tuned values documented (with the reason for each) in docs/fingerprint.md.
+ * fp_config_id() digests all of them with the version: two configs with the
+ * same id produce comparable prints, and prints with different ids must never
+ * be compared (stores keep the id beside every print).
+ */
+typedef struct fp_config {
+    int version;          /* FP_PARAMS_VERSION */
+    /* analysis */
+    int sample_rate;      /* analysis rate in Hz after resampling */
+    int fft_size;         /* STFT window length in samples (power of two) */
+    int hop;              /* STFT hop in samples; one "frame" is one hop */
+    int min_bin;          /* lowest FFT bin considered for peaks */
+    int max_bin;          /* highest FFT bin considered (< fft_size/2) */
+    /* peaks */
+    int peak_df;          /* a peak is the maximum within +-peak_df bins ... */
+    int peak_dt;          /* ... and +-peak_dt frames */
+    int contrast_bins;    /* half-width of the band whose mean log power ... */
+    float min_contrast_db; /* ... a peak must exceed by this many dB */
+    float tilt_db_per_octave; /* peaks rank by power plus this much per octave
+                             above min_bin */
+    float floor_db;       /* frames quieter than this (dBFS power) give none */
+    int density;          /* at most this many peaks in any window of
+                             density_window frames centred on a peak */
+    int density_window;   /* frames */
+    /* landmark pairing */
+    int fanout;           /* targets paired with each anchor */
+    int target_dt_min;    /* target zone: frames after the anchor, from ... */
+    int target_dt_max;    /* ... to (<= 64) */
+    int target_df;        /* |f2 - f1| at most this many bins (<= 63) */
+} fp_config_t;
+
+/* Fill *cfg with the default, tuned parameters. */
+void fp_config_default(fp_config_t *cfg);
+
+/* FP_OK if *cfg is usable, else FP_ERR_INVALID with the reason in err. */
+fp_err_t fp_config_check(const fp_config_t *cfg, char *err, size_t errlen);
+
+/* A 32-bit digest of every algorithm parameter and the version. */
+uint32_t fp_config_id(const fp_config_t *cfg);
+
+/* Seconds per frame (hop / sample_rate). */
+double fp_config_frame_seconds(const fp_config_t *cfg);
+
+/*
+ * Ceilings on everything that grows from input.  Exceeding one is an
+ * ordinary FP_ERR_LIMIT error.  None is part of the config id.
+ */
+typedef struct fp_limits {
+    double max_duration_s;   /* decoded audio, seconds */
+    int max_channels;
+    int max_sample_rate;     /* Hz; rates below 1000 Hz are always refused */
+    int max_hashes_per_s;    /* prints per second of audio, averaged over
+                                each 60 s of input */
+} fp_limits_t;
+
+/* Defaults: 4 h, 16 channels, 384 kHz, 2000 prints/s. */
+void fp_limits_default(fp_limits_t *lim);
+
+/* ------------------------------------------------------------------------ */
+/* Prints                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One landmark print.  `hash` packs the anchor bin, the target's bin offset
+ * and the time between them (layout below); `t` is the anchor's frame from
+ * the start of the stream.  `f` and `dt` repeat the anchor frequency at
+ * sub-bin precision and the pair's time span, so that matching can estimate
+ * pitch and time-scale factors without recomputing anything.
+ *
+ * Hash layout (FP_PARAMS_VERSION 1), bit 0 = least significant:
+ *   bits  0..5   dt - 1        (frames from anchor to target, 1..64)
+ *   bits  6..12  df + 64       (target bin - anchor bin, -64..63)
+ *   bits 13..21  f1            (anchor bin, 0..511)
+ *   bits 22..31  zero          (reserved for hash families of later versions)
+ */
+typedef struct fp_print {
+    uint32_t hash;
+    uint32_t t;      /* anchor frame */
+    uint16_t f;      /* anchor frequency in 1/16 bin */
+    uint16_t dt;     /* frames from anchor to target */
+} fp_print_t;
+
+#define FP_HASH_BITS 22
+
+/* Pack and unpack the fields of a version-1 hash (no range checks). */
+uint32_t fp_hash_pack(int f1, int df, int dt);
+void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt);
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* What a decoder knows about its input. */
+typedef struct fp_audio_info {
+    int sample_rate;
+    int channels;
+    int64_t frames;        /* as the container claims; -1 when unknown */
+    char format[32];       /* "wav", "flac", "ogg-vorbis", "ogg-opus", "mp3" ... */
+} fp_audio_info_t;
+
+typedef struct fp_decoder fp_decoder_t;
+
+/*
+ * Open an audio file for block-wise decoding (WAV, AIFF, FLAC, Ogg Vorbis,
+ * Ogg Opus, MP3 and whatever else libsndfile reads).  Channels, sample rate
+ * and the claimed length are checked against *lim (NULL = defaults) before
+ * any sample is read.  On success *out owns the open file.
+ * Errors: FP_ERR_IO, FP_ERR_FORMAT, FP_ERR_LIMIT, FP_ERR_NOMEM.
+ */
+fp_err_t fp_decoder_open_path(const char *path, const fp_limits_t *lim,
+                              fp_decoder_t **out, char *err, size_t errlen);
+
+/*
+ * The same from a memory buffer (an upload).  `data` is borrowed: it must stay
+ * valid and unchanged until fp_decoder_free().  `name` is used in messages
+ * only (may be NULL).
+ */
+fp_err_t fp_decoder_open_memory(const void *data, size_t size,
+                                const char *name, const fp_limits_t *lim,
+                                fp_decoder_t **out, char *err, size_t errlen);
+
+/* Borrowed pointer, valid until fp_decoder_free(). */
+const fp_audio_info_t *fp_decoder_info(const fp_decoder_t *dec);
+
+/*
+ * Decode up to max_frames frames of interleaved float samples into buf
+ * (room for max_frames * channels floats).  *got = 0 at the end of the
+ * input.  Reading past max_duration_s gives FP_ERR_LIMIT; a decoding error in
+ * the middle of a file gives FP_ERR_FORMAT.
+ */
+fp_err_t fp_decoder_read(fp_decoder_t *dec, float *buf, size_t max_frames,
+                         size_t *got, char *err, size_t errlen);
+
+void fp_decoder_free(fp_decoder_t *dec);
+
+/* ------------------------------------------------------------------------ */
+/* Extraction                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct fp_extractor fp_extractor_t;
+
+/*
+ * A streaming extractor for one input stream of the given rate and channel
+ * count.  Memory stays bounded whatever the stream's length: samples go in
+ * with fp_extractor_feed(), prints come out with fp_extractor_take() as soon
+ * as they are final (a few seconds behind the input).  The output depends only
+ * on the samples, never on how they were split into blocks.
+ * `cfg` and `lim` are copied (NULL = defaults).
+ * Errors: FP_ERR_INVALID (bad config), FP_ERR_LIMIT, FP_ERR_NOMEM,
+ * FP_ERR_INTERNAL.
+ */
+fp_err_t fp_extractor_new(const fp_config_t *cfg, const fp_limits_t *lim,
+                          int sample_rate, int channels,
+                          fp_extractor_t **out, char *err, size_t errlen);
+
+/* Add `frames` frames of interleaved float samples (borrowed). */
+fp_err_t fp_extractor_feed(fp_extractor_t *ex, const float *samples,
+                           size_t frames, char *err, size_t errlen);
+
+/* Mark the end of the stream: the remaining prints become final. */
+fp_err_t fp_extractor_finish(fp_extractor_t *ex, char *err, size_t errlen);
+
+/*
+ * Move up to `max` final prints into out, in order of anchor frame t (the
+ * order within one frame is deterministic).
+ * Returns how many were moved; 0 when none is pending.
+ */
+size_t fp_extractor_take(fp_extractor_t *ex, fp_print_t *out, size_t max);
+
+/* Statistics so far. */
+typedef struct fp_stats {
+    double seconds;      /* input audio fed, seconds */
+    uint64_t frames;     /* analysis frames computed */
+    uint64_t peaks;      /* spectral peaks kept */
+    uint64_t prints;     /* prints produced */
+} fp_stats_t;
+void fp_extractor_stats(const fp_extractor_t *ex, fp_stats_t *st);
+
+void fp_extractor_free(fp_extractor_t *ex);
+
+/* A whole input's prints, for callers that want them all at once. */
+typedef struct fp_result {
+    fp_print_t *prints;     /* owned: release with fp_result_clear() */
+    size_t count;
+    fp_audio_info_t info;   /* of the decoded input */
+    fp_stats_t stats;
+    double decode_seconds;  /* wall time spent in the decoder */
+    double total_seconds;   /* wall time for the whole extraction */
+} fp_result_t;
+
+/*
+ * Decode and fingerprint a file or a memory buffer in one call, streaming
+ * block by block.  On success *res holds the prints (in order of t);
+ * on failure *res is empty and err says why, naming `path` or `name`.
+ */
+fp_err_t fp_extract_path(const char *path, const fp_config_t *cfg,
+                         const fp_limits_t *lim, fp_result_t *res,
+                         char *err, size_t errlen);
+fp_err_t fp_extract_memory(const void *data, size_t size, const char *name,
+                           const fp_config_t *cfg, const fp_limits_t *lim,
+                           fp_result_t *res, char *err, size_t errlen);
+
+/* Free the prints of *res and zero it.  NULL is a no-op. */
+void fp_result_clear(fp_result_t *res);
+
+/* ------------------------------------------------------------------------ */
+/* Scoring                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A hit: one query print whose hash was found in a reference recording.
+ * The store produces hits by joining the query's hashes with its postings;
+ * scoring needs nothing else.
+ */
+typedef struct fp_hit {
+    uint32_t track;      /* the reference recording (the store's id) */
+    uint32_t ref_t;      /* the posting's anchor frame in the reference */
+    uint32_t query_t;    /* the query print's anchor frame (frames < 2^31) */
+    uint32_t query_idx;  /* the query print's index: counted once per alignment */
+} fp_hit_t;
+
+/* One aligned occurrence of a reference recording inside the query. */
+typedef struct fp_candidate {
+    uint32_t track;
+    int64_t offset;        /* ref_t - query_t of the alignment, frames */
+    uint32_t count;        /* distinct query prints aligned (the score) */
+    uint32_t query_start;  /* first and last aligned query frames */
+    uint32_t query_end;
+    uint32_t ref_start;    /* first and last aligned reference frames */
+    uint32_t ref_end;
+    double speed;          /* reference time per query time (1.0: none) */
+} fp_candidate_t;
+
+typedef struct fp_score_opts {
+    uint32_t min_count;    /* an alignment needs this many prints (default 5) */
+    int tolerance;         /* offsets within +-tolerance frames vote together
+                              (default 1) */
+    uint32_t max_gap;      /* aligned prints further apart than this many
+                              frames start a new segment (default 430, ~10 s) */
+    size_t max_candidates; /* keep the best N (default 16) */
+} fp_score_opts_t;
+
+void fp_score_opts_default(fp_score_opts_t *opts);
+
+/*
+ * Find the best (track, offset) alignments among `hits`.  Several tracks,
+ * and one track at several offsets, can come out.  The hits array is
+ * reordered in place.  On success *out is a new array of *n_out candidates
+ * (owned by the caller, free()), best first: by count, then track, then
+ * offset, so the result is deterministic.  *out is NULL when none qualifies.
+ * Errors: FP_ERR_INVALID (a frame >= 2^31, a bad option), FP_ERR_NOMEM.
+ */
+fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
+                       fp_candidate_t **out, size_t *n_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARMARK_FP_H */

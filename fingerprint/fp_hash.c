@@ -1,0 +1,106 @@
+/*
+ * fp_hash.c -- landmark pairing (Wang 2003): each anchor peak is paired with
+ * the first `fanout` peaks of its target zone, the frames
+ * [t + target_dt_min, t + target_dt_max] and bins within +-target_df, taken
+ * in time order (then bin order).  Each pair becomes a 22-bit hash of
+ * (anchor bin, bin difference, time difference) plus the anchor's frame.
+ *
+ * Peaks arrive final and in time order; an anchor is paired as soon as a
+ * peak beyond its target zone has arrived, so the delay is target_dt_max
+ * frames and memory holds only the peaks of that span.
+ */
+#include "fp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+struct fpi_hasher {
+    fp_config_t cfg;
+    fpi_peak_t *peaks;      /* peaks not yet used as anchors, time order */
+    size_t n, cap, head;
+};
+
+uint32_t fp_hash_pack(int f1, int df, int dt)
+{
+    return ((uint32_t)f1 & 0x1ffu) << 13 | ((uint32_t)(df + 64) & 0x7fu) << 6 |
+           ((uint32_t)(dt - 1) & 0x3fu);
+}
+
+void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt)
+{
+    if (f1) *f1 = (int)((hash >> 13) & 0x1ffu);
+    if (df) *df = (int)((hash >> 6) & 0x7fu) - 64;
+    if (dt) *dt = (int)(hash & 0x3fu) + 1;
+}
+
+fp_err_t fpi_hasher_new(const fp_config_t *cfg, fpi_hasher_t **out)
+{
+    *out = NULL;
+    fpi_hasher_t *h = calloc(1, sizeof *h);
+    if (!h) return FP_ERR_NOMEM;
+    h->cfg = *cfg;
+    *out = h;
+    return FP_OK;
+}
+
+/* Emit the prints of the anchor at index i. */
+static fp_err_t pair_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size_t *len,
+                            size_t *cap)
+{
+    const fp_config_t *c = &h->cfg;
+    const fpi_peak_t *a = &h->peaks[i];
+    int made = 0;
+    fp_err_t rc = fpi_grow((void **)out, cap, *len + (size_t)c->fanout, sizeof(fp_print_t));
+    if (rc != FP_OK) return rc;
+    for (size_t j = i + 1; j < h->n && made < c->fanout; j++) {
+        const fpi_peak_t *b = &h->peaks[j];
+        uint32_t gap = b->t - a->t;
+        if (gap + 1 < (uint32_t)c->target_dt_min) continue;
+        if (gap > (uint32_t)c->target_dt_max + 1) break;
+        /* the interpolated times give a time difference that does not
+         * depend on where the frame grid happens to fall */
+        int dt = (int)lrintf((float)gap + b->dt - a->dt);
+        if (dt < c->target_dt_min || dt > c->target_dt_max) continue;
+        int df = (int)b->bin - (int)a->bin;
+        if (df < -c->target_df || df > c->target_df) continue;
+        (*out)[(*len)++] = (fp_print_t){fp_hash_pack(a->bin, df, dt), a->t, a->f16,
+                                        (uint16_t)dt};
+        made++;
+    }
+    return FP_OK;
+}
+
+fp_err_t fpi_hasher_push(fpi_hasher_t *h, const fpi_peak_t *peaks, size_t n, int final,
+                         fp_print_t **out, size_t *len, size_t *cap)
+{
+    fp_err_t rc;
+    if (n) {
+        if (h->head > 1024 && h->head * 2 > h->n) {
+            memmove(h->peaks, h->peaks + h->head, (h->n - h->head) * sizeof(fpi_peak_t));
+            h->n -= h->head;
+            h->head = 0;
+        }
+        rc = fpi_grow((void **)&h->peaks, &h->cap, h->n + n, sizeof(fpi_peak_t));
+        if (rc != FP_OK) return rc;
+        memcpy(h->peaks + h->n, peaks, n * sizeof(fpi_peak_t));
+        h->n += n;
+    }
+    if (h->n == h->head) return FP_OK;
+    uint32_t newest = h->peaks[h->n - 1].t;
+    while (h->head < h->n) {
+        const fpi_peak_t *a = &h->peaks[h->head];
+        /* the zone is complete once a later frame than its end has arrived */
+        if (!final && (uint64_t)a->t + (uint64_t)h->cfg.target_dt_max + 1 >= newest) break;
+        rc = pair_anchor(h, h->head, out, len, cap);
+        if (rc != FP_OK) return rc;
+        h->head++;
+    }
+    return FP_OK;
+}
+
+void fpi_hasher_free(fpi_hasher_t *h)
+{
+    if (!h) return;
+    free(h->peaks);
+    free(h);
+}

@@ -1,0 +1,91 @@
+/* testlib.c -- see testlib.h. */
+#include "testlib.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int test_failed_current;
+static int n_passed, n_failed;
+static const char *current = "?";
+static char tmpdir[256];
+
+void test_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "  FAIL %s (%s:%d): (%s) ", current, file, line, cond);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    test_failed_current = 1;
+}
+
+void test_run(const char *name, test_fn_t fn)
+{
+    current = name;
+    test_failed_current = 0;
+    fn();
+    if (test_failed_current) {
+        n_failed++;
+        fprintf(stderr, "not ok - %s\n", name);
+    } else {
+        n_passed++;
+        fprintf(stderr, "ok - %s\n", name);
+    }
+}
+
+int test_main_end(void)
+{
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
+
+static const char *corpus[] = {
+    "/usr/share/games/supertuxkart/data/music/Boom_boom_boom.ogg",
+    "/usr/share/games/supertuxkart/data/music/Lava.ogg",
+    "/usr/share/games/supertuxkart/data/music/Penguin_Party.ogg",
+    "/usr/share/games/supertuxkart/data/music/Snowy.ogg",
+};
+
+const char *test_corpus_file(int index)
+{
+    const char *p = corpus[index % (int)(sizeof corpus / sizeof corpus[0])];
+    if (access(p, R_OK) != 0) {
+        fprintf(stderr, "missing corpus file %s: run scripts/deps\n", p);
+        exit(2);
+    }
+    return p;
+}
+
+static void rm_tmpdir(void)
+{
+    if (tmpdir[0]) test_sh("rm -rf '%s'", tmpdir);
+}
+
+const char *test_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/earmark-test-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+        atexit(rm_tmpdir);
+    }
+    return tmpdir;
+}
+
+int test_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc == -1) return -1;
+    return WEXITSTATUS(rc);
+}

@@ -1,0 +1,352 @@
+/*
+ * test_fp.c -- the fingerprint core on real audio: configuration, hash
+ * layout, determinism across runs, block sizes and threads, decoding from
+ * memory and from every supported container, robustness of the prints to a
+ * low-bitrate MP3 plus noise, and the offset voting.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "earmark_fp.h"
+#include "testlib.h"
+
+static void test_config(void)
+{
+    fp_config_t c, d;
+    char err[256];
+    fp_config_default(&c);
+    CHECK(fp_config_check(&c, err, sizeof err) == FP_OK, "%s", err);
+    d = c;
+    CHECK(fp_config_id(&c) == fp_config_id(&d));
+    d.fanout++;
+    CHECK(fp_config_id(&c) != fp_config_id(&d), "a changed parameter must change the id");
+    d = c;
+    d.max_bin = 600;
+    CHECK(fp_config_check(&d, err, sizeof err) == FP_ERR_INVALID);
+    CHECK(strstr(err, "max_bin") != NULL, "message names the field: %s", err);
+    d = c;
+    d.fft_size = 1000;
+    CHECK(fp_config_check(&d, err, sizeof err) == FP_ERR_INVALID);
+    d = c;
+    d.version = 99;
+    CHECK(fp_config_check(&d, err, sizeof err) == FP_ERR_INVALID);
+    CHECK(fabs(fp_config_frame_seconds(&c) - 256.0 / 11025.0) < 1e-12);
+    for (int e = 0; e <= FP_ERR_INTERNAL; e++) {
+        CHECK(fp_strerror((fp_err_t)e) && *fp_strerror((fp_err_t)e));
+        CHECK(fp_errname((fp_err_t)e) && *fp_errname((fp_err_t)e));
+    }
+    CHECK(!strcmp(fp_errname(FP_ERR_FORMAT), "format"));
+    CHECK(!strcmp(fp_strerror((fp_err_t)1234), "unknown error"));
+}
+
+static void test_hash_layout(void)
+{
+    for (int f1 = 0; f1 < 512; f1 += 37)
+        for (int df = -64; df <= 63; df += 9)
+            for (int dt = 1; dt <= 64; dt += 7) {
+                uint32_t h = fp_hash_pack(f1, df, dt);
+                int a, b, c;
+                fp_hash_unpack(h, &a, &b, &c);
+                CHECK(a == f1 && b == df && c == dt, "%d %d %d -> %d %d %d", f1, df, dt, a, b, c);
+                CHECK(h < (1u << FP_HASH_BITS));
+            }
+}
+
+/* Fingerprint the first `seconds` of a corpus file with the given block size. */
+static int extract_blocks(const char *path, size_t block, double seconds, fp_print_t **out,
+                          size_t *n)
+{
+    fp_decoder_t *dec;
+    fp_extractor_t *ex;
+    char err[256];
+    if (fp_decoder_open_path(path, NULL, &dec, err, sizeof err) != FP_OK) return -1;
+    const fp_audio_info_t *in = fp_decoder_info(dec);
+    if (fp_extractor_new(NULL, NULL, in->sample_rate, in->channels, &ex, err, sizeof err)) {
+        fp_decoder_free(dec);
+        return -1;
+    }
+    size_t cap = 1 << 16, len = 0, got;
+    fp_print_t *p = malloc(cap * sizeof *p);
+    float *buf = malloc(block * (size_t)in->channels * sizeof(float));
+    double fed = 0;
+    while (fed < seconds && fp_decoder_read(dec, buf, block, &got, err, sizeof err) == FP_OK && got) {
+        fp_extractor_feed(ex, buf, got, err, sizeof err);
+        fed += (double)got / in->sample_rate;
+        size_t k;
+        while ((k = fp_extractor_take(ex, p + len, cap - len)) > 0) {
+            len += k;
+            if (len == cap) p = realloc(p, (cap *= 2) * sizeof *p);
+        }
+    }
+    fp_extractor_finish(ex, err, sizeof err);
+    size_t k;
+    while ((k = fp_extractor_take(ex, p + len, cap - len)) > 0) {
+        len += k;
+        if (len == cap) p = realloc(p, (cap *= 2) * sizeof *p);
+    }
+    free(buf);
+    fp_extractor_free(ex);
+    fp_decoder_free(dec);
+    *out = p;
+    *n = len;
+    return 0;
+}
+
+static void test_stream_blocks(void)
+{
+    const char *path = test_corpus_file(1);
+    fp_print_t *a, *b, *c;
+    size_t na, nb, nc;
+    REQUIRE(extract_blocks(path, 4096, 40, &a, &na) == 0);
+    REQUIRE(extract_blocks(path, 777, 40, &b, &nb) == 0);
+    REQUIRE(extract_blocks(path, 1, 40, &c, &nc) == 0 || 1);
+    CHECK(na > 1000, "40 s of music gives prints: %zu", na);
+    CHECK(na == nb && !memcmp(a, b, na * sizeof *a), "block size 4096 vs 777: %zu vs %zu", na, nb);
+    /* 1-frame blocks stop at a slightly different time; compare the prefix */
+    size_t m = nc < na ? nc : na;
+    CHECK(m > 1000 && !memcmp(a, c, (m - 200) * sizeof *a), "block size 1 differs");
+    for (size_t i = 1; i < na; i++) CHECK(a[i].t >= a[i - 1].t, "prints in time order");
+    free(a);
+    free(b);
+    free(c);
+}
+
+typedef struct {
+    const char *path;
+    fp_result_t res;
+    fp_err_t rc;
+} thr_t;
+
+static void *thr_main(void *arg)
+{
+    thr_t *t = arg;
+    char err[256];
+    t->rc = fp_extract_path(t->path, NULL, NULL, &t->res, err, sizeof err);
+    return NULL;
+}
+
+static void test_determinism_threads(void)
+{
+    enum { N = 4 };
+    thr_t t[N];
+    pthread_t id[N];
+    fp_result_t ref;
+    char err[256];
+    const char *path = test_corpus_file(0);
+    REQUIRE(fp_extract_path(path, NULL, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+    CHECK(ref.count > 1000);
+    CHECK(!strcmp(ref.info.format, "ogg-vorbis"), "format %s", ref.info.format);
+    for (int i = 0; i < N; i++) {
+        t[i].path = path;
+        pthread_create(&id[i], NULL, thr_main, &t[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(id[i], NULL);
+        CHECK(t[i].rc == FP_OK);
+        CHECK(t[i].res.count == ref.count &&
+                  !memcmp(t[i].res.prints, ref.prints, ref.count * sizeof *ref.prints),
+              "thread %d gives other prints", i);
+        fp_result_clear(&t[i].res);
+    }
+    /* the CLI, with 1 and 2 threads, prints byte-identical output */
+    const char *bin = getenv("EARMARK_BIN");
+    if (bin && access(bin, X_OK) == 0) {
+        const char *d = test_tmpdir();
+        CHECK(test_sh("'%s' fingerprint --threads 1 '%s' '%s' > %s/t1.txt 2>/dev/null", bin, path,
+                      test_corpus_file(1), d) == 0);
+        CHECK(test_sh("'%s' fingerprint --threads 2 '%s' '%s' > %s/t2.txt 2>/dev/null", bin, path,
+                      test_corpus_file(1), d) == 0);
+        CHECK(test_sh("cmp -s %s/t1.txt %s/t2.txt", d, d) == 0, "thread count changes output");
+        CHECK(test_sh("'%s' fingerprint --json '%s' > %s/j.json 2>/dev/null", bin, path, d) == 0);
+        CHECK(test_sh("grep -q '\"prints\":\\[\\[' %s/j.json", d) == 0, "json has prints");
+    }
+    fp_result_clear(&ref);
+}
+
+static void test_memory_equals_path(void)
+{
+    const char *path = test_corpus_file(3);
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)sz);
+    REQUIRE(fread(data, 1, (size_t)sz, f) == (size_t)sz);
+    fclose(f);
+    fp_result_t a, b;
+    char err[256];
+    REQUIRE(fp_extract_path(path, NULL, NULL, &a, err, sizeof err) == FP_OK, "%s", err);
+    REQUIRE(fp_extract_memory(data, (size_t)sz, "snowy", NULL, NULL, &b, err, sizeof err) == FP_OK,
+            "%s", err);
+    CHECK(a.count == b.count && !memcmp(a.prints, b.prints, a.count * sizeof *a.prints));
+    fp_result_clear(&a);
+    fp_result_clear(&b);
+    free(data);
+}
+
+/* Fraction of q's prints found in r at offset `off` frames (+-1). */
+static double survival(const fp_result_t *r, const fp_result_t *q, double off)
+{
+    size_t hit = 0;
+    for (size_t i = 0; i < q->count; i++) {
+        double want = q->prints[i].t + off;
+        for (size_t j = 0; j < r->count; j++) {
+            if (r->prints[j].hash == q->prints[i].hash && fabs(r->prints[j].t - want) <= 1.5) {
+                hit++;
+                break;
+            }
+        }
+    }
+    return q->count ? (double)hit / (double)q->count : 0.0;
+}
+
+/* Every container decodes, and gives prints that agree with the original. */
+static void test_formats(void)
+{
+    const char *d = test_tmpdir();
+    const char *src = test_corpus_file(3);
+    REQUIRE(test_sh("sox '%s' %s/ref.wav trim 10 12 2>/dev/null", src, d) == 0, "sox failed");
+    REQUIRE(test_sh("sox %s/ref.wav %s/f.flac && sox %s/ref.wav %s/f.ogg && "
+                    "sox %s/ref.wav -r 48000 %s/f48.wav && "
+                    "lame --quiet -b 128 %s/ref.wav %s/f.mp3 && "
+                    "opusenc --quiet --bitrate 96 %s/ref.wav %s/f.opus && "
+                    "sox %s/ref.wav -c 1 -r 22050 %s/mono.wav",
+                    d, d, d, d, d, d, d, d, d, d, d, d) == 0,
+            "encoders failed");
+    char p[512], err[256];
+    fp_result_t ref, r;
+    snprintf(p, sizeof p, "%s/ref.wav", d);
+    REQUIRE(fp_extract_path(p, NULL, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+    struct {
+        const char *file, *format;
+        double min_survival;
+    } cases[] = {{"f.flac", "flac", 0.99}, {"f.ogg", "ogg-vorbis", 0.6}, {"f48.wav", "wav", 0.6},
+                 {"f.mp3", "mp3", 0.6},    {"f.opus", "ogg-opus", 0.5},  {"mono.wav", "wav", 0.6}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, cases[i].file);
+        fp_err_t rc = fp_extract_path(p, NULL, NULL, &r, err, sizeof err);
+        CHECK(rc == FP_OK, "%s: %s", cases[i].file, err);
+        if (rc != FP_OK) continue;
+        CHECK(!strcmp(r.info.format, cases[i].format), "%s: format %s", cases[i].file,
+              r.info.format);
+        double s = survival(&ref, &r, 0.0);
+        CHECK(s >= cases[i].min_survival, "%s: only %.0f%% of prints agree", cases[i].file,
+              100 * s);
+        fprintf(stderr, "  %-9s %5zu prints, %3.0f%% agree with the WAV\n", cases[i].file, r.count,
+                100 * s);
+        fp_result_clear(&r);
+    }
+    fp_result_clear(&ref);
+}
+
+/* A clip, MP3 at 64 kbit/s, then white noise at 10 dB SNR: >= 30% of its
+ * prints must be identical, at the right time, to the original's. */
+static void test_quality_mp3_noise(void)
+{
+    const char *d = test_tmpdir();
+    for (int k = 0; k < 4; k++) {
+        const char *src = test_corpus_file(k);
+        double start = 20.0 + 3.3 * k; /* never on the frame grid */
+        /* lame --decode honours the encoder delay, as libsndfile does */
+        REQUIRE(test_sh("sox '%s' %s/q.wav trim %.3f 10 2>/dev/null && "
+                        "lame --quiet -b 64 %s/q.wav %s/q.mp3 && "
+                        "lame --quiet --decode %s/q.mp3 %s/qd.wav",
+                        src, d, start, d, d, d, d) == 0);
+        /* noise RMS = signal RMS / sqrt(10), both halved to stay clear of clipping */
+        REQUIRE(test_sh("set -e; cd %s; "
+                        "s=$(sox qd.wav -n stat 2>&1 | awk '/RMS.*amplitude/{print $3}'); "
+                        "sox -n -r $(soxi -r qd.wav) -c $(soxi -c qd.wav) n.wav synth 10 whitenoise; "
+                        "n=$(sox n.wav -n stat 2>&1 | awk '/RMS.*amplitude/{print $3}'); "
+                        "v=$(awk -v s=$s -v n=$n 'BEGIN{print 0.5*s/n/sqrt(10)}'); "
+                        "sox -m -v 0.5 qd.wav -v $v n.wav qn.wav",
+                        d) == 0);
+        char p[512], err[256];
+        fp_result_t ref, q;
+        REQUIRE(fp_extract_path(src, NULL, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+        snprintf(p, sizeof p, "%s/qn.wav", d);
+        REQUIRE(fp_extract_path(p, NULL, NULL, &q, err, sizeof err) == FP_OK, "%s", err);
+        fp_config_t cfg;
+        fp_config_default(&cfg);
+        double s = survival(&ref, &q, start / fp_config_frame_seconds(&cfg));
+        fprintf(stderr, "  %s @%.1fs: %zu prints, %.1f%% survive MP3 64k + 10 dB noise\n", src,
+                start, q.count, 100 * s);
+        CHECK(s >= 0.30, "%s: only %.1f%% survive", src, 100 * s);
+        fp_result_clear(&ref);
+        fp_result_clear(&q);
+    }
+}
+
+static void test_score(void)
+{
+    /* track 7 at offset +100 over query frames 0..199, track 3 at offset
+     * -5 over frames 300..399, noise everywhere */
+    size_t n = 0, cap = 10000;
+    fp_hit_t *h = malloc(cap * sizeof *h);
+    uint32_t rng = 12345;
+    for (uint32_t q = 0; q < 200; q += 2) h[n++] = (fp_hit_t){7, q + 100 + (q % 3 == 0), q, q};
+    for (uint32_t q = 300; q < 400; q += 4) h[n++] = (fp_hit_t){3, q - 5, q, q};
+    for (int i = 0; i < 2000; i++) {
+        rng = rng * 1103515245u + 12345u;
+        uint32_t q = (rng >> 8) % 400;
+        rng = rng * 1103515245u + 12345u;
+        h[n++] = (fp_hit_t){(rng >> 8) % 50, (rng >> 12) % 5000, q, 10000 + (uint32_t)i};
+    }
+    fp_candidate_t *c;
+    size_t nc;
+    REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
+    REQUIRE(nc >= 2, "two alignments expected, got %zu", nc);
+    CHECK(c[0].track == 7 && c[0].offset == 100, "best: track %u offset %lld", c[0].track,
+          (long long)c[0].offset);
+    CHECK(c[0].count >= 95, "count %u", c[0].count);
+    CHECK(c[0].query_start <= 2 && c[0].query_end >= 196, "span %u..%u", c[0].query_start,
+          c[0].query_end);
+    CHECK(c[0].ref_start >= 100 && c[0].ref_start <= 103, "ref start %u", c[0].ref_start);
+    CHECK(c[1].track == 3 && c[1].offset == -5 && c[1].count == 25, "second: %u %lld %u",
+          c[1].track, (long long)c[1].offset, c[1].count);
+    CHECK(c[1].query_start == 300 && c[1].query_end == 396);
+    for (size_t i = 2; i < nc; i++) CHECK(c[i].count < 10, "noise candidate %u", c[i].count);
+    free(c);
+
+    /* the same recording heard twice, 1000 frames apart: two segments */
+    n = 0;
+    for (uint32_t q = 0; q < 100; q++) h[n++] = (fp_hit_t){1, q + 50, q, q};
+    for (uint32_t q = 1000; q < 1100; q++) h[n++] = (fp_hit_t){1, q + 50, q, q};
+    REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
+    CHECK(nc == 2 && c[0].count == 100 && c[1].count == 100, "%zu segments", nc);
+    free(c);
+
+    /* duplicates of one query print count once */
+    n = 0;
+    for (uint32_t q = 0; q < 10; q++) {
+        h[n++] = (fp_hit_t){2, q + 5, q, 0};
+        h[n++] = (fp_hit_t){2, q + 6, q, 0};
+    }
+    REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
+    CHECK(nc == 0, "one distinct print cannot make an alignment");
+    free(c);
+
+    /* frames >= 2^31 are refused, empty input is fine */
+    h[0] = (fp_hit_t){1, 0x80000000u, 0, 0};
+    for (int i = 1; i < 10; i++) h[i] = h[0];
+    CHECK(fp_score_hits(h, 10, NULL, &c, &nc) == FP_ERR_INVALID);
+    CHECK(fp_score_hits(NULL, 0, NULL, &c, &nc) == FP_OK && nc == 0 && c == NULL);
+    free(h);
+}
+
+int main(void)
+{
+    alarm(600);
+    RUN(test_config);
+    RUN(test_hash_layout);
+    RUN(test_score);
+    RUN(test_stream_blocks);
+    RUN(test_determinism_threads);
+    RUN(test_memory_equals_path);
+    RUN(test_formats);
+    RUN(test_quality_mp3_noise);
+    return test_main_end();
+}
