@@ -14,7 +14,7 @@
 CC      ?= cc
 OPT     ?= -O3
 PREFIX  ?= /usr/local
-PKGS    := sndfile fftw3f soxr
+PKGS    := sndfile fftw3f soxr libmpg123
 ifeq ($(SAN),1)
 BUILD   ?= build/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -10,7 +10,8 @@
 #   catalog_full.tsv  negatives_full.tsv    id, path, duration_seconds
 #   catalog_small.tsv negatives_small.tsv   a few short tracks of each, for CI
 #   speed_variants.tsv                      fast_path, orig_path (excluded)
-#   duplicates.tsv                          dup_path, kept_path (excluded)
+#   duplicates.tsv                          dup_path, kept_path, reason (excluded)
+#   related.tsv                             path, partner, note (kept together)
 #   corpus.log                              what was skipped and why
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,6 +34,17 @@ SMALL_CATALOG=12
 SMALL_NEGATIVES=5
 SMALL_MAX_SECONDS=360     # beyond a source's first pick, small tracks only
 
+# Same music in another file with other bytes (another mix or encoding), as
+# found by matching whole tracks against each other (run.sh overlap):
+# "path<TAB>kept path<TAB>note"; the first is excluded like an exact duplicate.
+SAME_MUSIC="/usr/share/scummvm/drascula/audio/track30.ogg	/usr/share/scummvm/drascula/audio/track1.ogg	same composition and timing as track1, another mix"
+# Tracks that share some material (a phrase, a section, the same loops) with
+# another: "path<TAB>partner<TAB>note".  The path goes to its partner's side of
+# the split, so that a negative never contains catalog material.
+RELATED="/usr/share/planetblupi/music/music003.ogg	/usr/share/planetblupi/music/music001.ogg	music001 1408-1541 s resembles music003 843-977 s
+/usr/share/scummvm/drascula/audio/track9.ogg	/usr/share/scummvm/drascula/audio/track19.ogg	a 3 s phrase of track19 (40 s) is in track9 (47 s)
+/usr/share/games/asc/music/time_to_strike.mp3	/usr/share/games/asc/music/frontiers.mp3	the same drum loops"
+
 ensure_packages $PACKAGES sox libsox-fmt-all
 
 tmp=$(mktemp -d)
@@ -53,11 +65,13 @@ done <<<"$SOURCES" >"$tmp/all.tsv"
 
 # 2. exclusions; ids; the split.  A file "X_fast*.ext" (or "X_f.ext") next to
 # an "X.ext" is a sped-up copy of X: excluded, listed in speed_variants.tsv.
+printf '%s\n' "$SAME_MUSIC" >"$tmp/same_music.tsv"
 LC_ALL=C awk -F'\t' -v OFS='\t' -v min="$MIN_SECONDS" -v tmp="$tmp" '
+FILENAME ~ /same_music/ { if ($1 != "") { same[$1] = $2; why[$1] = $3 }; next }
 function base(p,   b) { b = p; sub(/.*\//, "", b); sub(/\.[^.]*$/, "", b); return b }
 function dirof(p,   d) { d = p; sub(/\/[^\/]*$/, "", d); return d }
 function ext(p,   e) { e = p; sub(/.*\./, "", e); return e }
-{ src[NR] = $1; path[NR] = $2; dur[NR] = $3; sha[NR] = $4; exists[$2] = 1; n = NR }
+{ n++; src[n] = $1; path[n] = $2; dur[n] = $3; sha[n] = $4; exists[$2] = 1 }
 END {
     for (i = 1; i <= n; i++) {
         p = path[i]; b = base(p); orig = ""
@@ -68,8 +82,12 @@ END {
             print "speed variant", p, orig > (tmp "/corpus.log"); continue
         }
         if (dur[i] + 0 < min) { print "shorter than " min " s", p, dur[i] > (tmp "/corpus.log"); continue }
+        if (p in same) {
+            print p, same[p], why[p] > (tmp "/duplicates.tsv")
+            print "same music", p, same[p] > (tmp "/corpus.log"); continue
+        }
         if (sha[i] in kept) {
-            print p, kept[sha[i]] > (tmp "/duplicates.tsv")
+            print p, kept[sha[i]], "same sha256" > (tmp "/duplicates.tsv")
             print "duplicate", p, kept[sha[i]] > (tmp "/corpus.log"); continue
         }
         kept[sha[i]] = p
@@ -78,13 +96,17 @@ END {
         used[id] = 1
         print id, p, sprintf("%.3f", dur[i]), src[i] > (tmp "/kept.tsv")
     }
-}' "$tmp/all.tsv"
+}' "$tmp/same_music.tsv" "$tmp/all.tsv"
 touch "$tmp/speed_variants.tsv" "$tmp/duplicates.tsv"
 
-# split key: the first 32 bits of sha256(path), per mille
+# split key: the first 32 bits of sha256(path), per mille; a related track
+# takes its partner's key
+splitkey() { local k; k=$(printf '%s' "$1" | sha256sum | cut -c1-8); echo $(( 16#$k % 1000 )); }
+printf '%s\n' "$RELATED" >"$tmp/related.tsv"
 while IFS=$'\t' read -r id p d src; do
-    k=$(printf '%s' "$p" | sha256sum | cut -c1-8)
-    printf '%s\t%s\t%s\t%s\t%d\n' "$id" "$p" "$d" "$src" $(( 16#$k % 1000 ))
+    key=$p
+    while IFS=$'\t' read -r a b why; do [ "$a" = "$p" ] && key=$b; done <"$tmp/related.tsv"
+    printf '%s\t%s\t%s\t%s\t%d\n' "$id" "$p" "$d" "$src" "$(splitkey "$key")"
 done <"$tmp/kept.tsv" >"$tmp/keyed.tsv"
 
 hdr=$'id\tpath\tduration_seconds'
@@ -111,9 +133,10 @@ pick_small() { # KEYED_FILTER COUNT
 { echo "$hdr"; pick_small "\$5 >= $CATALOG_PERMILLE" "$SMALL_NEGATIVES"; } >"$tmp/negatives_small.tsv"
 
 { printf 'fast_path\torig_path\n'; cat "$tmp/speed_variants.tsv"; } >"$tmp/sv" && mv "$tmp/sv" "$tmp/speed_variants.tsv"
-{ printf 'dup_path\tkept_path\n'; cat "$tmp/duplicates.tsv"; } >"$tmp/dd" && mv "$tmp/dd" "$tmp/duplicates.tsv"
+{ printf 'path\tpartner\tnote\n'; cat "$tmp/related.tsv"; } >"$tmp/rel" && mv "$tmp/rel" "$tmp/related.tsv"
+{ printf 'dup_path\tkept_path\treason\n'; cat "$tmp/duplicates.tsv"; } >"$tmp/dd" && mv "$tmp/dd" "$tmp/duplicates.tsv"
 
-for f in catalog_full negatives_full catalog_small negatives_small speed_variants duplicates; do
+for f in catalog_full negatives_full catalog_small negatives_small speed_variants duplicates related; do
     mv "$tmp/$f.tsv" "$out/$f.tsv"
 done
 mv "$log" "$out/corpus.log"

@@ -140,6 +140,7 @@ typedef struct query {
     int accepted;
     uint32_t count;
     uint32_t second;       /* best count of any other track */
+    int second_track;      /* that track, -1 when none */
     double pred_off;
     double speed;
     double q_start, q_end;  /* best candidate's aligned span in the query, s */
@@ -254,6 +255,7 @@ static void read_manifest(const char *file)
         q->truth_id = xstrdup(f[col[C_TRUTH]]);
         q->truth = -1;
         q->pred = -1;
+        q->second_track = -1;
         q->robust = col[C_SET] >= 0 && is_robust_name(f[col[C_SET]]);
         if (!q->negative) {
             q->truth = find_track(q->truth_id);
@@ -453,6 +455,7 @@ static void run_query(size_t i, int worker)
         for (size_t k = 1; k < nc; k++)
             if (cand[k].track != best->track) {
                 q->second = cand[k].count;
+                q->second_track = (int)cand[k].track;
                 break;
             }
         q->pred_off = q->query_off + (double)best->offset * frame_s;
@@ -774,8 +777,9 @@ int main(int argc, char **argv)
         t_index > 0 ? audio_s / t_index : 0);
     say(&o, "| prints per second of audio | %.1f |\n", audio_s > 0 ? (double)index_n / audio_s : 0);
     say(&o, "| prints indexed | %zu |\n", index_n);
-    say(&o, "| bytes per print (in-memory index) | %.1f |\n",
-        index_n ? (double)index_bytes / (double)index_n : 0);
+    say(&o, "| bytes per print (in-memory index: postings + hash table) | %.1f + %.1f |\n",
+        (double)sizeof *index_post,
+        index_n ? (double)(index_bytes - index_n * sizeof *index_post) / (double)index_n : 0);
     say(&o, "| queries (catalog + negative clips) | %zu + %zu |\n", nqueries - nneg, nneg);
     say(&o, "| query latency p50 / p99, all clips (ms) | %.1f / %.1f |\n",
         percentile(lat, nlat, 50), percentile(lat, nlat, 99));
@@ -790,7 +794,7 @@ int main(int argc, char **argv)
         FILE *d = fopen(dump_file, "w");
         if (!d) die("cannot write %s: %s", dump_file, strerror(errno));
         fprintf(d, "query\ttransform\tlength_s\ttruth\ttruth_offset_s\tpredicted\taccepted\tcount"
-                   "\tsecond\tpred_offset_s\tspeed\tquery_span_s\tref_span_s\tcandidates\tprints\thits"
+                   "\tsecond\tsecond_track\tpred_offset_s\tspeed\tquery_span_s\tref_span_s\tcandidates\tprints\thits"
                    "\tskipped_hashes\tlatency_ms\terror\n");
         for (size_t i = 0; i < nqueries; i++) {
             const query_t *q = &queries[i];
@@ -799,11 +803,11 @@ int main(int argc, char **argv)
             else snprintf(toff, sizeof toff, "%.3f", q->truth_off);
             if (q->pred >= 0) snprintf(poff, sizeof poff, "%.3f", q->pred_off);
             else snprintf(poff, sizeof poff, "-");
-            fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
+            fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%s\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
                        "\t%zu\t%zu\t%zu\t%zu\t%.2f\t%s\n",
                     q->path, q->transform, q->length, q->truth_id, toff,
                     q->pred >= 0 ? tracks[q->pred].id : "-", q->accepted, q->count, q->second,
-                    poff, q->speed, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
+                    q->second_track >= 0 ? tracks[q->second_track].id : "-", poff, q->speed, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
                     q->nprints, q->nhits, q->skipped, q->latency_ms,
                     q->rc == FP_OK ? "" : q->err);
         }

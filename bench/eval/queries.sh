@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-VERSION=1
+VERSION=2
 CORE_TRANSFORMS="clean mp3_64 opus_24 white_snr10 pink_snr0 mix_music phone reverb
     quiet_compand speed_p5 speed_m5 speed_p10 tempo_p5 pitch_p1 embed"
 # the "robust set": reported in a table section of their own
@@ -179,7 +179,7 @@ BEGIN {
     while ((getline l < tfile) > 0) { split(l, a, " "); nt++; tname[nt] = a[1]; tfac[a[1]] = a[2]; tset[a[1]] = a[3] }
     nl = split(lengths, len, " ")
     print "query_path", "transform", "length_s", "truth_id", "truth_offset_s", "query_offset_s",
-          "is_negative", "set", "source_id", "source_offset_s", "other_id" > man
+          "is_negative", "set", "source_id", "source_offset_s", "other_id", "other_offset_s" > man
 }
 # Park-Miller, seeded by a string hash of the key and the seed
 function rseed(key,   h, i) {
@@ -222,7 +222,7 @@ END {
                 out = tr "/" id[i] "_" L "s_" r "." ext
                 print out, tr, L, srclen, path[i], start, (other ? path[other] : "-"), ostart, qoff, tfac[tr] > jobs
                 print out, tr, L, (neg[i] ? "-" : id[i]), (neg[i] ? "-" : start), qoff, neg[i],
-                      tset[tr], id[i], start, (other ? id[other] : "-") > man
+                      tset[tr], id[i], start, (other ? id[other] : "-"), ostart > man
             }
         }
     }

@@ -632,6 +632,135 @@ static void test_ogg_then_garbage(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* MP3                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void syncsafe32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)((v >> 21) & 0x7f);
+    p[1] = (unsigned char)((v >> 14) & 0x7f);
+    p[2] = (unsigned char)((v >> 7) & 0x7f);
+    p[3] = (unsigned char)(v & 0x7f);
+}
+
+/* An ID3v2.3 tag holding one APIC (cover picture) frame of `pic` bytes.
+ * With `claim` != 0, the tag header claims that size instead. */
+static unsigned char *make_id3(size_t pic, uint32_t claim, size_t *n)
+{
+    static const char meta[] = "\0image/jpeg\0\3\0"; /* encoding, MIME, type, no text */
+    size_t body = sizeof meta - 1 + pic, frame = 10 + body;
+    unsigned char *b = malloc(10 + frame);
+    if (!b) return NULL;
+    memcpy(b, "ID3\3\0\0", 6);
+    syncsafe32(b + 6, claim ? claim : (uint32_t)frame);
+    memcpy(b + 10, "APIC", 4);
+    b[14] = (unsigned char)(body >> 24);
+    b[15] = (unsigned char)(body >> 16);
+    b[16] = (unsigned char)(body >> 8);
+    b[17] = (unsigned char)body;
+    b[18] = b[19] = 0;
+    memcpy(b + 20, meta, sizeof meta - 1);
+    fill_random(b + 20 + sizeof meta - 1, pic, 0xc0ffeeu);
+    memcpy(b + 20 + sizeof meta - 1, "\xff\xd8\xff\xe0", pic >= 4 ? 4 : 0);
+    *n = 10 + frame;
+    return b;
+}
+
+static unsigned char *concat(const void *a, size_t na, const void *b, size_t nb, size_t *n)
+{
+    unsigned char *c = malloc(na + nb + 1);
+    if (!c) return NULL;
+    memcpy(c, a, na);
+    memcpy(c + na, b, nb);
+    *n = na + nb;
+    return c;
+}
+
+/* Encode a generated melody to MP3 with lame; NULL (and a note) without it. */
+static unsigned char *make_mp3(double seconds, uint32_t rate, const char *tag, size_t *n)
+{
+    char wav[512], mp3[512];
+    size_t nw;
+    snprintf(wav, sizeof wav, "%s/%s.wav", test_tmpdir(), tag);
+    snprintf(mp3, sizeof mp3, "%s/%s.mp3", test_tmpdir(), tag);
+    unsigned char *w = make_melody_wav(seconds, 2, rate, &nw);
+    if (!w) return NULL;
+    int ok = write_file(wav, w, nw) == 0;
+    free(w);
+    if (!ok || test_sh("lame --quiet -b 128 '%s' '%s' 2>/dev/null", wav, mp3) != 0) return NULL;
+    return read_file(mp3, n);
+}
+
+static void test_mp3(void)
+{
+    if (test_sh("command -v lame >/dev/null 2>&1") != 0) {
+        printf("# SKIP MP3 checks: lame is not installed (scripts/deps installs it)\n");
+        fprintf(stderr, "  skip: MP3 checks, no lame\n");
+        return;
+    }
+    size_t n, n22, nt, nc;
+    unsigned char *mp3 = make_mp3(3.0, 44100, "melody44", &n);
+    unsigned char *mp3_22 = make_mp3(2.0, 22050, "melody22", &n22);
+    REQUIRE(mp3 != NULL && mp3_22 != NULL && n > 20000, "lame failed");
+    outcome_t whole, o;
+
+    /* The valid file itself. */
+    expect_all("melody.mp3", mp3, n, NULL, NULL, FP_OK, MAY_DECODE_PART, &whole);
+    REQUIRE(whole.rc == FP_OK && whole.prints > 0, "melody.mp3: %s", outcome_text(&whole));
+
+    /* A valid file with a large cover picture in its ID3v2 tag (2.5 MB:
+     * ordinary for album art) decodes exactly like the bare file. */
+    unsigned char *tag = make_id3(2500000, 0, &nt);
+    REQUIRE(tag != NULL);
+    unsigned char *c = concat(tag, nt, mp3, n, &nc);
+    REQUIRE(c != NULL);
+    expect_all("big-cover-art.mp3", c, nc, NULL, NULL, FP_OK, MAY_DECODE_PART, &o);
+    CHECK(o.rc != FP_OK || o.prints == whole.prints,
+          "big-cover-art.mp3: %zu prints, the bare file %zu", o.prints, whole.prints);
+    free(c);
+    free(tag);
+
+    /* An ID3v2 tag claiming 200 MB in a small file: nothing after it. */
+    tag = make_id3(1000, 200u << 20, &nt);
+    REQUIRE(tag != NULL);
+    c = concat(tag, nt, mp3, 4000, &nc);
+    REQUIRE(c != NULL);
+    expect_all("id3-claims-200mb.mp3", c, nc, NULL, NULL, FP_ERR_FORMAT, 0, NULL);
+    free(c);
+    free(tag);
+
+    /* Cut short: in part, or a clean format error. */
+    expect_all("cut-1000.mp3", mp3, 1000, NULL, NULL, FP_ERR_FORMAT, MAY_DECODE_PART, NULL);
+    expect_all("cut-40pct.mp3", mp3, n * 4 / 10, NULL, NULL, FP_ERR_FORMAT, MAY_DECODE_PART, &o);
+    CHECK(o.rc != FP_OK || o.prints < whole.prints, "cut-40pct.mp3: %zu prints, whole %zu",
+          o.prints, whole.prints);
+
+    /* Valid frames, then noise. */
+    unsigned char *noise = malloc(60000);
+    REQUIRE(noise != NULL);
+    fill_random(noise, 60000, 0xfeedu);
+    c = concat(mp3, 3000, noise, 60000, &nc);
+    REQUIRE(c != NULL);
+    expect_all("frames-then-noise.mp3", c, nc, NULL, NULL, FP_ERR_FORMAT, MAY_DECODE_PART, NULL);
+    free(c);
+    free(noise);
+
+    /* 44.1 kHz then 22.05 kHz in one stream: no single rate to analyse. */
+    c = concat(mp3, n, mp3_22, n22, &nc);
+    REQUIRE(c != NULL);
+    expect_all("two-rates.mp3", c, nc, NULL, NULL, FP_ERR_FORMAT, 0, NULL);
+    free(c);
+
+    /* The duration limit holds for a stream that does not state its length. */
+    fp_limits_t lim;
+    fp_limits_default(&lim);
+    lim.max_duration_s = 1;
+    expect_all("melody.mp3", mp3, n, NULL, &lim, FP_ERR_LIMIT, 0, NULL);
+    free(mp3);
+    free(mp3_22);
+}
+
+/* ------------------------------------------------------------------------ */
 /* WAV headers that lie or exceed the limits                                */
 /* ------------------------------------------------------------------------ */
 
@@ -967,6 +1096,7 @@ int main(void)
     RUN_BOUNDED(test_long_name);
     RUN_BOUNDED(test_truncated_ogg);
     RUN_BOUNDED(test_ogg_then_garbage);
+    RUN_BOUNDED(test_mp3);
     RUN_BOUNDED(test_wav_length_claims);
     RUN_BOUNDED(test_wav_16ch_384k_2e31_frames);
     RUN_BOUNDED(test_wav_channels);
