@@ -107,6 +107,10 @@ typedef struct fp_config {
     int target_dt_min;    /* target zone: frames after the anchor, from ... */
     int target_dt_max;    /* ... to (<= 64) */
     int target_df;        /* |f2 - f1| at most this many bins (<= 63) */
+    /* speed-, tempo- and pitch-invariant triplets */
+    int triplet_targets;  /* the first N zone peaks form N*(N-1)/2 triplets
+                             per anchor (0 or 1: no triplets; <= 8) */
+    int triplet_dl;       /* triplet zone: within +-this many semitones */
 } fp_config_t;
 
 /* Fill *cfg with the default, tuned parameters. */
@@ -141,30 +145,43 @@ void fp_limits_default(fp_limits_t *lim);
 /* ------------------------------------------------------------------------ */
 
 /*
- * One landmark print.  `hash` packs the anchor bin, the target's bin offset
- * and the time between them (layout below); `t` is the anchor's frame from
- * the start of the stream.  `f` and `dt` repeat the anchor frequency at
- * sub-bin precision and the pair's time span, so that matching can estimate
- * pitch and time-scale factors without recomputing anything.
+ * One landmark print.  `hash` is a pair or a triplet hash (layouts below);
+ * `t` is the anchor's frame from the start of the stream.  `f` is the anchor
+ * frequency at sub-bin precision and `dt` the print's time span (anchor to
+ * last peak) in 1/16 frame, so that matching can estimate pitch and
+ * time-scale factors without recomputing anything.
  *
- * Hash layout (FP_PARAMS_VERSION 1), bit 0 = least significant:
+ * Pair hash (FP_PARAMS_VERSION 1), bit 0 = least significant:
  *   bits  0..5   dt - 1        (frames from anchor to target, 1..64)
  *   bits  6..12  df + 64       (target bin - anchor bin, -64..63)
  *   bits 13..21  f1            (anchor bin, 0..511)
- *   bits 22..31  zero          (reserved for hash families of later versions)
+ *   bits 22..31  zero
+ *
+ * Triplet hash (anchor and two later peaks; unchanged by speed, tempo and
+ * pitch changes):
+ *   bits  0..3   ratio         (t2 - t1) / (t3 - t1), in sixteenths
+ *   bits  4..8   dl12 + 12     (peak 2 - anchor, semitones, -12..12)
+ *   bits  9..13  dl13 + 12     (peak 3 - anchor, semitones, -12..12)
+ *   bits 14..16  octave        (of the anchor above min_bin)
+ *   bits 17..18  louder        (bit 0: anchor louder than peak 2; bit 1: than peak 3)
+ *   bits 19..30  zero
+ *   bit  31      1             (FP_HASH_TRIPLET)
  */
 typedef struct fp_print {
     uint32_t hash;
     uint32_t t;      /* anchor frame */
     uint16_t f;      /* anchor frequency in 1/16 bin */
-    uint16_t dt;     /* frames from anchor to target */
+    uint16_t dt;     /* span of the print in 1/16 frame */
 } fp_print_t;
 
-#define FP_HASH_BITS 22
+#define FP_HASH_BITS 22            /* pair hashes are below 1 << FP_HASH_BITS */
+#define FP_HASH_TRIPLET 0x80000000u /* set in triplet hashes */
 
-/* Pack and unpack the fields of a version-1 hash (no range checks). */
+/* Pack and unpack the fields of a pair hash (no range checks). */
 uint32_t fp_hash_pack(int f1, int df, int dt);
 void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt);
+/* Pack a triplet hash (no range checks). */
+uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int octave, int louder);
 
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
@@ -297,18 +314,27 @@ typedef struct fp_hit {
     uint32_t ref_t;      /* the posting's anchor frame in the reference */
     uint32_t query_t;    /* the query print's anchor frame (frames < 2^31) */
     uint32_t query_idx;  /* the query print's index: counted once per alignment */
+    uint16_t ref_f;      /* anchor frequencies (fp_print_t.f) of the posting */
+    uint16_t query_f;    /* and of the query print; 0 when not known */
 } fp_hit_t;
 
-/* One aligned occurrence of a reference recording inside the query. */
+/*
+ * One aligned occurrence of a reference recording inside the query:
+ * ref_t = speed * query_t + offset over the aligned prints.
+ */
 typedef struct fp_candidate {
     uint32_t track;
-    int64_t offset;        /* ref_t - query_t of the alignment, frames */
+    int64_t offset;        /* reference frame at query frame 0 */
     uint32_t count;        /* distinct query prints aligned (the score) */
     uint32_t query_start;  /* first and last aligned query frames */
     uint32_t query_end;
     uint32_t ref_start;    /* first and last aligned reference frames */
     uint32_t ref_end;
-    double speed;          /* reference time per query time (1.0: none) */
+    double speed;          /* reference time per query time: 1.1 when the
+                              query plays 10% faster than the reference */
+    double pitch;          /* query frequency per reference frequency: 1.1
+                              when the query sounds 10% higher; 0 when the
+                              hits carry no frequencies */
 } fp_candidate_t;
 
 typedef struct fp_score_opts {
@@ -318,13 +344,19 @@ typedef struct fp_score_opts {
     uint32_t max_gap;      /* aligned prints further apart than this many
                               frames start a new segment (default 430, ~10 s) */
     size_t max_candidates; /* keep the best N (default 16) */
+    double min_speed;      /* time-scaled alignments are searched for speeds
+                              in [min_speed, max_speed] (default 0.77..1.3; */
+    double max_speed;      /*  both 1.0: only unscaled alignments) */
+    size_t scaled_tracks;  /* ... among the N tracks with most hits (default 32) */
 } fp_score_opts_t;
 
 void fp_score_opts_default(fp_score_opts_t *opts);
 
 /*
- * Find the best (track, offset) alignments among `hits`.  Several tracks,
- * and one track at several offsets, can come out.  The hits array is
+ * Find the best (track, speed, offset) alignments among `hits`.  Several
+ * tracks, and one track at several offsets, can come out.  Unscaled
+ * alignments are searched in every track; scaled ones (speed != 1) in the
+ * scaled_tracks tracks with most hits, over a grid of speeds refined to 0.1%.  The hits array is
  * reordered in place.  On success *out is a new array of *n_out candidates
  * (owned by the caller, free()), best first: by count, then track, then
  * offset, so the result is deterministic.  *out is NULL when none qualifies.

@@ -5,6 +5,14 @@
  * in time order (then bin order).  Each pair becomes a 22-bit hash of
  * (anchor bin, bin difference, time difference) plus the anchor's frame.
  *
+ * A second family of hashes survives changes of speed, tempo and pitch:
+ * triplets of the anchor and two of the first `triplet_targets` peaks within
+ * +-triplet_dl semitones after it (Panako's idea, Six 2014).  Their hash
+ * holds only what those changes leave alone: the ratio of the two time
+ * differences, the two frequency differences in semitones (log frequency),
+ * the anchor's octave, and which of the three peaks is louder.  Triplet
+ * hashes have bit 31 set; pair hashes never do.
+ *
  * Peaks arrive final and in time order; an anchor is paired as soon as a
  * peak beyond its target zone has arrived, so the delay is target_dt_max
  * frames and memory holds only the peaks of that span.
@@ -26,6 +34,13 @@ uint32_t fp_hash_pack(int f1, int df, int dt)
            ((uint32_t)(dt - 1) & 0x3fu);
 }
 
+uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int octave, int louder)
+{
+    return FP_HASH_TRIPLET | ((uint32_t)louder & 3u) << 17 | ((uint32_t)octave & 7u) << 14 |
+           ((uint32_t)(dl13 + 12) & 31u) << 9 | ((uint32_t)(dl12 + 12) & 31u) << 4 |
+           ((uint32_t)ratio & 15u);
+}
+
 void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt)
 {
     if (f1) *f1 = (int)((hash >> 13) & 0x1ffu);
@@ -43,7 +58,59 @@ fp_err_t fpi_hasher_new(const fp_config_t *cfg, fpi_hasher_t **out)
     return FP_OK;
 }
 
-/* Emit the prints of the anchor at index i. */
+/* Semitones of a 1/16-bin frequency above min_bin. */
+static inline float semitones(const fp_config_t *c, uint16_t f16)
+{
+    return 12.0f * log2f((float)f16 / (16.0f * (float)c->min_bin));
+}
+
+/*
+ * Emit the triplet prints of the anchor at index i: every pair (j, k) of the
+ * first triplet_targets peaks in its zone.  Times are the interpolated ones,
+ * so the ratio does not depend on the frame grid.
+ */
+static fp_err_t triplet_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size_t *len,
+                               size_t *cap)
+{
+    const fp_config_t *c = &h->cfg;
+    const fpi_peak_t *a = &h->peaks[i];
+    size_t zone[8];
+    float za[8];
+    int nz = 0;
+    if (c->triplet_targets < 2) return FP_OK;
+    float la = semitones(c, a->f16);
+    for (size_t j = i + 1; j < h->n && nz < c->triplet_targets; j++) {
+        const fpi_peak_t *b = &h->peaks[j];
+        uint32_t gap = b->t - a->t;
+        if (gap > (uint32_t)c->target_dt_max) break;
+        float dl = semitones(c, b->f16) - la;
+        if (gap == 0 || dl < -(float)c->triplet_dl || dl > (float)c->triplet_dl) continue;
+        zone[nz] = j;
+        za[nz++] = dl;
+    }
+    fp_err_t rc = fpi_grow((void **)out, cap, *len + (size_t)(nz * (nz - 1) / 2),
+                           sizeof(fp_print_t));
+    if (rc != FP_OK) return rc;
+    float ta = (float)a->t + a->dt;
+    int octave = (int)(la / 12.0f);
+    for (int x = 0; x < nz; x++) {
+        const fpi_peak_t *b = &h->peaks[zone[x]];
+        for (int y = x + 1; y < nz; y++) {
+            const fpi_peak_t *d = &h->peaks[zone[y]];
+            float t2 = (float)b->t + b->dt - ta, t3 = (float)d->t + d->dt - ta;
+            if (t2 <= 0.0f || t3 - t2 < 1.0f) continue;
+            int ratio = (int)(t2 / t3 * 16.0f);
+            if (ratio > 15) ratio = 15;
+            int louder = (a->level > b->level) | (a->level > d->level) << 1;
+            uint32_t hash = fp_hash_pack_triplet(ratio, (int)lrintf(za[x]), (int)lrintf(za[y]),
+                                                 octave > 7 ? 7 : octave, louder);
+            (*out)[(*len)++] = (fp_print_t){hash, a->t, a->f16, (uint16_t)lrintf(t3 * 16.0f)};
+        }
+    }
+    return FP_OK;
+}
+
+/* Emit the pair prints of the anchor at index i. */
 static fp_err_t pair_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size_t *len,
                             size_t *cap)
 {
@@ -63,8 +130,9 @@ static fp_err_t pair_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size_t 
         if (dt < c->target_dt_min || dt > c->target_dt_max) continue;
         int df = (int)b->bin - (int)a->bin;
         if (df < -c->target_df || df > c->target_df) continue;
+        float span = (float)gap + b->dt - a->dt;
         (*out)[(*len)++] = (fp_print_t){fp_hash_pack(a->bin, df, dt), a->t, a->f16,
-                                        (uint16_t)dt};
+                                        (uint16_t)lrintf(span * 16.0f)};
         made++;
     }
     return FP_OK;
@@ -92,6 +160,7 @@ fp_err_t fpi_hasher_push(fpi_hasher_t *h, const fpi_peak_t *peaks, size_t n, int
         /* the zone is complete once a later frame than its end has arrived */
         if (!final && (uint64_t)a->t + (uint64_t)h->cfg.target_dt_max + 1 >= newest) break;
         rc = pair_anchor(h, h->head, out, len, cap);
+        if (rc == FP_OK) rc = triplet_anchor(h, h->head, out, len, cap);
         if (rc != FP_OK) return rc;
         h->head++;
     }

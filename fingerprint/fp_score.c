@@ -14,12 +14,18 @@
  *      split them where the query time jumps by more than max_gap frames, so
  *      a recording heard twice, or an outlier hit far away, gives separate
  *      segments rather than one stretched one.
+ *   4. a copy played faster or slower puts its hits on a line of another
+ *      slope: ref_t = speed * query_t + offset.  For the tracks with most
+ *      hits, try speeds on a 1% grid (offsets voted within +-2 frames),
+ *      refine the best to 0.1% (+-tolerance), and keep what beats the
+ *      unscaled alignment of the same part of the query.
  *
  * Pure computation: no I/O, no globals; the only allocations are scratch
  * arrays freed before returning and the result array.
  */
 #include "fp_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 void fp_score_opts_default(fp_score_opts_t *o)
@@ -28,6 +34,9 @@ void fp_score_opts_default(fp_score_opts_t *o)
     o->tolerance = 1;
     o->max_gap = 430;
     o->max_candidates = 16;
+    o->min_speed = 0.77;
+    o->max_speed = 1.30;
+    o->scaled_tracks = 32;
 }
 
 /* Frames are below 2^31 (checked), so the offset fits 32 bits. */
@@ -107,16 +116,38 @@ typedef struct scratch {
     size_t band_cap;
     fp_candidate_t *cands;
     size_t ncands, cands_cap;
+    double *ratios;       /* pitch ratios */
+    size_t ratios_cap;
+    int64_t *offs;        /* scaled offsets, sorted */
+    size_t offs_cap;
 } scratch_t;
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of query_f / ref_f over hits [a, b) that carry both; 0 if none. */
+static double pitch_of(scratch_t *s, const fp_hit_t *h, size_t a, size_t b)
+{
+    size_t n = 0;
+    if (fpi_grow((void **)&s->ratios, &s->ratios_cap, b - a, sizeof(double)) != FP_OK) return 0.0;
+    for (size_t i = a; i < b; i++)
+        if (h[i].ref_f && h[i].query_f) s->ratios[n++] = (double)h[i].query_f / h[i].ref_f;
+    if (!n) return 0.0;
+    qsort(s->ratios, n, sizeof(double), cmp_double);
+    return n % 2 ? s->ratios[n / 2] : 0.5 * (s->ratios[n / 2 - 1] + s->ratios[n / 2]);
+}
+
 /* Split the hits of one band into segments and append the good ones. */
-static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset,
+static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset, double speed,
                               const fp_score_opts_t *o)
 {
     qsort(s->band, nband, sizeof *s->band, cmp_query_t);
     size_t i = 0;
     while (i < nband) {
-        fp_candidate_t c = {.track = s->band[i].track, .offset = offset, .speed = 1.0,
+        fp_candidate_t c = {.track = s->band[i].track, .offset = offset, .speed = speed,
                             .query_start = s->band[i].query_t, .ref_start = s->band[i].ref_t,
                             .ref_end = s->band[i].ref_t};
         uint32_t last_q = s->band[i].query_t, last_idx = s->band[i].query_idx;
@@ -133,6 +164,7 @@ static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset,
         }
         c.query_end = last_q;
         if (c.count >= o->min_count) {
+            c.pitch = pitch_of(s, s->band, i, j);
             fp_err_t rc = fpi_grow((void **)&s->cands, &s->cands_cap, s->ncands + 1, sizeof c);
             if (rc != FP_OK) return rc;
             s->cands[s->ncands++] = c;
@@ -191,11 +223,122 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
             bn->used = 1;
         }
         if (nband >= o->min_count) {
-            rc = band_segments(s, nband, peak->offset, o);
+            rc = band_segments(s, nband, peak->offset, 1.0, o);
             if (rc != FP_OK) return rc;
         }
     }
     return FP_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The most offsets of sorted offs[0..n) within a window of 2w+1 frames;
+ * *at is the window's centre. */
+static size_t densest(const int64_t *offs, size_t n, int64_t w, int64_t *at)
+{
+    size_t best = 0, lo = 0;
+    for (size_t hi = 0; hi < n; hi++) {
+        while (offs[hi] - offs[lo] > 2 * w) lo++;
+        if (hi - lo + 1 > best) {
+            best = hi - lo + 1;
+            *at = offs[lo] + (offs[hi] - offs[lo]) / 2;
+        }
+    }
+    return best;
+}
+
+/* Offsets ref_t - speed * query_t of hits [a, b), sorted, into s->offs. */
+static void scaled_offsets(scratch_t *s, const fp_hit_t *h, size_t a, size_t b, double speed)
+{
+    for (size_t i = a; i < b; i++)
+        s->offs[i - a] = (int64_t)llround((double)h[i].ref_t - speed * (double)h[i].query_t);
+    qsort(s->offs, b - a, sizeof(int64_t), cmp_i64);
+}
+
+/*
+ * The best time-scaled alignment of one track's hits [a, b): a grid of
+ * speeds fine enough that the offset drifts by at most ~3 frames across the
+ * hits' query span, then a refinement in 0.1% steps.  Unscaled alignments
+ * (within 0.4% of speed 1) are left to the plain voting.
+ */
+static fp_err_t score_scaled(scratch_t *s, const fp_hit_t *h, size_t a, size_t b,
+                             const fp_score_opts_t *o)
+{
+    size_t n = b - a;
+    uint32_t qmin = UINT32_MAX, qmax = 0;
+    fp_err_t rc = fpi_grow((void **)&s->offs, &s->offs_cap, n, sizeof(int64_t));
+    if (rc != FP_OK) return rc;
+    for (size_t i = a; i < b; i++) {
+        if (h[i].query_t < qmin) qmin = h[i].query_t;
+        if (h[i].query_t > qmax) qmax = h[i].query_t;
+    }
+    double span = (double)(qmax - qmin) + 1.0;
+    double step = 3.0 / span;
+    if (step > 0.01) step = 0.01;
+    if (step < 0.002) step = 0.002;
+    size_t best = 0;
+    double best_speed = 1.0;
+    int64_t at = 0, best_at = 0;
+    for (double sp = o->min_speed; sp <= o->max_speed * (1.0 + step / 2); sp *= 1.0 + step) {
+        scaled_offsets(s, h, a, b, sp);
+        size_t c = densest(s->offs, n, 2, &at);
+        if (c > best) best = c, best_speed = sp, best_at = at;
+    }
+    if (best < o->min_count) return FP_OK;
+    double center = best_speed;
+    best = 0;
+    for (int k = -(int)(step * 1000.0); k <= (int)(step * 1000.0); k++) {
+        double sp = center * (1.0 + 0.001 * k);
+        scaled_offsets(s, h, a, b, sp);
+        size_t c = densest(s->offs, n, o->tolerance, &at);
+        if (c > best) best = c, best_speed = sp, best_at = at;
+    }
+    if (best < o->min_count || fabs(best_speed - 1.0) < 0.004) return FP_OK;
+    size_t nband = 0;
+    rc = fpi_grow((void **)&s->band, &s->band_cap, n, sizeof(fp_hit_t));
+    if (rc != FP_OK) return rc;
+    for (size_t i = a; i < b; i++) {
+        int64_t off = (int64_t)llround((double)h[i].ref_t - best_speed * (double)h[i].query_t);
+        if (off >= best_at - o->tolerance && off <= best_at + o->tolerance) s->band[nband++] = h[i];
+    }
+    return band_segments(s, nband, best_at, best_speed, o);
+}
+
+/* Tracks [first, end) of the hits array, and how many hits each has. */
+typedef struct span {
+    size_t first, end;
+} span_t;
+
+static int cmp_span_desc(const void *a, const void *b)
+{
+    const span_t *x = a, *y = b;
+    size_t nx = x->end - x->first, ny = y->end - y->first;
+    if (nx != ny) return nx > ny ? -1 : 1;
+    return x->first < y->first ? -1 : 1;
+}
+
+/* Of two candidates of one track that cover the same query time, keep the
+ * one with more prints (a scaled match also shows as a weak unscaled one). */
+static void drop_overlaps(scratch_t *s)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->ncands; i++) {
+        const fp_candidate_t *c = &s->cands[i];
+        int dominated = 0;
+        for (size_t j = 0; j < s->ncands && !dominated; j++) {
+            const fp_candidate_t *d = &s->cands[j];
+            if (j == i || d->track != c->track || d->query_end < c->query_start ||
+                d->query_start > c->query_end || d->speed == c->speed)
+                continue;
+            dominated = d->count > c->count || (d->count == c->count && j < i);
+        }
+        if (!dominated) s->cands[w++] = *c;
+    }
+    s->ncands = w;
 }
 
 fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
@@ -206,13 +349,16 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
     scratch_t s;
     fp_hit_t *tmp = NULL;
     uint64_t *keys = NULL, *ktmp = NULL;
+    span_t *spans = NULL;
+    size_t nspans = 0, spans_cap = 0;
 
     memset(&s, 0, sizeof s);
     *out = NULL;
     *n_out = 0;
     if (opts) o = *opts;
     else fp_score_opts_default(&o);
-    if ((!hits && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0)
+    if ((!hits && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0 ||
+        !(o.min_speed > 0.1 && o.min_speed <= 1.0 && o.max_speed >= 1.0 && o.max_speed < 10.0))
         return FP_ERR_INVALID;
     if (o.min_count < 1) o.min_count = 1;
     if (n < o.min_count) return FP_OK;
@@ -233,7 +379,21 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         while (j < n && hits[j].track == hits[i].track) j++;
         rc = score_track(&s, hits, keys, i, j, &o);
         if (rc != FP_OK) goto out;
+        if (j - i >= o.min_count && o.scaled_tracks) {
+            rc = fpi_grow((void **)&spans, &spans_cap, nspans + 1, sizeof *spans);
+            if (rc != FP_OK) goto out;
+            spans[nspans++] = (span_t){i, j};
+        }
         i = j;
+    }
+    if (o.min_speed < o.max_speed && nspans) {
+        qsort(spans, nspans, sizeof *spans, cmp_span_desc);
+        if (nspans > o.scaled_tracks) nspans = o.scaled_tracks;
+        for (size_t k = 0; k < nspans; k++) {
+            rc = score_scaled(&s, hits, spans[k].first, spans[k].end, &o);
+            if (rc != FP_OK) goto out;
+        }
+        drop_overlaps(&s);
     }
     if (s.ncands) {
         qsort(s.cands, s.ncands, sizeof *s.cands, cmp_cand);
@@ -250,5 +410,8 @@ out:
     free(s.order);
     free(s.band);
     free(s.cands);
+    free(s.ratios);
+    free(s.offs);
+    free(spans);
     return rc;
 }

@@ -280,23 +280,28 @@ static void test_quality_mp3_noise(void)
     }
 }
 
+static fp_hit_t hit(uint32_t track, uint32_t ref_t, uint32_t query_t, uint32_t idx)
+{
+    return (fp_hit_t){track, ref_t, query_t, idx, 0, 0};
+}
+
 static void test_score(void)
 {
     /* track 7 at offset +100 over query frames 0..199, track 3 at offset
      * -5 over frames 300..399, noise everywhere */
     size_t n = 0, cap = 10000;
+    fp_candidate_t *c;
+    size_t nc;
     fp_hit_t *h = malloc(cap * sizeof *h);
     uint32_t rng = 12345;
-    for (uint32_t q = 0; q < 200; q += 2) h[n++] = (fp_hit_t){7, q + 100 + (q % 3 == 0), q, q};
-    for (uint32_t q = 300; q < 400; q += 4) h[n++] = (fp_hit_t){3, q - 5, q, q};
+    for (uint32_t q = 0; q < 200; q += 2) h[n++] = hit(7, q + 100 + (q % 3 == 0), q, q);
+    for (uint32_t q = 300; q < 400; q += 4) h[n++] = hit(3, q - 5, q, q);
     for (int i = 0; i < 2000; i++) {
         rng = rng * 1103515245u + 12345u;
         uint32_t q = (rng >> 8) % 400;
         rng = rng * 1103515245u + 12345u;
-        h[n++] = (fp_hit_t){(rng >> 8) % 50, (rng >> 12) % 5000, q, 10000 + (uint32_t)i};
+        h[n++] = hit((rng >> 8) % 50, (rng >> 12) % 5000, q, 10000 + (uint32_t)i);
     }
-    fp_candidate_t *c;
-    size_t nc;
     REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
     REQUIRE(nc >= 2, "two alignments expected, got %zu", nc);
     CHECK(c[0].track == 7 && c[0].offset == 100, "best: track %u offset %lld", c[0].track,
@@ -313,8 +318,8 @@ static void test_score(void)
 
     /* the same recording heard twice, 1000 frames apart: two segments */
     n = 0;
-    for (uint32_t q = 0; q < 100; q++) h[n++] = (fp_hit_t){1, q + 50, q, q};
-    for (uint32_t q = 1000; q < 1100; q++) h[n++] = (fp_hit_t){1, q + 50, q, q};
+    for (uint32_t q = 0; q < 100; q++) h[n++] = hit(1, q + 50, q, q);
+    for (uint32_t q = 1000; q < 1100; q++) h[n++] = hit(1, q + 50, q, q);
     REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
     CHECK(nc == 2 && c[0].count == 100 && c[1].count == 100, "%zu segments", nc);
     free(c);
@@ -322,15 +327,46 @@ static void test_score(void)
     /* duplicates of one query print count once */
     n = 0;
     for (uint32_t q = 0; q < 10; q++) {
-        h[n++] = (fp_hit_t){2, q + 5, q, 0};
-        h[n++] = (fp_hit_t){2, q + 6, q, 0};
+        h[n++] = hit(2, q + 5, q, 0);
+        h[n++] = hit(2, q + 6, q, 0);
     }
     REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
     CHECK(nc == 0, "one distinct print cannot make an alignment");
     free(c);
 
+    /* a copy 10% faster and a semitone higher: ref_t = 1.1 q + 200 */
+    n = 0;
+    for (uint32_t q = 0; q < 400; q += 2) {
+        h[n] = hit(9, (uint32_t)lrint(1.1 * q + 200 + (q % 3 == 0)), q, q);
+        h[n].ref_f = 1600;
+        h[n++].query_f = (uint16_t)lrint(1600 * 1.0595);
+    }
+    for (int i = 0; i < 3000; i++) {
+        rng = rng * 1103515245u + 12345u;
+        uint32_t q = (rng >> 8) % 400;
+        rng = rng * 1103515245u + 12345u;
+        h[n++] = hit((rng >> 8) % 20, (rng >> 12) % 5000, q, 10000 + (uint32_t)i);
+    }
+    REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
+    REQUIRE(nc >= 1);
+    CHECK(c[0].track == 9 && fabs(c[0].speed - 1.1) < 0.003, "track %u speed %.4f", c[0].track,
+          c[0].speed);
+    CHECK(c[0].count >= 190, "count %u", c[0].count);
+    CHECK(llabs(c[0].offset - 200) <= 2, "offset %lld", (long long)c[0].offset);
+    CHECK(fabs(c[0].pitch - 1.0595) < 0.002, "pitch %.4f", c[0].pitch);
+    CHECK(c[0].ref_start >= 200 && c[0].ref_start <= 203 && c[0].ref_end >= 635);
+    for (size_t i = 1; i < nc; i++) CHECK(c[i].count < 12, "noise candidate %u", c[i].count);
+    free(c);
+    /* with scaled search off, the same hits give no strong alignment */
+    fp_score_opts_t so;
+    fp_score_opts_default(&so);
+    so.min_speed = so.max_speed = 1.0;
+    REQUIRE(fp_score_hits(h, n, &so, &c, &nc) == FP_OK);
+    CHECK(nc == 0 || c[0].count < 40, "unscaled voting finds %u", nc ? c[0].count : 0);
+    free(c);
+
     /* frames >= 2^31 are refused, empty input is fine */
-    h[0] = (fp_hit_t){1, 0x80000000u, 0, 0};
+    h[0] = hit(1, 0x80000000u, 0, 0);
     for (int i = 1; i < 10; i++) h[i] = h[0];
     CHECK(fp_score_hits(h, 10, NULL, &c, &nc) == FP_ERR_INVALID);
     CHECK(fp_score_hits(NULL, 0, NULL, &c, &nc) == FP_OK && nc == 0 && c == NULL);
