@@ -43,7 +43,7 @@ struct fp_decoder {
     fp_limits_t lim;
     int64_t frames_read;
     int64_t max_frames;
-    char name[256];
+    char name[4096];         /* for messages: a path, in full */
     /* memory input (virtual I/O) */
     const unsigned char *data;
     size_t size;
@@ -328,7 +328,10 @@ static fp_err_t check_opened(fp_decoder_t *d, const SF_INFO *si, char *err, size
         return fpi_error(FP_ERR_LIMIT, err, errlen,
                          "refusing \"%s\": sample rate %d Hz (limit %d Hz)", d->name,
                          si->samplerate, L->max_sample_rate);
-    d->max_frames = (int64_t)(L->max_duration_s * (double)si->samplerate);
+    /* A huge or infinite max_duration_s means no limit; NaN or <= 0 means
+     * nothing may be read.  Converting an out-of-range double is undefined. */
+    double max_frames = L->max_duration_s * (double)si->samplerate;
+    d->max_frames = max_frames >= 9e18 ? INT64_MAX : max_frames > 0 ? (int64_t)max_frames : 0;
     d->info.sample_rate = si->samplerate;
     d->info.channels = si->channels;
     d->info.frames = (si->frames >= 0 && si->frames < SF_COUNT_MAX) ? si->frames : -1;

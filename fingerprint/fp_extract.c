@@ -139,6 +139,7 @@ size_t fp_extractor_take(fp_extractor_t *ex, fp_print_t *out, size_t max)
     if (!ex || !out) return 0;
     size_t n = ex->o_len - ex->o_head;
     if (n > max) n = max;
+    if (n == 0) return 0;
     memcpy(out, ex->prints + ex->o_head, n * sizeof(fp_print_t));
     ex->o_head += n;
     return n;

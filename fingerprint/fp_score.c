@@ -132,6 +132,7 @@ static int cmp_double(const void *a, const void *b)
 static double pitch_of(scratch_t *s, const fp_hit_t *h, size_t a, size_t b)
 {
     size_t n = 0;
+    if (b <= a) return 0.0;
     if (fpi_grow((void **)&s->ratios, &s->ratios_cap, b - a, sizeof(double)) != FP_OK) return 0.0;
     for (size_t i = a; i < b; i++)
         if (h[i].ref_f && h[i].query_f) s->ratios[n++] = (double)h[i].query_f / h[i].ref_f;
@@ -203,6 +204,7 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
             s->order[nord++] = &s->bins[k];
         }
     }
+    if (nord == 0) return FP_OK;
     qsort(s->order, nord, sizeof *s->order, cmp_band_desc);
     for (size_t r = 0; r < nord; r++) {
         bin_t *peak = s->order[r];
