@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define MPEG_CHUNK 16384          /* bytes fed to libmpg123 at a time */
-#define MPEG_MAX_PROBE (1 << 20)  /* bytes to find the first frame in */
+#define MPEG_MAX_PROBE (1 << 20)  /* bytes after the ID3v2 tag to find a frame in */
 
 struct fp_decoder {
     SNDFILE *sf;             /* libsndfile input, or ... */
@@ -39,6 +39,7 @@ struct fp_decoder {
     int fd;                  /* path input for libmpg123; -1 otherwise */
     unsigned char *chunk;    /* MPEG_CHUNK bytes of feed buffer (path input) */
     int eof;                 /* all input fed to libmpg123 */
+    size_t tag_len;          /* bytes of ID3v2 tag before the first frame */
     fp_audio_info_t info;
     fp_limits_t lim;
     int64_t frames_read;
@@ -131,7 +132,8 @@ static size_t mpeg_frame_len(const unsigned char *h)
  */
 typedef size_t (*peek_fn)(void *ctx, size_t off, unsigned char *buf, size_t n);
 
-static kind_t sniff(const unsigned char *head, size_t n, peek_fn peek, void *ctx)
+static kind_t sniff(const unsigned char *head, size_t n, peek_fn peek, void *ctx,
+                    size_t *tag_len)
 {
     if (n >= 4) {
         static const char *magic[] = {"RIFF", "RIFX", "RF64", "FORM", ".snd", "caff",
@@ -145,6 +147,7 @@ static kind_t sniff(const unsigned char *head, size_t n, peek_fn peek, void *ctx
                     (size_t)(head[8] & 0x7f) << 7 | (size_t)(head[9] & 0x7f));
         if (head[5] & 0x10) off += 10; /* footer */
     }
+    *tag_len = off;
     unsigned char h[4];
     for (int frames = 0; frames < 2; frames++) {
         if (peek(ctx, off, h, 4) != 4) return KIND_UNKNOWN;
@@ -219,7 +222,7 @@ static fp_err_t mpeg_open(fp_decoder_t *d, SF_INFO *si, char *err, size_t errlen
         int r = mpg123_read(d->mh, dummy, 0, &done);
         if (r == MPG123_NEW_FORMAT) break;
         if (r == MPG123_NEED_MORE || r == MPG123_OK) {
-            if (d->eof || fed > MPEG_MAX_PROBE)
+            if (d->eof || fed > d->tag_len + MPEG_MAX_PROBE)
                 return fpi_error(FP_ERR_FORMAT, err, errlen,
                                  "cannot decode \"%s\": no MPEG audio frame found", d->name);
             if (mpeg_feed(d) != 0)
@@ -321,9 +324,9 @@ static fp_err_t check_opened(fp_decoder_t *d, const SF_INFO *si, char *err, size
                          "refusing \"%s\": %d channels (limit %d)", d->name, si->channels,
                          L->max_channels);
     if (si->samplerate < 1000)
-        return fpi_error(FP_ERR_FORMAT, err, errlen,
-                         "cannot decode \"%s\": sample rate %d Hz is not audio", d->name,
-                         si->samplerate);
+        return fpi_error(FP_ERR_LIMIT, err, errlen,
+                         "refusing \"%s\": sample rate %d Hz (below 1000 Hz is not audio)",
+                         d->name, si->samplerate);
     if (si->samplerate > L->max_sample_rate)
         return fpi_error(FP_ERR_LIMIT, err, errlen,
                          "refusing \"%s\": sample rate %d Hz (limit %d Hz)", d->name,
@@ -364,12 +367,14 @@ static fp_err_t open_decoder(fp_decoder_t *d, const char *path, const unsigned c
     static SF_VIRTUAL_IO vio = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
     SF_INFO si;
     fp_err_t rc;
-    kind_t kind = path ? sniff(head, nhead, peek_fd, &d->fd) : sniff(head, nhead, peek_memory, d);
+    kind_t kind = path ? sniff(head, nhead, peek_fd, &d->fd, &d->tag_len)
+                       : sniff(head, nhead, peek_memory, d, &d->tag_len);
 
     memset(&si, 0, sizeof si);
     switch (kind) {
     case KIND_SNDFILE:
-        d->sf = path ? sf_open(path, SFM_READ, &si) : sf_open_virtual(&vio, SFM_READ, &si, d);
+        /* the descriptor stays ours (closed in fp_decoder_free) */
+        d->sf = path ? sf_open_fd(d->fd, SFM_READ, &si, 0) : sf_open_virtual(&vio, SFM_READ, &si, d);
         if (!d->sf) {
             const char *why = sf_strerror(NULL);
             return fpi_error(FP_ERR_FORMAT, err, errlen, "cannot decode \"%s\": %s", d->name,
@@ -406,16 +411,19 @@ fp_err_t fp_decoder_open_path(const char *path, const fp_limits_t *lim, fp_decod
     if (!path) return fpi_error(FP_ERR_INVALID, err, errlen, "no path given");
     d = decoder_alloc(path, lim);
     if (!d) return fpi_error(FP_ERR_NOMEM, err, errlen, "out of memory opening \"%s\"", path);
-    d->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; only regular files pass */
+    d->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (d->fd < 0 || fstat(d->fd, &st) != 0) {
         rc = fpi_error(FP_ERR_IO, err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
         goto out;
     }
-    if (S_ISDIR(st.st_mode)) {
-        rc = fpi_error(FP_ERR_IO, err, errlen, "cannot open \"%s\": is a directory", path);
+    if (!S_ISREG(st.st_mode)) {
+        rc = fpi_error(FP_ERR_IO, err, errlen, "cannot open \"%s\": %s", path,
+                       S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
         goto out;
     }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+    fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) & ~O_NONBLOCK);
+    if (st.st_size == 0) {
         rc = fpi_error(FP_ERR_EMPTY, err, errlen, "cannot decode \"%s\": the file is empty", path);
         goto out;
     }
@@ -456,6 +464,18 @@ out:
     return rc;
 }
 
+/*
+ * Samples a decoder hands out must be finite and of sane size: NaN and
+ * infinities (possible in float WAV files) would poison the spectrum.  The
+ * loop has no early exit so the compiler can vectorize it.
+ */
+static int samples_sane(const float *buf, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !(buf[i] >= -1e6f && buf[i] <= 1e6f);
+    return !bad;
+}
+
 const fp_audio_info_t *fp_decoder_info(const fp_decoder_t *dec)
 {
     return &dec->info;
@@ -489,6 +509,10 @@ fp_err_t fp_decoder_read(fp_decoder_t *d, float *buf, size_t max_frames, size_t 
                              (double)d->frames_read / d->info.sample_rate);
     }
     d->frames_read += n;
+    if (!samples_sane(buf, (size_t)n * (size_t)d->info.channels))
+        return fpi_error(FP_ERR_FORMAT, err, errlen,
+                         "cannot decode \"%s\": invalid sample values (NaN or infinite) near %.1f s",
+                         d->name, (double)d->frames_read / d->info.sample_rate);
     if (d->frames_read > d->max_frames)
         return fpi_error(FP_ERR_LIMIT, err, errlen,
                          "refusing \"%s\": longer than %.0f s of audio (the limit)", d->name,

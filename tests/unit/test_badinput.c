@@ -14,13 +14,23 @@
  *   FP_ERR_EMPTY   a zero-byte file; a WAV whose data chunk is empty
  *   FP_ERR_FORMAT  random bytes, prose, cut-off headers, impossible headers
  *                  (0 Hz, a rate that does not fit the format's decoder, more
- *                  channels than any decoder supports)
+ *                  channels than any decoder supports), samples that are not
+ *                  numbers (NaN, infinities), an MP3 that changes its rate
  *   FP_ERR_LIMIT   well-formed headers beyond fp_limits_t: too many channels,
  *                  a rate above the maximum or below 1000 Hz, a length above
- *                  max_duration_s (checked at open, before any sample is read)
+ *                  max_duration_s (checked at open, before any sample is read,
+ *                  when the container states it; while reading otherwise)
  *   FP_ERR_IO      a path that does not exist
  * A file cut short after valid audio may decode partially: then it succeeds
- * with fewer prints than the whole file (or fails with FP_ERR_FORMAT).
+ * with fewer prints than the whole file (or fails with FP_ERR_FORMAT).  So
+ * does a WAV whose data chunk claims more bytes than the file holds: what is
+ * there is decoded, sized by the file, never by the claim.  Valid files with
+ * unusual but legitimate parts (a 2.5 MB cover picture in an MP3's ID3 tag)
+ * must decode like the bare audio.
+ *
+ * MP3 and FLAC inputs are encoded from generated audio with lame and flac
+ * (both installed by scripts/deps); those checks are skipped, saying so,
+ * when the encoder is missing.
  *
  * The CLI part runs "$BUILD/earmark fingerprint BAD GOOD" (EARMARK_BIN
  * overrides the program) and is skipped, saying so, when it is not built.
@@ -631,6 +641,44 @@ static void test_ogg_then_garbage(void)
     free(b);
 }
 
+static void test_flac_then_garbage(void)
+{
+    if (test_sh("command -v flac >/dev/null 2>&1") != 0) {
+        printf("# SKIP FLAC checks: flac is not installed (scripts/deps installs it)\n");
+        fprintf(stderr, "  skip: FLAC checks, no flac\n");
+        return;
+    }
+    size_t n, nf;
+    unsigned char *w = make_melody_wav(3.0, 2, 44100, &n);
+    REQUIRE(w != NULL);
+    const char *wav = tmp_path("flac-src.wav");
+    char flac[512];
+    snprintf(flac, sizeof flac, "%s/flac-src.flac", test_tmpdir());
+    REQUIRE(write_file(wav, w, n) == 0);
+    free(w);
+    REQUIRE(test_sh("flac --silent -f -o '%s' '%s' 2>/dev/null", flac, wav) == 0, "flac failed");
+    unsigned char *f = read_file(flac, &nf);
+    REQUIRE(f != NULL && nf > 8192);
+    unsigned char *g = malloc(64 * 1024);
+    REQUIRE(g != NULL);
+
+    /* The stream header alone (the first 42 bytes: fLaC and STREAMINFO),
+     * then noise where the frames should be. */
+    memcpy(g, f, 42);
+    fill_random(g + 42, 64 * 1024 - 42, 0xf1acu);
+    expect_all("header-then-noise.flac", g, 64 * 1024, NULL, NULL, FP_ERR_FORMAT,
+               MAY_DECODE_PART, NULL);
+    /* The first 4 KiB (headers and the first frames), then noise. */
+    memcpy(g, f, 4096);
+    fill_random(g + 4096, 64 * 1024 - 4096, 0xf1acu);
+    expect_all("head-4k-then-noise.flac", g, 64 * 1024, NULL, NULL, FP_ERR_FORMAT,
+               MAY_DECODE_PART, NULL);
+    /* Cut inside the STREAMINFO block. */
+    expect_all("cut-30.flac", f, 30, NULL, NULL, FP_ERR_FORMAT, 0, NULL);
+    free(g);
+    free(f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* MP3                                                                      */
 /* ------------------------------------------------------------------------ */
@@ -1096,6 +1144,7 @@ int main(void)
     RUN_BOUNDED(test_long_name);
     RUN_BOUNDED(test_truncated_ogg);
     RUN_BOUNDED(test_ogg_then_garbage);
+    RUN_BOUNDED(test_flac_then_garbage);
     RUN_BOUNDED(test_mp3);
     RUN_BOUNDED(test_wav_length_claims);
     RUN_BOUNDED(test_wav_16ch_384k_2e31_frames);
