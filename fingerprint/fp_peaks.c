@@ -43,11 +43,15 @@ struct fpi_peaks {
     float *fmax;        /* ring x nbins, max over +-peak_df bins */
     float *prev, *next; /* nbins: max over the frames before / after */
     float *tilt;        /* nbins: dB added to a peak's level */
+    uint8_t *mask;      /* nbins: scratch, 1 where a bin is a local maximum */
     uint64_t pushed;    /* frames pushed so far */
     uint64_t decided;   /* frames decided so far */
     cand_t *cands;      /* candidates not yet kept or dropped, time order */
+    float *levels;      /* their levels, contiguous, same indices */
+    size_t levels_cap;
     size_t ncand, cand_cap, cand_head;
     size_t next_final;  /* index of the first candidate not yet judged */
+    size_t win_end;     /* one past the last candidate in the current window */
 };
 
 fp_err_t fpi_peaks_new(const fp_config_t *cfg, fpi_peaks_t **out)
@@ -64,7 +68,8 @@ fp_err_t fpi_peaks_new(const fp_config_t *cfg, fpi_peaks_t **out)
     pk->prev = malloc((size_t)pk->nbins * sizeof(float));
     pk->next = malloc((size_t)pk->nbins * sizeof(float));
     pk->tilt = malloc((size_t)pk->nbins * sizeof(float));
-    if (!pk->tilt || !pk->db || !pk->fmax || !pk->prev || !pk->next) {
+    pk->mask = malloc((size_t)pk->nbins);
+    if (!pk->mask || !pk->tilt || !pk->db || !pk->fmax || !pk->prev || !pk->next) {
         fpi_peaks_free(pk);
         return FP_ERR_NOMEM;
     }
@@ -107,14 +112,27 @@ static fp_err_t add_cand(fpi_peaks_t *pk, const cand_t *c)
 {
     if (pk->cand_head > 4096 && pk->cand_head * 2 > pk->ncand) {
         memmove(pk->cands, pk->cands + pk->cand_head, (pk->ncand - pk->cand_head) * sizeof(cand_t));
+        memmove(pk->levels, pk->levels + pk->cand_head, (pk->ncand - pk->cand_head) * sizeof(float));
         pk->ncand -= pk->cand_head;
         pk->next_final -= pk->cand_head;
+        pk->win_end = pk->win_end > pk->cand_head ? pk->win_end - pk->cand_head : 0;
         pk->cand_head = 0;
     }
     fp_err_t rc = fpi_grow((void **)&pk->cands, &pk->cand_cap, pk->ncand + 1, sizeof(cand_t));
+    if (rc == FP_OK)
+        rc = fpi_grow((void **)&pk->levels, &pk->levels_cap, pk->ncand + 1, sizeof(float));
     if (rc != FP_OK) return rc;
+    pk->levels[pk->ncand] = c->level;
     pk->cands[pk->ncand++] = *c;
     return FP_OK;
+}
+
+/* Does a outrank b?  By level; ties go to the earlier, then lower, peak. */
+static inline int outranks(const cand_t *a, const cand_t *b)
+{
+    if (a->level != b->level) return a->level > b->level;
+    if (a->t != b->t) return a->t < b->t;
+    return a->bin < b->bin;
 }
 
 /* Vertex of the parabola through (-1,l), (0,v), (1,r), clamped to +-0.5. */
@@ -145,11 +163,18 @@ static fp_err_t decide_frame(fpi_peaks_t *pk, uint64_t t, uint64_t last)
     for (uint64_t u = t0; u < t; u++) max_into(prev, row(pk->fmax, pk, u), lo, hi);
     for (uint64_t u = t + 1; u <= t1; u++) max_into(next, row(pk->fmax, pk, u), lo, hi);
     const float *fm = row(pk->fmax, pk, t);
-
+    /* the maxima of their rectangle (earlier frames must be beaten), as a
+     * mask computed without branches so that the compiler vectorizes it */
+    uint8_t *is_max = pk->mask;
+    const float floor_db = c->floor_db;
     for (int k = lo; k <= hi; k++) {
         float v = db[k];
-        /* the maximum of the rectangle; earlier frames must be beaten */
-        if (!(v >= fm[k] && v > prev[k] && v >= next[k] && v > c->floor_db)) continue;
+        is_max[k] = (uint8_t)((v >= fm[k]) & (v > prev[k]) & (v >= next[k]) & (v > floor_db));
+    }
+
+    for (int k = lo; k <= hi; k++) {
+        if (!is_max[k]) continue;
+        float v = db[k];
         /* ties within the frame go to the lower bin */
         int ok = 1;
         for (int j = 1; j <= D && k - j >= 0; j++)
@@ -175,14 +200,6 @@ static fp_err_t decide_frame(fpi_peaks_t *pk, uint64_t t, uint64_t last)
     return FP_OK;
 }
 
-/* Is a stronger than b?  Ties go to the earlier, then lower, peak. */
-static inline int stronger(const cand_t *a, const cand_t *b)
-{
-    if (a->level != b->level) return a->level > b->level;
-    if (a->t != b->t) return a->t < b->t;
-    return a->bin < b->bin;
-}
-
 /*
  * Judge the candidates whose whole density window has been decided (all of
  * them when `all`), appending the kept ones to *out.
@@ -196,12 +213,21 @@ static fp_err_t judge(fpi_peaks_t *pk, int all, fpi_peak_t **out, size_t *n, siz
         uint64_t lo = c->t >= half ? c->t - half : 0, hi = (uint64_t)c->t + half;
         /* drop candidates that no window will ever need again */
         while (pk->cand_head < pk->next_final && pk->cands[pk->cand_head].t < lo) pk->cand_head++;
-        int above = 0;
-        for (size_t i = pk->cand_head; i < pk->ncand && above < pk->cfg.density; i++) {
-            const cand_t *o = &pk->cands[i];
-            if (o->t > hi) break;
-            if (o != c && stronger(o, c)) above++;
+        /* the window's end only moves forward, like its start */
+        if (pk->win_end < pk->cand_head) pk->win_end = pk->cand_head;
+        while (pk->win_end < pk->ncand && pk->cands[pk->win_end].t <= hi) pk->win_end++;
+        size_t end = pk->win_end;
+        /* count the higher levels over the contiguous level array (the
+         * compiler vectorizes this); exact ties take the slow path */
+        int above = 0, ties = 0;
+        const float lv = c->level;
+        for (size_t i = pk->cand_head; i < end; i++) {
+            above += pk->levels[i] > lv;
+            ties += pk->levels[i] == lv;
         }
+        if (ties > 1)
+            for (size_t i = pk->cand_head; i < end; i++)
+                above += pk->levels[i] == lv && &pk->cands[i] != c && outranks(&pk->cands[i], c);
         if (above < pk->cfg.density) {
             fp_err_t rc = fpi_grow((void **)out, cap, *n + 1, sizeof(fpi_peak_t));
             if (rc != FP_OK) return rc;
@@ -248,6 +274,8 @@ void fpi_peaks_free(fpi_peaks_t *pk)
     free(pk->prev);
     free(pk->next);
     free(pk->tilt);
+    free(pk->mask);
     free(pk->cands);
+    free(pk->levels);
     free(pk);
 }
