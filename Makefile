@@ -1,6 +1,6 @@
 # earmark -- top-level build.
 #
-#   make              the earmark program and the static libearmark-fp
+#   make              the earmark program and the static libearmark-fp, libearmark-db
 #   make test         every test (unit, CLI, quality, bad input, small eval)
 #   make asan         the same tests built with AddressSanitizer + UBSan
 #   make bench        speed benchmark of the fingerprint core
@@ -26,29 +26,36 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DB_PKGS    := libpq libcrypto
+DB_CFLAGS  := $(shell pkg-config --cflags $(DB_PKGS) 2>/dev/null)
+DB_LIBS    := $(shell pkg-config --libs $(DB_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Icli -Itests $(PKG_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Idb -Icli -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
 FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode.c \
             fingerprint/fp_resample.c fingerprint/fp_spectrum.c fingerprint/fp_peaks.c \
             fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c
-CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c
+DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
+CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c db/cmd_db.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
 EVAL_SRC := bench/eval/eval.c
 
 FP_OBJ    := $(FP_SRC:%.c=$(BUILD)/%.o)
+DB_OBJ    := $(DB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBFP     := $(BUILD)/libearmark-fp.a
+LIBDB     := $(BUILD)/libearmark-db.a
 EARMARK   := $(BUILD)/earmark
 
+.SECONDARY:
 .PHONY: all test asan bench eval eval-small fuzz install clean deps check-tools
-all: $(EARMARK) $(LIBFP)
+all: $(EARMARK) $(LIBFP) $(LIBDB)
 
-$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h cli/*.h tests/*.h)
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h db/*.h cli/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -56,12 +63,19 @@ $(LIBFP): $(FP_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(EARMARK): $(CLI_OBJ) $(LIBFP)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBFP) $(LDLIBS)
+# The installed location of the migrations, for db_sql_dir_resolve().
+$(BUILD)/db/db_migrate.o: CFLAGS += -DEARMARK_SHARE_DIR='"$(PREFIX)/share/earmark"'
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP)
+$(LIBDB): $(DB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBFP) $(LDLIBS)
+	rm -f $@ && ar rcs $@ $^
+
+$(EARMARK): $(CLI_OBJ) $(LIBFP) $(LIBDB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBDB) $(LIBFP) $(LDLIBS) $(DB_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP) $(LIBDB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBDB) $(LIBFP) $(LDLIBS) $(DB_LIBS)
 
 $(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -93,6 +107,10 @@ install: all
 	install -m 755 $(EARMARK) $(DESTDIR)$(PREFIX)/bin/earmark
 	install -m 644 $(LIBFP) $(DESTDIR)$(PREFIX)/lib/libearmark-fp.a
 	install -m 644 fingerprint/earmark_fp.h $(DESTDIR)$(PREFIX)/include/earmark_fp.h
+	install -m 644 $(LIBDB) $(DESTDIR)$(PREFIX)/lib/libearmark-db.a
+	install -m 644 db/em_db.h $(DESTDIR)$(PREFIX)/include/em_db.h
+	install -d $(DESTDIR)$(PREFIX)/share/earmark/sql
+	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/earmark/sql
 
 deps:
 	sh scripts/deps

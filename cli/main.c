@@ -18,6 +18,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"fingerprint", cmd_fingerprint, "print the landmark prints of audio files"},
+    {"db", cmd_db, "the database: start, stop, status, migrate, psql"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

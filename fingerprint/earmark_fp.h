@@ -316,7 +316,12 @@ typedef struct fp_hit {
     uint32_t query_idx;  /* the query print's index: counted once per alignment */
     uint16_t ref_f;      /* anchor frequencies (fp_print_t.f) of the posting */
     uint16_t query_f;    /* and of the query print; 0 when not known */
+    uint16_t flags;      /* FP_HIT_INVARIANT when the print is a triplet */
 } fp_hit_t;
+
+/* The hit's print is unchanged by speed, tempo and pitch changes (its hash
+ * has FP_HASH_TRIPLET): only such hits are searched for scaled alignments. */
+#define FP_HIT_INVARIANT 1u
 
 /*
  * One aligned occurrence of a reference recording inside the query:
@@ -325,7 +330,10 @@ typedef struct fp_hit {
 typedef struct fp_candidate {
     uint32_t track;
     int64_t offset;        /* reference frame at query frame 0 */
-    uint32_t count;        /* distinct query prints aligned (the score) */
+    uint32_t frames;       /* distinct query frames aligned (the score):
+                              chance alignments come in bursts of prints
+                              from a few anchors, real ones from many */
+    uint32_t count;        /* distinct query prints aligned */
     uint32_t query_start;  /* first and last aligned query frames */
     uint32_t query_end;
     uint32_t ref_start;    /* first and last aligned reference frames */
@@ -342,7 +350,9 @@ typedef struct fp_score_opts {
     int tolerance;         /* offsets within +-tolerance frames vote together
                               (default 1) */
     uint32_t max_gap;      /* aligned prints further apart than this many
-                              frames start a new segment (default 430, ~10 s) */
+                              frames start a new segment (default 108, 2.5 s:
+                              a real match aligns several prints a second,
+                              chance alignments far fewer) */
     size_t max_candidates; /* keep the best N (default 16) */
     double min_speed;      /* time-scaled alignments are searched for speeds
                               in [min_speed, max_speed] (default 0.77..1.3; */
@@ -355,11 +365,12 @@ void fp_score_opts_default(fp_score_opts_t *opts);
 /*
  * Find the best (track, speed, offset) alignments among `hits`.  Several
  * tracks, and one track at several offsets, can come out.  Unscaled
- * alignments are searched in every track; scaled ones (speed != 1) in the
- * scaled_tracks tracks with most hits, over a grid of speeds refined to 0.1%.  The hits array is
+ * alignments are searched among all hits of every track; scaled ones
+ * (speed != 1) among the FP_HIT_INVARIANT hits of the scaled_tracks tracks
+ * with most of them, over a grid of speeds refined to 0.1%.  The hits array is
  * reordered in place.  On success *out is a new array of *n_out candidates
- * (owned by the caller, free()), best first: by count, then track, then
- * offset, so the result is deterministic.  *out is NULL when none qualifies.
+ * (owned by the caller, free()), best first: by frames, then count, then
+ * track, then offset, so the result is deterministic.  *out is NULL when none qualifies.
  * Errors: FP_ERR_INVALID (a frame >= 2^31, a bad option), FP_ERR_NOMEM.
  */
 fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,

@@ -15,10 +15,12 @@
  *      a recording heard twice, or an outlier hit far away, gives separate
  *      segments rather than one stretched one.
  *   4. a copy played faster or slower puts its hits on a line of another
- *      slope: ref_t = speed * query_t + offset.  For the tracks with most
- *      hits, try speeds on a 1% grid (offsets voted within +-2 frames),
- *      refine the best to 0.1% (+-tolerance), and keep what beats the
- *      unscaled alignment of the same part of the query.
+ *      slope: ref_t = speed * query_t + offset.  Only hits of
+ *      scale-invariant prints (FP_HIT_INVARIANT: triplets) can lie on such
+ *      a line; for the tracks with most of them, try speeds on a grid of up
+ *      to 1% (offsets voted within +-2 frames), refine the best to 0.1%
+ *      (+-tolerance), and keep what beats the unscaled alignment of the same
+ *      part of the query.
  *
  * Pure computation: no I/O, no globals; the only allocations are scratch
  * arrays freed before returning and the result array.
@@ -32,7 +34,7 @@ void fp_score_opts_default(fp_score_opts_t *o)
 {
     o->min_count = 5;
     o->tolerance = 1;
-    o->max_gap = 430;
+    o->max_gap = 108;
     o->max_candidates = 16;
     o->min_speed = 0.77;
     o->max_speed = 1.30;
@@ -101,6 +103,7 @@ static int cmp_query_t(const void *a, const void *b)
 static int cmp_cand(const void *a, const void *b)
 {
     const fp_candidate_t *x = a, *y = b;
+    if (x->frames != y->frames) return x->frames > y->frames ? -1 : 1;
     if (x->count != y->count) return x->count > y->count ? -1 : 1;
     if (x->track != y->track) return x->track < y->track ? -1 : 1;
     if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
@@ -118,8 +121,10 @@ typedef struct scratch {
     size_t ncands, cands_cap;
     double *ratios;       /* pitch ratios */
     size_t ratios_cap;
-    int64_t *offs;        /* scaled offsets, sorted */
-    size_t offs_cap;
+    fp_hit_t *inv;        /* one track's scale-invariant hits */
+    size_t inv_cap;
+    uint32_t *hist;       /* offset histogram of the scaled search */
+    size_t hist_cap;
 } scratch_t;
 
 static int cmp_double(const void *a, const void *b)
@@ -153,11 +158,13 @@ static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset, double
                             .ref_end = s->band[i].ref_t};
         uint32_t last_q = s->band[i].query_t, last_idx = s->band[i].query_idx;
         c.count = 1;
+        c.frames = 1;
         size_t j = i + 1;
         for (; j < nband; j++) {
             const fp_hit_t *h = &s->band[j];
             if (h->query_t - last_q > o->max_gap) break;
             if (h->query_idx != last_idx) c.count++;
+            if (h->query_t != last_q) c.frames++;
             last_q = h->query_t;
             last_idx = h->query_idx;
             if (h->ref_t < c.ref_start) c.ref_start = h->ref_t;
@@ -232,99 +239,128 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
     return FP_OK;
 }
 
+/*
+ * Offsets ref_t - speed * query_t of the n hits in s->inv, counted into
+ * s->hist (offsets lo .. lo+width-1); returns the most hits within a window
+ * of 2w+1 offsets and its centre in *at.  Counting keeps each grid point
+ * linear in the hits and the offset range, with no sorting.
+ */
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* The most offsets of sorted offs[0..n) within a window of 2w+1 frames;
- * *at is the window's centre. */
-static size_t densest(const int64_t *offs, size_t n, int64_t w, int64_t *at)
+static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t lo, size_t width,
+                             int64_t w, int64_t *at)
 {
-    size_t best = 0, lo = 0;
-    for (size_t hi = 0; hi < n; hi++) {
-        while (offs[hi] - offs[lo] > 2 * w) lo++;
-        if (hi - lo + 1 > best) {
-            best = hi - lo + 1;
-            *at = offs[lo] + (offs[hi] - offs[lo]) / 2;
+    if (n * 16 < width) {
+        /* few hits over a wide range: sorting them is cheaper than the
+         * histogram */
+        int64_t *off = (int64_t *)s->hist;
+        for (size_t i = 0; i < n; i++)
+            off[i] = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
+        qsort(off, n, sizeof *off, cmp_i64);
+        size_t best = 0, a = 0;
+        for (size_t b = 0; b < n; b++) {
+            while (off[b] - off[a] > 2 * w) a++;
+            if (b - a + 1 > best) {
+                best = b - a + 1;
+                *at = off[a] + (off[b] - off[a]) / 2;
+            }
+        }
+        return best;
+    }
+    memset(s->hist, 0, width * sizeof *s->hist);
+    for (size_t i = 0; i < n; i++) {
+        int64_t off = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
+        if (off >= lo && off < lo + (int64_t)width) s->hist[off - lo]++;
+    }
+    size_t best = 0, sum = 0, win = (size_t)(2 * w + 1);
+    for (size_t k = 0; k < width; k++) {
+        sum += s->hist[k];
+        if (k >= win) sum -= s->hist[k - win];
+        if (sum > best) {
+            best = sum;
+            *at = lo + (int64_t)k - w;
         }
     }
     return best;
 }
 
-/* Offsets ref_t - speed * query_t of hits [a, b), sorted, into s->offs. */
-static void scaled_offsets(scratch_t *s, const fp_hit_t *h, size_t a, size_t b, double speed)
-{
-    for (size_t i = a; i < b; i++)
-        s->offs[i - a] = (int64_t)llround((double)h[i].ref_t - speed * (double)h[i].query_t);
-    qsort(s->offs, b - a, sizeof(int64_t), cmp_i64);
-}
-
 /*
- * The best time-scaled alignment of one track's hits [a, b): a grid of
- * speeds fine enough that the offset drifts by at most ~3 frames across the
- * hits' query span, then a refinement in 0.1% steps.  Unscaled alignments
- * (within 0.4% of speed 1) are left to the plain voting.
+ * The best time-scaled alignment among one track's n scale-invariant hits
+ * (s->inv): a grid of speeds fine enough that the offset drifts by at most
+ * ~3 frames across the hits' query span (steps of 0.35% to 1%), then a
+ * refinement in 0.1% steps.  The line found, every hit of the track on it
+ * counts (all[0..nall)).  Unscaled alignments (within 0.4% of speed 1) are
+ * left to the plain voting.
  */
-static fp_err_t score_scaled(scratch_t *s, const fp_hit_t *h, size_t a, size_t b,
+static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t nall,
                              const fp_score_opts_t *o)
 {
-    size_t n = b - a;
-    uint32_t qmin = UINT32_MAX, qmax = 0;
-    fp_err_t rc = fpi_grow((void **)&s->offs, &s->offs_cap, n, sizeof(int64_t));
-    if (rc != FP_OK) return rc;
-    for (size_t i = a; i < b; i++) {
+    const fp_hit_t *h = s->inv;
+    uint32_t qmin = UINT32_MAX, qmax = 0, rmax = 0;
+    for (size_t i = 0; i < n; i++) {
         if (h[i].query_t < qmin) qmin = h[i].query_t;
         if (h[i].query_t > qmax) qmax = h[i].query_t;
+        if (h[i].ref_t > rmax) rmax = h[i].ref_t;
     }
+    /* every offset any speed of the range can give */
+    int64_t lo = -(int64_t)ceil(o->max_speed * qmax) - 4;
+    size_t width = (size_t)((int64_t)rmax - lo) + 8;
+    /* the histogram, or (for few hits) room for their sorted offsets */
+    size_t need = n * 16 < width ? n * 2 : width;
+    fp_err_t rc = fpi_grow((void **)&s->hist, &s->hist_cap, need, sizeof *s->hist);
+    if (rc != FP_OK) return rc;
     double span = (double)(qmax - qmin) + 1.0;
     double step = 3.0 / span;
     if (step > 0.01) step = 0.01;
-    if (step < 0.002) step = 0.002;
+    if (step < 0.0035) step = 0.0035;
     size_t best = 0;
     double best_speed = 1.0;
     int64_t at = 0, best_at = 0;
     for (double sp = o->min_speed; sp <= o->max_speed * (1.0 + step / 2); sp *= 1.0 + step) {
-        scaled_offsets(s, h, a, b, sp);
-        size_t c = densest(s->offs, n, 2, &at);
+        size_t c = densest_scaled(s, n, sp, lo, width, 2, &at);
         if (c > best) best = c, best_speed = sp, best_at = at;
     }
     if (best < o->min_count) return FP_OK;
     double center = best_speed;
     best = 0;
-    for (int k = -(int)(step * 1000.0); k <= (int)(step * 1000.0); k++) {
+    int reach = (int)(step * 1000.0) + 1;
+    for (int k = -reach; k <= reach; k++) {
         double sp = center * (1.0 + 0.001 * k);
-        scaled_offsets(s, h, a, b, sp);
-        size_t c = densest(s->offs, n, o->tolerance, &at);
+        size_t c = densest_scaled(s, n, sp, lo, width, o->tolerance, &at);
         if (c > best) best = c, best_speed = sp, best_at = at;
     }
     if (best < o->min_count || fabs(best_speed - 1.0) < 0.004) return FP_OK;
+    /* the line found, all of the track's hits on it count: pairs with short
+     * spans survive small changes of speed */
     size_t nband = 0;
-    rc = fpi_grow((void **)&s->band, &s->band_cap, n, sizeof(fp_hit_t));
+    rc = fpi_grow((void **)&s->band, &s->band_cap, nall, sizeof(fp_hit_t));
     if (rc != FP_OK) return rc;
-    for (size_t i = a; i < b; i++) {
-        int64_t off = (int64_t)llround((double)h[i].ref_t - best_speed * (double)h[i].query_t);
-        if (off >= best_at - o->tolerance && off <= best_at + o->tolerance) s->band[nband++] = h[i];
+    for (size_t i = 0; i < nall; i++) {
+        int64_t off = (int64_t)llround((double)all[i].ref_t - best_speed * (double)all[i].query_t);
+        if (off >= best_at - o->tolerance && off <= best_at + o->tolerance) s->band[nband++] = all[i];
     }
     return band_segments(s, nband, best_at, best_speed, o);
 }
 
-/* Tracks [first, end) of the hits array, and how many hits each has. */
+/* A track's hits [first, end) and how many of them are scale-invariant. */
 typedef struct span {
-    size_t first, end;
+    size_t first, end, invariant;
 } span_t;
 
 static int cmp_span_desc(const void *a, const void *b)
 {
     const span_t *x = a, *y = b;
-    size_t nx = x->end - x->first, ny = y->end - y->first;
-    if (nx != ny) return nx > ny ? -1 : 1;
+    if (x->invariant != y->invariant) return x->invariant > y->invariant ? -1 : 1;
     return x->first < y->first ? -1 : 1;
 }
 
 /* Of two candidates of one track that cover the same query time, keep the
- * one with more prints (a scaled match also shows as a weak unscaled one). */
+ * one with more frames, then prints (a scaled match also shows as a weak
+ * unscaled one). */
 static void drop_overlaps(scratch_t *s)
 {
     size_t w = 0;
@@ -336,7 +372,9 @@ static void drop_overlaps(scratch_t *s)
             if (j == i || d->track != c->track || d->query_end < c->query_start ||
                 d->query_start > c->query_end || d->speed == c->speed)
                 continue;
-            dominated = d->count > c->count || (d->count == c->count && j < i);
+            dominated = d->frames > c->frames ||
+                        (d->frames == c->frames && (d->count > c->count ||
+                                                    (d->count == c->count && j < i)));
         }
         if (!dominated) s->cands[w++] = *c;
     }
@@ -381,10 +419,12 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         while (j < n && hits[j].track == hits[i].track) j++;
         rc = score_track(&s, hits, keys, i, j, &o);
         if (rc != FP_OK) goto out;
-        if (j - i >= o.min_count && o.scaled_tracks) {
+        size_t inv = 0;
+        for (size_t k = i; k < j; k++) inv += (hits[k].flags & FP_HIT_INVARIANT) != 0;
+        if (inv >= o.min_count && o.scaled_tracks) {
             rc = fpi_grow((void **)&spans, &spans_cap, nspans + 1, sizeof *spans);
             if (rc != FP_OK) goto out;
-            spans[nspans++] = (span_t){i, j};
+            spans[nspans++] = (span_t){i, j, inv};
         }
         i = j;
     }
@@ -392,7 +432,12 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         qsort(spans, nspans, sizeof *spans, cmp_span_desc);
         if (nspans > o.scaled_tracks) nspans = o.scaled_tracks;
         for (size_t k = 0; k < nspans; k++) {
-            rc = score_scaled(&s, hits, spans[k].first, spans[k].end, &o);
+            size_t ni = 0;
+            rc = fpi_grow((void **)&s.inv, &s.inv_cap, spans[k].invariant, sizeof(fp_hit_t));
+            if (rc != FP_OK) goto out;
+            for (size_t i = spans[k].first; i < spans[k].end; i++)
+                if (hits[i].flags & FP_HIT_INVARIANT) s.inv[ni++] = hits[i];
+            rc = score_scaled(&s, ni, hits + spans[k].first, spans[k].end - spans[k].first, &o);
             if (rc != FP_OK) goto out;
         }
         drop_overlaps(&s);
@@ -413,7 +458,8 @@ out:
     free(s.band);
     free(s.cands);
     free(s.ratios);
-    free(s.offs);
+    free(s.inv);
+    free(s.hist);
     free(spans);
     return rc;
 }

@@ -29,7 +29,7 @@ asc /usr/share/games/asc/music
 dink /usr/share/games/dink
 stk /usr/share/games/supertuxkart/data/music"
 MIN_SECONDS=30
-CATALOG_PERMILLE=700      # share of tracks that go to the catalog
+CATALOG_PERMILLE=600      # share of the (ungrouped) tracks that go to the catalog
 SMALL_CATALOG=12
 SMALL_NEGATIVES=5
 SMALL_MAX_SECONDS=360     # beyond a source's first pick, small tracks only
@@ -38,12 +38,14 @@ SMALL_MAX_SECONDS=360     # beyond a source's first pick, small tracks only
 # found by matching whole tracks against each other (run.sh overlap):
 # "path<TAB>kept path<TAB>note"; the first is excluded like an exact duplicate.
 SAME_MUSIC="/usr/share/scummvm/drascula/audio/track30.ogg	/usr/share/scummvm/drascula/audio/track1.ogg	same composition and timing as track1, another mix"
-# Tracks that share some material (a phrase, a section, the same loops) with
-# another: "path<TAB>partner<TAB>note".  The path goes to its partner's side of
-# the split, so that a negative never contains catalog material.
-RELATED="/usr/share/planetblupi/music/music003.ogg	/usr/share/planetblupi/music/music001.ogg	music001 1408-1541 s resembles music003 843-977 s
-/usr/share/scummvm/drascula/audio/track9.ogg	/usr/share/scummvm/drascula/audio/track19.ogg	a 3 s phrase of track19 (40 s) is in track9 (47 s)
-/usr/share/games/asc/music/time_to_strike.mp3	/usr/share/games/asc/music/frontiers.mp3	the same drum loops"
+# Tracks that share some material (a phrase, a section) with another:
+# "path<TAB>partner<TAB>note".  The path goes to its partner's side of the
+# split, so that a negative never contains catalog material.
+RELATED="/usr/share/scummvm/drascula/audio/track9.ogg	/usr/share/scummvm/drascula/audio/track19.ogg	a 3 s phrase of track19 (40 s) is in track9 (47 s)"
+# Sources whose tracks are built from the same loops and samples (planetblupi:
+# sections of music000, music001, music003 recur in each other; asc: shared
+# drum loops) go to one side as a whole: "source=catalog|negatives".
+SOURCE_SIDE="blupi=catalog asc=catalog"
 
 ensure_packages $PACKAGES sox libsox-fmt-all
 
@@ -106,7 +108,14 @@ printf '%s\n' "$RELATED" >"$tmp/related.tsv"
 while IFS=$'\t' read -r id p d src; do
     key=$p
     while IFS=$'\t' read -r a b why; do [ "$a" = "$p" ] && key=$b; done <"$tmp/related.tsv"
-    printf '%s\t%s\t%s\t%s\t%d\n' "$id" "$p" "$d" "$src" "$(splitkey "$key")"
+    k=$(splitkey "$key")
+    # a track with a sped-up variant is catalog, so the variant can be a query
+    cut -f2 "$tmp/speed_variants.tsv" | grep -qxF "$p" && k=0
+    case " $SOURCE_SIDE " in
+        *" $src=catalog "*) k=0 ;;
+        *" $src=negatives "*) k=999 ;;
+    esac
+    printf '%s\t%s\t%s\t%s\t%d\n' "$id" "$p" "$d" "$src" "$k"
 done <"$tmp/kept.tsv" >"$tmp/keyed.tsv"
 
 hdr=$'id\tpath\tduration_seconds'

@@ -2,7 +2,7 @@
  * eval.c -- the accuracy evaluation of the fingerprint core on real music.
  *
  *   eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]
- *        [--min-count N] [--min-ratio R] [--max-postings N] [--check]
+ *        [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]
  *        [--out FILE] [--dump FILE] [--title TEXT]
  *
  * Fingerprints every catalog track (fp_extract_path, a work queue over N
@@ -12,7 +12,8 @@
  * becomes a hit, fp_score_hits() votes over time offsets, and the best
  * candidate is a match when the decision rule accepts it:
  *
- *   best.count >= min_count  and  best.count >= min_ratio * second
+ *   best.frames >= min_frames  and  best.count >= min_count  and
+ *   best.count >= min_ratio * second
  *
  * where `second` is the count of the best candidate of any other track.
  * Prints a markdown table of recall, offset accuracy and false positives per
@@ -34,8 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Index keys: pair hashes as they are, triplet hashes (FP_HASH_TRIPLET and
+ * a payload below 1 << FP_HASH_BITS) after them. */
 #define HASH_SPACE ((size_t)1 << FP_HASH_BITS)
+#define KEY_SPACE (2 * HASH_SPACE)
 #define OFFSET_TOLERANCE_S 0.5
+#define SCALE_TOLERANCE 0.01   /* speed and pitch estimates within 1% */
 #define CHECK_MIN_RECALL 95.0
 
 /* ------------------------------------------------------------------------ */
@@ -115,8 +120,9 @@ typedef struct track {
     char *path;
     double duration;
     /* filled by indexing */
-    uint32_t *hashes;
+    uint32_t *keys;
     uint32_t *times;
+    uint16_t *freqs;
     size_t nprints;
     double seconds;
     int rc;
@@ -131,6 +137,8 @@ typedef struct query {
     int truth;             /* catalog index, -1 for a negative */
     double truth_off;
     double query_off;
+    double truth_speed;    /* reference seconds per query second */
+    double truth_pitch;    /* query frequency per reference frequency */
     int negative;
     int robust;
     /* results */
@@ -139,10 +147,12 @@ typedef struct query {
     int pred;              /* best candidate's catalog index, -1 when none */
     int accepted;
     uint32_t count;
+    uint32_t frames;       /* distinct query frames of the best alignment */
     uint32_t second;       /* best count of any other track */
     int second_track;      /* that track, -1 when none */
     double pred_off;
     double speed;
+    double pitch;
     double q_start, q_end;  /* best candidate's aligned span in the query, s */
     double r_start, r_end;  /* ... and in the reference, s */
     size_t ncand;
@@ -202,9 +212,11 @@ static int is_robust_name(const char *set)
 
 static void read_manifest(const char *file)
 {
-    enum { C_PATH, C_TRANSFORM, C_LENGTH, C_TRUTH, C_TRUTH_OFF, C_QUERY_OFF, C_NEG, C_SET, NCOL };
+    enum { C_PATH, C_TRANSFORM, C_LENGTH, C_TRUTH, C_TRUTH_OFF, C_QUERY_OFF, C_NEG,
+           C_SET, C_SPEED, C_PITCH, NCOL, C_OPTIONAL = C_SET };
     static const char *names[NCOL] = {"query_path", "transform", "length_s", "truth_id",
-                                      "truth_offset_s", "query_offset_s", "is_negative", "set"};
+                                      "truth_offset_s", "query_offset_s", "is_negative", "set",
+                                      "speed", "pitch"};
     int col[NCOL];
     FILE *fp = fopen(file, "r");
     if (!fp) die("cannot open manifest %s: %s", file, strerror(errno));
@@ -227,14 +239,14 @@ static void read_manifest(const char *file)
                 col[c] = -1;
                 for (int k = 0; k < n; k++)
                     if (strcmp(f[k], names[c]) == 0) col[c] = k;
-                if (col[c] < 0 && c != C_SET)
+                if (col[c] < 0 && c < C_OPTIONAL)
                     die("%s: no column '%s' in the header line", file, names[c]);
             }
             continue;
         }
         if (n == 1 && f[0][0] == '\0') continue;
         for (int c = 0; c < NCOL; c++)
-            if (col[c] >= n) die("%s:%ld: %d fields, too few", file, lineno, n);
+            if (col[c] >= n && (c < C_OPTIONAL || col[c] >= 0)) die("%s:%ld: %d fields, too few", file, lineno, n);
         if (nqueries == room) {
             room = room ? 2 * room : 256;
             queries = xrealloc(queries, room * sizeof *queries);
@@ -264,6 +276,8 @@ static void read_manifest(const char *file)
             q->truth_off = parse_double(f[col[C_TRUTH_OFF]], "truth_offset_s", file, lineno);
         }
         q->query_off = parse_double(f[col[C_QUERY_OFF]], "query_offset_s", file, lineno);
+        q->truth_speed = col[C_SPEED] >= 0 ? parse_double(f[col[C_SPEED]], "speed", file, lineno) : 0;
+        q->truth_pitch = col[C_PITCH] >= 0 ? parse_double(f[col[C_PITCH]], "pitch", file, lineno) : 0;
     }
     free(line);
     free(dir);
@@ -331,13 +345,33 @@ static void run_pool(job_fn fn, size_t n, int nthreads, const char *what, int pr
 typedef struct posting {
     uint32_t track;
     uint32_t t;
+    uint16_t f;    /* anchor frequency, for the pitch estimate */
 } posting_t;
 
 static fp_config_t cfg;
-static uint32_t *index_off;    /* HASH_SPACE + 1 offsets into index_post */
+static uint32_t *index_off;    /* KEY_SPACE + 1 offsets into index_post */
 static posting_t *index_post;
 static size_t index_n;
-static atomic_size_t hash_out_of_range;
+static atomic_size_t hash_unknown;
+static int opt_family = 0;     /* 0: every hash, 1: pair hashes only, 2: triplets only */
+static int opt_unscaled = 0;   /* search unscaled alignments only */
+
+/* The index key of a hash, or UINT32_MAX for a hash of no known family. */
+static uint32_t hash_key(uint32_t h)
+{
+    if (h < HASH_SPACE) return h;
+    if ((h & FP_HASH_TRIPLET) && (h & ~FP_HASH_TRIPLET) < HASH_SPACE)
+        return (uint32_t)HASH_SPACE + (h & ~FP_HASH_TRIPLET);
+    return UINT32_MAX;
+}
+
+/* Whether a key's family is used (--hashes). */
+static int key_wanted(uint32_t key)
+{
+    if (opt_family == 1) return key < HASH_SPACE;
+    if (opt_family == 2) return key >= HASH_SPACE;
+    return 1;
+}
 
 static void index_track(size_t i, int worker)
 {
@@ -348,17 +382,22 @@ static void index_track(size_t i, int worker)
     if (t->rc != FP_OK) return;
     t->nprints = res.count;
     t->seconds = res.stats.seconds;
-    t->hashes = xmalloc(res.count * sizeof *t->hashes);
+    t->keys = xmalloc(res.count * sizeof *t->keys);
     t->times = xmalloc(res.count * sizeof *t->times);
+    t->freqs = xmalloc(res.count * sizeof *t->freqs);
+    size_t n = 0;
     for (size_t k = 0; k < res.count; k++) {
-        uint32_t h = res.prints[k].hash;
-        if (h >= HASH_SPACE) {
-            atomic_fetch_add(&hash_out_of_range, 1);
-            h &= (uint32_t)(HASH_SPACE - 1);
+        uint32_t key = hash_key(res.prints[k].hash);
+        if (key == UINT32_MAX) {
+            atomic_fetch_add(&hash_unknown, 1);
+            continue;
         }
-        t->hashes[k] = h;
-        t->times[k] = res.prints[k].t;
+        if (!key_wanted(key)) continue;
+        t->keys[n] = key;
+        t->times[n] = res.prints[k].t;
+        t->freqs[n++] = res.prints[k].f;
     }
+    t->nprints = n;
     fp_result_clear(&res);
 }
 
@@ -366,27 +405,30 @@ static void index_track(size_t i, int worker)
  * contiguous, in track then time order. */
 static void build_index(void)
 {
-    index_off = calloc(HASH_SPACE + 1, sizeof *index_off);
+    index_off = calloc(KEY_SPACE + 1, sizeof *index_off);
     if (!index_off) die("out of memory");
     index_n = 0;
     for (size_t i = 0; i < ntracks; i++) {
-        for (size_t k = 0; k < tracks[i].nprints; k++) index_off[tracks[i].hashes[k] + 1]++;
+        for (size_t k = 0; k < tracks[i].nprints; k++) index_off[tracks[i].keys[k] + 1]++;
         index_n += tracks[i].nprints;
     }
     if (index_n > UINT32_MAX) die("%zu prints do not fit the 32-bit index", index_n);
-    for (size_t h = 0; h < HASH_SPACE; h++) index_off[h + 1] += index_off[h];
+    for (size_t h = 0; h < KEY_SPACE; h++) index_off[h + 1] += index_off[h];
     index_post = xmalloc(index_n * sizeof *index_post);
-    uint32_t *fill = xmalloc(HASH_SPACE * sizeof *fill);
-    memcpy(fill, index_off, HASH_SPACE * sizeof *fill);
+    uint32_t *fill = xmalloc(KEY_SPACE * sizeof *fill);
+    memcpy(fill, index_off, KEY_SPACE * sizeof *fill);
     for (size_t i = 0; i < ntracks; i++) {
         for (size_t k = 0; k < tracks[i].nprints; k++) {
-            uint32_t h = tracks[i].hashes[k];
-            index_post[fill[h]++] = (posting_t){.track = (uint32_t)i, .t = tracks[i].times[k]};
+            uint32_t h = tracks[i].keys[k];
+            index_post[fill[h]++] = (posting_t){.track = (uint32_t)i, .t = tracks[i].times[k],
+                                                .f = tracks[i].freqs[k]};
         }
-        free(tracks[i].hashes);
+        free(tracks[i].keys);
         free(tracks[i].times);
-        tracks[i].hashes = NULL;
+        free(tracks[i].freqs);
+        tracks[i].keys = NULL;
         tracks[i].times = NULL;
+        tracks[i].freqs = NULL;
     }
     free(fill);
 }
@@ -401,7 +443,8 @@ typedef struct scratch {
 } scratch_t;
 
 static scratch_t *scratch;     /* one per worker */
-static uint32_t opt_min_count = 10;
+static uint32_t opt_min_count = 0;
+static uint32_t opt_min_frames = 12;
 static double opt_min_ratio = 1.0;
 static size_t opt_max_postings = 2000;
 static double frame_s;
@@ -420,7 +463,8 @@ static void run_query(size_t i, int worker)
     }
     size_t nh = 0;
     for (size_t k = 0; k < res.count; k++) {
-        uint32_t h = res.prints[k].hash & (uint32_t)(HASH_SPACE - 1);
+        uint32_t h = hash_key(res.prints[k].hash);
+        if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
         if (b - a > opt_max_postings) {
             q->skipped++;
@@ -432,7 +476,10 @@ static void run_query(size_t i, int worker)
         }
         for (size_t j = a; j < b; j++)
             s->hits[nh++] = (fp_hit_t){.track = index_post[j].track, .ref_t = index_post[j].t,
-                                       .query_t = res.prints[k].t, .query_idx = (uint32_t)k};
+                                       .query_t = res.prints[k].t, .query_idx = (uint32_t)k,
+                                       .ref_f = index_post[j].f, .query_f = res.prints[k].f,
+                                       .flags = (res.prints[k].hash & FP_HASH_TRIPLET)
+                                                    ? FP_HIT_INVARIANT : 0};
     }
     q->nprints = res.count;
     q->nhits = nh;
@@ -441,6 +488,7 @@ static void run_query(size_t i, int worker)
     fp_score_opts_default(&so);
     so.min_count = 2;   /* low, so that the dump shows near misses and runners-up */
     so.max_candidates = 64;
+    if (opt_unscaled) so.min_speed = so.max_speed = 1.0;
     fp_candidate_t *cand = NULL;
     size_t nc = 0;
     fp_err_t rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
@@ -451,20 +499,24 @@ static void run_query(size_t i, int worker)
         const fp_candidate_t *best = &cand[0];
         q->pred = (int)best->track;
         q->count = best->count;
+        q->frames = best->frames;
         q->speed = best->speed;
+        q->pitch = best->pitch;
         for (size_t k = 1; k < nc; k++)
             if (cand[k].track != best->track) {
                 q->second = cand[k].count;
                 q->second_track = (int)cand[k].track;
                 break;
             }
-        q->pred_off = q->query_off + (double)best->offset * frame_s;
+        /* ref_t = speed * query_t + offset: where the query's catalog audio
+         * (from query_off) starts in the reference */
+        q->pred_off = best->speed * q->query_off + (double)best->offset * frame_s;
         q->q_start = best->query_start * frame_s;
         q->q_end = best->query_end * frame_s;
         q->r_start = best->ref_start * frame_s;
         q->r_end = best->ref_end * frame_s;
         q->ncand = nc;
-        q->accepted = best->count >= opt_min_count &&
+        q->accepted = best->frames >= opt_min_frames && best->count >= opt_min_count &&
                       (double)best->count >= opt_min_ratio * (double)q->second;
     }
     free(cand);
@@ -476,11 +528,6 @@ static void run_query(size_t i, int worker)
 /* Report                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int is_time_scaled(const char *transform)
-{
-    return strncmp(transform, "speed", 5) == 0 || strncmp(transform, "tempo", 5) == 0;
-}
-
 static int q_correct(const query_t *q)
 {
     return !q->negative && q->rc == FP_OK && q->accepted && q->pred == q->truth;
@@ -491,11 +538,17 @@ static int q_offset_ok(const query_t *q)
     return q_correct(q) && fabs(q->pred_off - q->truth_off) <= OFFSET_TOLERANCE_S;
 }
 
+static int near_ratio(double est, double truth)
+{
+    return truth > 0 && fabs(est / truth - 1.0) <= SCALE_TOLERANCE;
+}
+
 typedef struct row {
     const char *transform;
     int length;
     int robust;
     size_t n, correct, offset_ok, wrong, errors;
+    size_t speed_n, speed_ok, pitch_n, pitch_ok;   /* among correct matches */
     size_t neg, fp;
 } row_t;
 
@@ -538,16 +591,17 @@ static void pct(char *buf, size_t len, size_t a, size_t b)
 
 static void print_row(out_t *o, const row_t *r, const char *label)
 {
-    char rec[16], off[16], wrong[16], fp[16], len[16];
+    char rec[16], off[16], spd[16], pit[16], wrong[16], fp[16], len[16];
     pct(rec, sizeof rec, r->correct, r->n);
-    if (r->transform && is_time_scaled(r->transform)) snprintf(off, sizeof off, "n/a");
-    else pct(off, sizeof off, r->offset_ok, r->correct);
+    pct(off, sizeof off, r->offset_ok, r->correct);
+    pct(spd, sizeof spd, r->speed_ok, r->speed_n);
+    pct(pit, sizeof pit, r->pitch_ok, r->pitch_n);
     pct(wrong, sizeof wrong, r->wrong, r->n);
     pct(fp, sizeof fp, r->fp, r->neg);
     if (r->length > 0) snprintf(len, sizeof len, "%d", r->length);
     else snprintf(len, sizeof len, "all");
-    say(o, "| %s | %s | %zu | %s | %s | %s | %zu | %s |\n", label ? label : r->transform, len,
-        r->n, rec, off, wrong, r->neg, fp);
+    say(o, "| %s | %s | %zu | %s | %s | %s | %s | %s | %zu | %s |\n", label ? label : r->transform,
+        len, r->n, rec, off, spd, pit, wrong, r->neg, fp);
 }
 
 static void add_to_row(row_t *r, const query_t *q)
@@ -560,6 +614,14 @@ static void add_to_row(row_t *r, const query_t *q)
         if (q->rc != FP_OK) r->errors++;
         if (q_correct(q)) r->correct++;
         if (q_offset_ok(q)) r->offset_ok++;
+        if (q_correct(q) && q->truth_speed > 0) {
+            r->speed_n++;
+            r->speed_ok += near_ratio(q->speed, q->truth_speed);
+        }
+        if (q_correct(q) && q->truth_pitch > 0 && q->pitch > 0) {
+            r->pitch_n++;
+            r->pitch_ok += near_ratio(q->pitch, q->truth_pitch);
+        }
         if (q->rc == FP_OK && q->accepted && q->pred != q->truth) r->wrong++;
     }
 }
@@ -592,8 +654,9 @@ static void print_section(out_t *o, int robust, const char *heading)
         return;
     }
     say(o, "\n### %s\n\n", heading);
-    say(o, "| transform | length (s) | n | recall@1 | offset ok | wrong track | negatives | FP rate |\n");
-    say(o, "|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    say(o, "| transform | length (s) | n | recall@1 | offset ok | speed ok | pitch ok "
+           "| wrong track | negatives | FP rate |\n");
+    say(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     const char **names = NULL;
     size_t nnames = 0;
     for (size_t r = 0; r < nrows; r++) {
@@ -630,8 +693,9 @@ static void print_section(out_t *o, int robust, const char *heading)
 
 static const char usage[] =
     "usage: eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]\n"
-    "            [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
-    "            [--out FILE] [--dump FILE] [--title TEXT]\n";
+    "            [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
+    "            [--out FILE] [--dump FILE] [--title TEXT]\n"
+    "            [--hashes all|pair|triplet] [--unscaled]\n";
 
 static long parse_long_opt(const char *name, const char *v, long lo, long hi)
 {
@@ -656,7 +720,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = strcmp(a, "--check") != 0 && strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
+        int takes = strcmp(a, "--check") != 0 && strcmp(a, "--unscaled") != 0 &&
+                    strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
         if (takes && !v) {
             fprintf(stderr, "eval: %s needs a value\n%s", a, usage);
             return 2;
@@ -664,7 +729,8 @@ int main(int argc, char **argv)
         if (strcmp(a, "--catalog") == 0) catalog = v;
         else if (strcmp(a, "--manifest") == 0) manifest = v;
         else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
-        else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 1, 100000);
+        else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 0, 100000);
+        else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
         else if (strcmp(a, "--min-ratio") == 0) {
             char *end;
@@ -678,6 +744,16 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--dump") == 0) dump_file = v;
         else if (strcmp(a, "--title") == 0) title = v;
         else if (strcmp(a, "--check") == 0) check = 1;
+        else if (strcmp(a, "--unscaled") == 0) opt_unscaled = 1;
+        else if (strcmp(a, "--hashes") == 0) {
+            if (strcmp(v, "all") == 0) opt_family = 0;
+            else if (strcmp(v, "pair") == 0) opt_family = 1;
+            else if (strcmp(v, "triplet") == 0) opt_family = 2;
+            else {
+                fprintf(stderr, "eval: --hashes wants all, pair or triplet, not '%s'\n%s", v, usage);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return 0;
@@ -700,7 +776,7 @@ int main(int argc, char **argv)
 
     /* index */
     fprintf(stderr, "eval: indexing %zu tracks with %d threads\n", ntracks, threads);
-    atomic_init(&hash_out_of_range, 0);
+    atomic_init(&hash_unknown, 0);
     double t0 = now_s();
     run_pool(index_track, ntracks, threads, "indexing", progress);
     double t_extract = now_s() - t0;
@@ -715,10 +791,10 @@ int main(int argc, char **argv)
     double t_index = now_s() - t0;
     double audio_s = 0;
     for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
-    size_t index_bytes = (HASH_SPACE + 1) * sizeof *index_off + index_n * sizeof *index_post;
-    if (atomic_load(&hash_out_of_range))
-        fprintf(stderr, "eval: warning: %zu prints had hash bits above bit %d (masked)\n",
-                (size_t)atomic_load(&hash_out_of_range), FP_HASH_BITS);
+    size_t index_bytes = (KEY_SPACE + 1) * sizeof *index_off + index_n * sizeof *index_post;
+    if (atomic_load(&hash_unknown))
+        fprintf(stderr, "eval: warning: %zu prints with hashes of no known layout (skipped)\n",
+                (size_t)atomic_load(&hash_unknown));
 
     /* queries */
     fprintf(stderr, "eval: %zu queries with %d threads\n", nqueries, threads);
@@ -763,11 +839,14 @@ int main(int argc, char **argv)
         o.f[o.n++] = of;
     }
     say(&o, "## Accuracy: %s\n\n", title ? title : manifest);
-    say(&o, "Decision rule: best candidate count >= %u and >= %.2f x the best other track; "
-            "postings per hash capped at %zu.  Offset ok: within %.1f s, among correct "
-            "matches (n/a under time scaling).  Wrong track and recall are of the n catalog "
-            "clips; FP rate is of the negative clips.\n",
-        opt_min_count, opt_min_ratio, opt_max_postings, OFFSET_TOLERANCE_S);
+    say(&o, "Decision rule: best candidate aligns >= %u distinct query frames, count >= %u and >= %.2f x the best other track; "
+            "postings per hash capped at %zu%s%s.  Recall and wrong track: of the n catalog "
+            "clips.  Offset ok (within %.1f s), speed ok and pitch ok (estimate within "
+            "%.0f%%): of the correct matches.  FP rate: of the negative clips.\n",
+        opt_min_frames, opt_min_count, opt_min_ratio, opt_max_postings,
+        opt_family == 1 ? "; pair hashes only" : opt_family == 2 ? "; triplet hashes only" : "",
+        opt_unscaled ? "; unscaled alignments only" : "", OFFSET_TOLERANCE_S,
+        100 * SCALE_TOLERANCE);
     print_section(&o, 0, "Core transforms");
     print_section(&o, 1, "Robust set (reported, not gated)");
     say(&o, "\n### Index and speed\n\n| metric | value |\n|---|---:|\n");
@@ -794,8 +873,8 @@ int main(int argc, char **argv)
         FILE *d = fopen(dump_file, "w");
         if (!d) die("cannot write %s: %s", dump_file, strerror(errno));
         fprintf(d, "query\ttransform\tlength_s\ttruth\ttruth_offset_s\tpredicted\taccepted\tcount"
-                   "\tsecond\tsecond_track\tpred_offset_s\tspeed\tquery_span_s\tref_span_s\tcandidates\tprints\thits"
-                   "\tskipped_hashes\tlatency_ms\terror\n");
+                   "\tsecond\tsecond_track\tpred_offset_s\tspeed\tpitch\tquery_span_s\tref_span_s\tcandidates\tprints\thits"
+                   "\tskipped_hashes\tlatency_ms\terror\tframes\n");
         for (size_t i = 0; i < nqueries; i++) {
             const query_t *q = &queries[i];
             char toff[32], poff[32];
@@ -803,13 +882,14 @@ int main(int argc, char **argv)
             else snprintf(toff, sizeof toff, "%.3f", q->truth_off);
             if (q->pred >= 0) snprintf(poff, sizeof poff, "%.3f", q->pred_off);
             else snprintf(poff, sizeof poff, "-");
-            fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%s\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
-                       "\t%zu\t%zu\t%zu\t%zu\t%.2f\t%s\n",
+            fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%s\t%.4f\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
+                       "\t%zu\t%zu\t%zu\t%zu\t%.2f\t%s\t%u\n",
                     q->path, q->transform, q->length, q->truth_id, toff,
                     q->pred >= 0 ? tracks[q->pred].id : "-", q->accepted, q->count, q->second,
-                    q->second_track >= 0 ? tracks[q->second_track].id : "-", poff, q->speed, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
+                    q->second_track >= 0 ? tracks[q->second_track].id : "-", poff, q->speed,
+                    q->pitch, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
                     q->nprints, q->nhits, q->skipped, q->latency_ms,
-                    q->rc == FP_OK ? "" : q->err);
+                    q->rc == FP_OK ? "" : q->err, q->frames);
         }
         if (fclose(d) != 0) die("cannot write %s: %s", dump_file, strerror(errno));
     }

@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-VERSION=2
+VERSION=3
 CORE_TRANSFORMS="clean mp3_64 opus_24 white_snr10 pink_snr0 mix_music phone reverb
     quiet_compand speed_p5 speed_m5 speed_p10 tempo_p5 pitch_p1 embed"
 # the "robust set": reported in a table section of their own
@@ -35,16 +35,19 @@ MARGIN=0.1                # seconds kept clear of a track's end
 OUT_RATE=22050
 WORK_RATE=44100           # transforms work on stereo clips at this rate
 
-# transform_factor NAME: seconds of source audio per second of query, and
-# the set.  Prints "FACTOR SET".
+# transform_factor NAME: seconds of source audio per second of query (the
+# speed), the set, and query frequency per source frequency (the pitch).
+# Prints "SPEED SET PITCH".
 transform_factor() {
-    local set=core n
+    local set=core
     case " $ROBUST_TRANSFORMS " in *" $1 "*) set=robust ;; esac
-    case $1 in
-        speed_p*|tempo_p*) n=${1#*_p}; awk -v n="$n" -v s=$set 'BEGIN { printf "%.4f %s\n", 1 + n / 100, s }' ;;
-        speed_m*|tempo_m*) n=${1#*_m}; awk -v n="$n" -v s=$set 'BEGIN { printf "%.4f %s\n", 1 - n / 100, s }' ;;
-        *) echo "1 $set" ;;
-    esac
+    awk -v t="$1" -v s=$set 'BEGIN {
+        speed = 1; pitch = 1; n = t; sub(/^[a-z]+_[pm]/, "", n)
+        sign = (t ~ /_m[0-9]+$/) ? -1 : 1
+        if (t ~ /^speed_[pm][0-9]+$/) { speed = 1 + sign * n / 100; pitch = speed }
+        else if (t ~ /^tempo_[pm][0-9]+$/) speed = 1 + sign * n / 100
+        else if (t ~ /^pitch_[pm][0-9]+$/) pitch = exp(sign * n / 12 * log(2))
+        printf "%.4f %s %.6f\n", speed, s, pitch }'
 }
 
 # rms FILE: RMS amplitude over all channels
@@ -176,10 +179,13 @@ awk -F'\t' -v OFS='\t' -v seed="$seed" -v lengths="$LENGTHS" \
 BEGIN {
     M = 2147483647
     for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i
-    while ((getline l < tfile) > 0) { split(l, a, " "); nt++; tname[nt] = a[1]; tfac[a[1]] = a[2]; tset[a[1]] = a[3] }
+    while ((getline l < tfile) > 0) {
+        split(l, a, " "); nt++; tname[nt] = a[1]; tfac[a[1]] = a[2]; tset[a[1]] = a[3]; tpitch[a[1]] = a[4]
+    }
     nl = split(lengths, len, " ")
     print "query_path", "transform", "length_s", "truth_id", "truth_offset_s", "query_offset_s",
-          "is_negative", "set", "source_id", "source_offset_s", "other_id", "other_offset_s" > man
+          "is_negative", "set", "speed", "pitch",
+          "source_id", "source_offset_s", "other_id", "other_offset_s" > man
 }
 # Park-Miller, seeded by a string hash of the key and the seed
 function rseed(key,   h, i) {
@@ -222,7 +228,7 @@ END {
                 out = tr "/" id[i] "_" L "s_" r "." ext
                 print out, tr, L, srclen, path[i], start, (other ? path[other] : "-"), ostart, qoff, tfac[tr] > jobs
                 print out, tr, L, (neg[i] ? "-" : id[i]), (neg[i] ? "-" : start), qoff, neg[i],
-                      tset[tr], id[i], start, (other ? id[other] : "-"), ostart > man
+                      tset[tr], tfac[tr], tpitch[tr], id[i], start, (other ? id[other] : "-"), ostart > man
             }
         }
     }

@@ -3,8 +3,8 @@
 #
 #   small    the CI split: a dozen short tracks; gates with --check
 #   full     the whole corpus; the table is also kept in DIR/last_full.md
-#   overlap  matches every corpus track, whole, against the full catalog and
-#            lists the track pairs that share material (to curate corpus.sh)
+#   overlap  matches every negative track, whole, against the full catalog
+#            and lists those that share material with it (to curate corpus.sh)
 #
 # Environment: EARMARK_EVAL_DIR (cache, default ./var/eval), BUILD (folder
 # of the eval program, default build), EVAL_SEED (default 1), EVAL_ARGS
@@ -35,25 +35,30 @@ phase() { # NAME COMMAND...: run, then print how long it took
 phase corpus bash "$here/corpus.sh" "$dir"
 
 if [ "$mode" = overlap ]; then
-    # every catalog and negative track as one query, truth = itself
+    # every negative track as one query (catalog tracks, whole, would match
+    # themselves and, where music loops, make too many hits to score)
     m=$dir/overlap_manifest.tsv
     { printf 'query_path\ttransform\tlength_s\ttruth_id\ttruth_offset_s\tquery_offset_s\tis_negative\n'
-      awk -F'\t' -v OFS='\t' 'NR > 1 { print $2, "whole", int($3), $1, 0, 0, 0 }' "$dir/catalog_full.tsv"
       awk -F'\t' -v OFS='\t' 'NR > 1 { print $2, "whole", int($3), "-", "-", 0, 1 }' "$dir/negatives_full.tsv"
     } >"$m"
+    # shellcheck disable=SC2086
     phase eval "$eval_bin" --catalog "$dir/catalog_full.tsv" --manifest "$m" \
-        --dump "$dir/overlap_dump.tsv" ${EVAL_ARGS:-} >/dev/null
+        --hashes pair --unscaled --max-postings 200 --dump "$dir/overlap_dump.tsv" ${EVAL_ARGS:-} >/dev/null
     # a catalog track's best match is itself: report its runner-up; a
     # negative's best match is any catalog track
-    awk -F'\t' -v min="${OVERLAP_MIN:-15}" '
+    # a negative's best match is any catalog track: listed when it has at
+    # least OVERLAP_MIN prints and OVERLAP_DENSITY per second of its span.
+    # Pair hashes only, unscaled: the same recording, not a similar one
+    # (chance alignments of whole tracks reach ~20 prints, thinly spread)
+    awk -F'\t' -v min="${OVERLAP_MIN:-15}" -v dens="${OVERLAP_DENSITY:-1}" '
         NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
         { q = $c["query"]; sub(/.*\//, "", q)
-          if ($c["truth"] == "-") { other = $c["predicted"]; n = $c["count"] }
-          else { other = $c["second_track"]; n = $c["second"] }
-          if (n + 0 >= min)
-              printf "%-28s %-6s shares %5d aligned prints with %-28s (query %s s, ref %s s)\n",
-                  q, ($c["truth"] == "-" ? "(neg)" : "(cat)"), n, other,
-                  ($c["truth"] == "-" ? $c["query_span_s"] : "?"), ($c["truth"] == "-" ? $c["ref_span_s"] : "?") }
+          if ($c["truth"] == "-") {
+              split($c["query_span_s"], s, "-"); span = s[2] - s[1]; if (span < 1) span = 1
+              if ($c["count"] >= min && $c["count"] / span >= dens)
+                  printf "negative %-24s shares %5d prints (%.1f/s) with %-24s query %s s, ref %s s\n",
+                      q, $c["count"], $c["count"] / span, $c["predicted"], $c["query_span_s"], $c["ref_span_s"]
+          } }
     ' "$dir/overlap_dump.tsv"
     exit 0
 fi

@@ -282,7 +282,7 @@ static void test_quality_mp3_noise(void)
 
 static fp_hit_t hit(uint32_t track, uint32_t ref_t, uint32_t query_t, uint32_t idx)
 {
-    return (fp_hit_t){track, ref_t, query_t, idx, 0, 0};
+    return (fp_hit_t){track, ref_t, query_t, idx, 0, 0, 0};
 }
 
 static void test_score(void)
@@ -339,13 +339,15 @@ static void test_score(void)
     for (uint32_t q = 0; q < 400; q += 2) {
         h[n] = hit(9, (uint32_t)lrint(1.1 * q + 200 + (q % 3 == 0)), q, q);
         h[n].ref_f = 1600;
+        h[n].flags = FP_HIT_INVARIANT;
         h[n++].query_f = (uint16_t)lrint(1600 * 1.0595);
     }
     for (int i = 0; i < 3000; i++) {
         rng = rng * 1103515245u + 12345u;
         uint32_t q = (rng >> 8) % 400;
         rng = rng * 1103515245u + 12345u;
-        h[n++] = hit((rng >> 8) % 20, (rng >> 12) % 5000, q, 10000 + (uint32_t)i);
+        h[n] = hit((rng >> 8) % 20, (rng >> 12) % 5000, q, 10000 + (uint32_t)i);
+        h[n++].flags = i % 2 ? FP_HIT_INVARIANT : 0;
     }
     REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
     REQUIRE(nc >= 1);
@@ -363,6 +365,12 @@ static void test_score(void)
     so.min_speed = so.max_speed = 1.0;
     REQUIRE(fp_score_hits(h, n, &so, &c, &nc) == FP_OK);
     CHECK(nc == 0 || c[0].count < 40, "unscaled voting finds %u", nc ? c[0].count : 0);
+    free(c);
+
+    /* the same hits not marked invariant: no scaled search */
+    for (size_t i = 0; i < n; i++) h[i].flags = 0;
+    REQUIRE(fp_score_hits(h, n, NULL, &c, &nc) == FP_OK);
+    for (size_t i = 0; i < nc; i++) CHECK(c[i].speed == 1.0, "scaled alignment from pair hits");
     free(c);
 
     /* frames >= 2^31 are refused, empty input is fine */
