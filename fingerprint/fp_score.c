@@ -146,6 +146,29 @@ static double pitch_of(scratch_t *s, const fp_hit_t *h, size_t a, size_t b)
     return n % 2 ? s->ratios[n / 2] : 0.5 * (s->ratios[n / 2 - 1] + s->ratios[n / 2]);
 }
 
+/*
+ * A scaled alignment's speed comes from a grid and its hits sit within
+ * +-tolerance frames of the line; a least-squares fit of ref_t on query_t
+ * over the segment's hits pins the speed down to a fraction of a percent.
+ */
+static void fit_line(fp_candidate_t *c, const fp_hit_t *h, size_t n)
+{
+    double mq = 0, mr = 0, sqq = 0, sqr = 0;
+    for (size_t i = 0; i < n; i++) mq += h[i].query_t, mr += h[i].ref_t;
+    mq /= (double)n;
+    mr /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double dq = h[i].query_t - mq;
+        sqq += dq * dq;
+        sqr += dq * (h[i].ref_t - mr);
+    }
+    if (sqq <= 0.0) return;
+    double slope = sqr / sqq;
+    if (fabs(slope / c->speed - 1.0) > 0.01) return; /* keep the grid's */
+    c->speed = slope;
+    c->offset = (int64_t)llround(mr - slope * mq);
+}
+
 /* Split the hits of one band into segments and append the good ones. */
 static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset, double speed,
                               const fp_score_opts_t *o)
@@ -173,6 +196,7 @@ static fp_err_t band_segments(scratch_t *s, size_t nband, int64_t offset, double
         c.query_end = last_q;
         if (c.count >= o->min_count) {
             c.pitch = pitch_of(s, s->band, i, j);
+            if (speed != 1.0) fit_line(&c, s->band + i, j - i);
             fp_err_t rc = fpi_grow((void **)&s->cands, &s->cands_cap, s->ncands + 1, sizeof c);
             if (rc != FP_OK) return rc;
             s->cands[s->ncands++] = c;
