@@ -21,6 +21,12 @@ for t in tests/cli/*.sh; do
     echo "== $t"
     if BUILD="$BUILD" sh "$t"; then passed=$((passed + 1)); else echo "not ok - $t"; failed=$((failed + 1)); fi
 done
+# the small accuracy evaluation: a gate on recall and false claims
+if [ "${EVAL_SMALL:-1}" != 0 ]; then
+    echo "== bench/eval/run.sh small"
+    if BUILD="$BUILD" bash bench/eval/run.sh small; then passed=$((passed + 1))
+    else echo "not ok - small accuracy evaluation"; failed=$((failed + 1)); fi
+fi
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
