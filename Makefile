@@ -38,7 +38,8 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
             fingerprint/fp_resample.c fingerprint/fp_spectrum.c fingerprint/fp_peaks.c \
             fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
-CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c db/cmd_db.c
+MATCH_SRC := match/match_store.c match/match_query.c
+CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
 EVAL_SRC := bench/eval/eval.c
@@ -49,13 +50,15 @@ CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIBFP     := $(BUILD)/libearmark-fp.a
 LIBDB     := $(BUILD)/libearmark-db.a
+MATCH_OBJ := $(MATCH_SRC:%.c=$(BUILD)/%.o)
+LIBMATCH  := $(BUILD)/libearmark-match.a
 EARMARK   := $(BUILD)/earmark
 
 .SECONDARY:
 .PHONY: all test asan bench eval eval-small fuzz install clean deps check-tools
-all: $(EARMARK) $(LIBFP) $(LIBDB)
+all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB)
 
-$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h db/*.h cli/*.h tests/*.h)
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h cli/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -66,12 +69,16 @@ $(LIBFP): $(FP_OBJ)
 # The installed location of the migrations, for db_sql_dir_resolve().
 $(BUILD)/db/db_migrate.o: CFLAGS += -DEARMARK_SHARE_DIR='"$(PREFIX)/share/earmark"'
 
+$(LIBMATCH): $(MATCH_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(LIBDB): $(DB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(EARMARK): $(CLI_OBJ) $(LIBFP) $(LIBDB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBDB) $(LIBFP) $(LDLIBS) $(DB_LIBS)
+$(EARMARK): $(CLI_OBJ) $(LIBFP) $(LIBMATCH) $(LIBDB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBDB) $(LIBMATCH) $(LIBFP) $(LDLIBS) $(DB_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP) $(LIBDB)
 	@mkdir -p $(dir $@)

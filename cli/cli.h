@@ -27,6 +27,7 @@ int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_isatty(int fd);
 
 int cmd_fingerprint(int argc, char **argv);
+int cmd_match(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 
 #endif

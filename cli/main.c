@@ -18,6 +18,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"fingerprint", cmd_fingerprint, "print the landmark prints of audio files"},
+    {"match", cmd_match, "find reference recordings in clips"},
     {"db", cmd_db, "the database: start, stop, status, migrate, psql"},
 };
 

@@ -1,0 +1,196 @@
+/*
+ * cmd_match.c -- `earmark match`: which reference recordings does a clip
+ * contain, where, and was it sped up, time-stretched or pitch-shifted?
+ *
+ *   earmark match --ref FILE [--ref FILE]... [--json] CLIP...
+ *
+ * The references are fingerprinted into an in-memory store; each clip is
+ * matched against it.  Exit status: 0 when every clip was read (matches or
+ * not), 1 when a file failed, 2 on a usage error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "earmark_fp.h"
+#include "em_match.h"
+
+static const char *USAGE =
+    "earmark match --ref FILE [--ref FILE]... [--json] [--unscaled] [--min-frames N] CLIP...";
+
+static void help(void)
+{
+    printf("usage: %s\n\n"
+           "Fingerprint the reference recordings, then report for each CLIP the\n"
+           "references it contains: where (query and reference seconds), how strongly\n"
+           "(aligned frames and prints) and how it differs (speed, tempo, pitch).\n\n"
+           "  --ref FILE       a reference recording (repeatable)\n"
+           "  --json           one JSON object per clip (JSON Lines)\n"
+           "  --unscaled       do not search speed, tempo or pitch changes\n"
+           "  --min-frames N   aligned query frames a match needs (default 12)\n"
+           "  --help           this text\n\n"
+           "Exit status: 0 all clips read, 1 some file failed, 2 usage error.\n",
+           USAGE);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
+/* The factors as the API reports them: speed (tempo and pitch together),
+ * tempo (time only), pitch (semitones, frequency only). */
+static void factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)
+{
+    *speed = *tempo = 1.0;
+    *pitch_st = 0.0;
+    switch (r->change) {
+    case MATCH_SPEED: *speed = r->speed; break;
+    case MATCH_TEMPO: *tempo = r->speed; break;
+    case MATCH_PITCH: *pitch_st = r->pitch_semitones; break;
+    case MATCH_MIXED:
+        *tempo = r->speed;
+        *pitch_st = r->pitch_semitones;
+        break;
+    default: break;
+    }
+}
+
+static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
+                       char **refs)
+{
+    printf("%s: %.1f s, %zu match%s\n", clip, dur, n, n == 1 ? "" : "es");
+    for (size_t i = 0; i < n; i++) {
+        const match_result_t *r = &m[i];
+        double sp, te, st;
+        factors(r, &sp, &te, &st);
+        printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints",
+               i + 1, refs[r->track], r->query_start, r->query_end, r->ref_start, r->ref_end,
+               r->frames, r->prints);
+        switch (r->change) {
+        case MATCH_SAME: printf("; same speed and pitch\n"); break;
+        case MATCH_SPEED: printf("; speed %+.1f%% (pitch follows)\n", 100 * (sp - 1)); break;
+        case MATCH_TEMPO: printf("; tempo %+.1f%%, pitch kept\n", 100 * (te - 1)); break;
+        case MATCH_PITCH: printf("; pitch %+.2f semitones, tempo kept\n", st); break;
+        default: printf("; tempo %+.1f%%, pitch %+.2f semitones\n", 100 * (te - 1), st); break;
+        }
+    }
+}
+
+static void print_json(const char *clip, double dur, const match_result_t *m, size_t n,
+                       char **refs)
+{
+    fputs("{\"query\":", stdout);
+    json_string(stdout, clip);
+    printf(",\"duration\":%.3f,\"matches\":[", dur);
+    for (size_t i = 0; i < n; i++) {
+        const match_result_t *r = &m[i];
+        double sp, te, st;
+        factors(r, &sp, &te, &st);
+        printf("%s{\"reference\":", i ? "," : "");
+        json_string(stdout, refs[r->track]);
+        printf(",\"frames\":%u,\"prints\":%u,\"query_start\":%.3f,\"query_end\":%.3f,"
+               "\"ref_start\":%.3f,\"ref_end\":%.3f,\"matched_seconds\":%.3f,"
+               "\"change\":\"%s\",\"speed\":%.4f,\"tempo\":%.4f,\"pitch\":%.3f,"
+               "\"time_scale\":%.4f,\"pitch_ratio\":%.4f}",
+               r->frames, r->prints, r->query_start, r->query_end, r->ref_start, r->ref_end,
+               r->matched_seconds, match_change_name(r->change), sp, te, st, r->speed, r->pitch);
+    }
+    fputs("]}\n", stdout);
+}
+
+int cmd_match(int argc, char **argv)
+{
+    static const struct option opts[] = {{"ref", required_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"unscaled", no_argument, NULL, 'u'},
+                                         {"min-frames", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    char **refs = NULL;
+    size_t nrefs = 0;
+    int json = 0, c, status = EXIT_OK;
+    long v;
+    match_opts_t mo;
+    match_store_t *store = NULL;
+    char err[512];
+
+    match_opts_default(&mo);
+    optind = 1;
+    refs = calloc((size_t)argc, sizeof *refs);
+    if (!refs) {
+        cli_error("match", "out of memory");
+        return EXIT_FAIL;
+    }
+    while ((c = getopt_long(argc, argv, "r:jum:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': refs[nrefs++] = optarg; break;
+        case 'j': json = 1; break;
+        case 'u': mo.unscaled = 1; break;
+        case 'm':
+            if (cli_parse_int(optarg, 1, 100000, &v)) {
+                status = cli_usage("match", USAGE, "--min-frames wants a number, not '%s'", optarg);
+                goto out;
+            }
+            mo.min_frames = (uint32_t)v;
+            break;
+        case 'h': help(); goto out;
+        default: status = cli_usage("match", USAGE, "unknown option"); goto out;
+        }
+    }
+    if (!nrefs) {
+        status = cli_usage("match", USAGE, "no reference given (--ref FILE)");
+        goto out;
+    }
+    if (optind >= argc) {
+        status = cli_usage("match", USAGE, "no clip given");
+        goto out;
+    }
+    if (match_memstore_new(&store) != FP_OK) {
+        cli_error("match", "out of memory");
+        status = EXIT_FAIL;
+        goto out;
+    }
+    for (size_t i = 0; i < nrefs; i++) {
+        fp_result_t res;
+        fp_err_t rc = fp_extract_path(refs[i], NULL, NULL, &res, err, sizeof err);
+        if (rc == FP_OK) rc = match_memstore_add(store, (uint32_t)i, res.prints, res.count);
+        fp_result_clear(&res);
+        if (rc != FP_OK) {
+            cli_error("match", "%s (%s); reference skipped", err, fp_errname(rc));
+            status = EXIT_FAIL;
+        }
+    }
+    match_memstore_seal(store);
+    for (int i = optind; i < argc; i++) {
+        fp_result_t res;
+        match_result_t *m = NULL;
+        size_t n = 0;
+        fp_err_t rc = fp_extract_path(argv[i], NULL, NULL, &res, err, sizeof err);
+        if (rc == FP_OK) rc = match_query(store, res.prints, res.count, &mo, &m, &n, NULL, err,
+                                          sizeof err);
+        if (rc != FP_OK) {
+            cli_error("match", "%s (%s)", err, fp_errname(rc));
+            status = EXIT_FAIL;
+        } else if (json) {
+            print_json(argv[i], res.stats.seconds, m, n, refs);
+        } else {
+            print_text(argv[i], res.stats.seconds, m, n, refs);
+        }
+        fflush(stdout);
+        free(m);
+        fp_result_clear(&res);
+    }
+out:
+    match_store_free(store);
+    free(refs);
+    return status;
+}

@@ -1,0 +1,140 @@
+/*
+ * em_match.h -- from a clip's prints to verdicts: which catalog recordings
+ * it contains, where, how strongly, and whether it was sped up, stretched
+ * or pitch-shifted.
+ *
+ *   match_store.c     the store interface, and a store held in memory
+ *   match_query.c     hits from the store, offset voting (fp_score_hits),
+ *                     the decision rule and the factors of each match
+ *   cmd_match.c       `earmark match` (not part of the library)
+ *
+ * A store is anything that can answer "which postings have these hashes":
+ * the in-memory store below, the PostgreSQL catalog.  The matcher does not
+ * know which one it talks to.
+ *
+ * Errors are fp_err_t (the fingerprint core's codes) with a message in the
+ * caller's buffer.  Threads: a store is read by many threads at once once
+ * it is sealed; a query uses no shared state.  Ownership as in
+ * earmark_fp.h: *_free(NULL) is a no-op, out-arrays are the caller's to
+ * free().
+ */
+#ifndef EARMARK_MATCH_H
+#define EARMARK_MATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "earmark_fp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Stores                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct match_store match_store_t;
+
+/*
+ * What a store implements.  `hits` appends to *out (grown with realloc;
+ * *n used, *cap allocated) one fp_hit_t for every posting of every query
+ * print's hash, at most max_postings postings per hash (more mean the hash
+ * says nothing: a hash that common is skipped and counted in *skipped).
+ */
+typedef struct match_store_ops {
+    fp_err_t (*hits)(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
+                     fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped, char *err,
+                     size_t errlen);
+    void (*free)(match_store_t *store);
+} match_store_ops_t;
+
+struct match_store {
+    const match_store_ops_t *ops;
+};
+
+/* Release any store.  NULL is a no-op. */
+void match_store_free(match_store_t *store);
+
+/*
+ * A store in memory: add recordings, seal, query.  Prints are copied.
+ * Adding after sealing is FP_ERR_INVALID.  Memory: 16 bytes per print.
+ */
+fp_err_t match_memstore_new(match_store_t **out);
+fp_err_t match_memstore_add(match_store_t *store, uint32_t track, const fp_print_t *prints,
+                            size_t n);
+fp_err_t match_memstore_seal(match_store_t *store);
+/* Prints held. */
+size_t match_memstore_size(const match_store_t *store);
+
+/* ------------------------------------------------------------------------ */
+/* Queries                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* How a match differs from its reference. */
+typedef enum match_change {
+    MATCH_SAME = 0,     /* same speed and pitch */
+    MATCH_SPEED = 1,    /* played faster or slower: tempo and pitch together */
+    MATCH_TEMPO = 2,    /* time-stretched, pitch kept */
+    MATCH_PITCH = 3,    /* pitch-shifted, tempo kept */
+    MATCH_MIXED = 4     /* tempo and pitch changed by different factors */
+} match_change_t;
+
+/* "same", "speed", "tempo", "pitch", "mixed". */
+const char *match_change_name(match_change_t c);
+
+typedef struct match_opts {
+    uint32_t min_frames;   /* a match aligns at least this many distinct
+                              query frames (default 12) */
+    size_t max_postings;   /* per hash; more and the hash is skipped
+                              (default 2000) */
+    size_t max_results;    /* matches returned, best first (default 10) */
+    int unscaled;          /* 1: do not search speed, tempo or pitch changes */
+    double frame_seconds;  /* seconds per frame of the prints (default: the
+                              default fp_config_t's) */
+} match_opts_t;
+
+void match_opts_default(match_opts_t *o);
+
+/* One recording found in the query. */
+typedef struct match_result {
+    uint32_t track;        /* the store's track id */
+    uint32_t frames;       /* distinct query frames aligned: the score */
+    uint32_t prints;       /* distinct query prints aligned */
+    double query_start;    /* seconds, in the query */
+    double query_end;
+    double ref_start;      /* seconds, in the reference */
+    double ref_end;
+    double matched_seconds; /* query_end - query_start */
+    double speed;          /* reference time per query time (1.1: 10% faster) */
+    double pitch;          /* query frequency per reference frequency, 0 unknown */
+    double pitch_semitones; /* 12 log2(pitch), 0 when unknown */
+    match_change_t change;
+} match_result_t;
+
+typedef struct match_stats {
+    size_t prints;         /* query prints */
+    size_t hits;           /* postings fetched */
+    size_t skipped;        /* hashes skipped as too common */
+    size_t candidates;     /* alignments considered */
+} match_stats_t;
+
+/*
+ * Match a query's prints against a store.  On success *out holds *n_out
+ * results (possibly 0), best first, each above opts->min_frames; free()
+ * it.  st may be NULL.  Errors: what the store reports, FP_ERR_NOMEM.
+ */
+fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
+                     const match_opts_t *opts, match_result_t **out, size_t *n_out,
+                     match_stats_t *st, char *err, size_t errlen);
+
+/*
+ * The same from candidates already scored: the decision rule and the
+ * factors, for callers that score hits themselves.
+ */
+void match_describe(const fp_candidate_t *c, double frame_seconds, match_result_t *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,141 @@
+/*
+ * match_store.c -- the store interface, and the store held in memory: all
+ * postings in one array sorted by (hash, track, t), found by binary search.
+ * Simple and compact; the PostgreSQL catalog is the store for catalogs that
+ * outgrow one process.
+ */
+#include "em_match.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct entry {
+    uint32_t hash;
+    uint32_t track;
+    uint32_t t;
+    uint16_t f;
+    uint16_t pad;
+} entry_t;
+
+typedef struct memstore {
+    match_store_t base;
+    entry_t *e;
+    size_t n, cap;
+    int sealed;
+} memstore_t;
+
+void match_store_free(match_store_t *store)
+{
+    if (store) store->ops->free(store);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    if (x->track != y->track) return x->track < y->track ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* First entry with hash >= h. */
+static size_t lower_bound(const memstore_t *m, uint32_t h)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->e[mid].hash < h) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
+                         size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
+                         size_t *skipped, char *err, size_t errlen)
+{
+    memstore_t *m = (memstore_t *)store;
+    if (!m->sealed) {
+        if (err) snprintf(err, errlen, "the in-memory store is not sealed");
+        return FP_ERR_INVALID;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        size_t a = lower_bound(m, q[i].hash), b = a;
+        while (b < m->n && m->e[b].hash == q[i].hash) b++;
+        if (b - a > max_postings) {
+            if (skipped) (*skipped)++;
+            continue;
+        }
+        if (*n + (b - a) > *cap) {
+            size_t nc = *cap ? *cap : 4096;
+            while (nc < *n + (b - a)) nc *= 2;
+            fp_hit_t *p = realloc(*out, nc * sizeof *p);
+            if (!p) {
+                if (err) snprintf(err, errlen, "out of memory for %zu hits", nc);
+                return FP_ERR_NOMEM;
+            }
+            *out = p;
+            *cap = nc;
+        }
+        uint16_t flags = (q[i].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0;
+        for (size_t k = a; k < b; k++)
+            (*out)[(*n)++] = (fp_hit_t){m->e[k].track, m->e[k].t, q[i].t, (uint32_t)i,
+                                        m->e[k].f, q[i].f, flags};
+    }
+    return FP_OK;
+}
+
+static void mem_free(match_store_t *store)
+{
+    memstore_t *m = (memstore_t *)store;
+    free(m->e);
+    free(m);
+}
+
+static const match_store_ops_t mem_ops = {mem_hits, mem_free};
+
+fp_err_t match_memstore_new(match_store_t **out)
+{
+    memstore_t *m = calloc(1, sizeof *m);
+    *out = NULL;
+    if (!m) return FP_ERR_NOMEM;
+    m->base.ops = &mem_ops;
+    *out = &m->base;
+    return FP_OK;
+}
+
+fp_err_t match_memstore_add(match_store_t *store, uint32_t track, const fp_print_t *prints,
+                            size_t n)
+{
+    memstore_t *m = (memstore_t *)store;
+    if (!m || m->base.ops != &mem_ops || m->sealed || (!prints && n)) return FP_ERR_INVALID;
+    if (m->n + n > m->cap) {
+        size_t nc = m->cap ? m->cap : 65536;
+        while (nc < m->n + n) {
+            if (nc > SIZE_MAX / 2 / sizeof(entry_t)) return FP_ERR_NOMEM;
+            nc *= 2;
+        }
+        entry_t *p = realloc(m->e, nc * sizeof *p);
+        if (!p) return FP_ERR_NOMEM;
+        m->e = p;
+        m->cap = nc;
+    }
+    for (size_t i = 0; i < n; i++)
+        m->e[m->n++] = (entry_t){prints[i].hash, track, prints[i].t, prints[i].f, 0};
+    return FP_OK;
+}
+
+fp_err_t match_memstore_seal(match_store_t *store)
+{
+    memstore_t *m = (memstore_t *)store;
+    if (!m || m->base.ops != &mem_ops) return FP_ERR_INVALID;
+    if (!m->sealed && m->n) qsort(m->e, m->n, sizeof *m->e, cmp_entry);
+    m->sealed = 1;
+    return FP_OK;
+}
+
+size_t match_memstore_size(const match_store_t *store)
+{
+    const memstore_t *m = (const memstore_t *)store;
+    return m && m->base.ops == &mem_ops ? m->n : 0;
+}
