@@ -30,7 +30,7 @@ DB_PKGS    := libpq libcrypto
 DB_CFLAGS  := $(shell pkg-config --cflags $(DB_PKGS) 2>/dev/null)
 DB_LIBS    := $(shell pkg-config --libs $(DB_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Idb -Icli -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Icli -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
@@ -80,9 +80,9 @@ $(LIBDB): $(DB_OBJ)
 $(EARMARK): $(CLI_OBJ) $(LIBFP) $(LIBMATCH) $(LIBDB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBDB) $(LIBMATCH) $(LIBFP) $(LDLIBS) $(DB_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP) $(LIBDB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP) $(LIBMATCH) $(LIBDB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBDB) $(LIBFP) $(LDLIBS) $(DB_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBDB) $(LIBMATCH) $(LIBFP) $(LDLIBS) $(DB_LIBS)
 
 $(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,149 @@
+/*
+ * test_match.c -- the matcher over the in-memory store, on real music:
+ * a clean clip, a sped-up, a time-stretched and a pitch-shifted one are
+ * found at the right place with the right kind of change and factor; a clip
+ * of a recording not in the store finds nothing; and the CLI says the same.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "earmark_fp.h"
+#include "em_match.h"
+#include "testlib.h"
+
+static match_store_t *store;
+
+static void build_store(void)
+{
+    char err[256];
+    REQUIRE(match_memstore_new(&store) == FP_OK);
+    for (int i = 0; i < 3; i++) {
+        fp_result_t r;
+        REQUIRE(fp_extract_path(test_corpus_file(i), NULL, NULL, &r, err, sizeof err) == FP_OK,
+                "%s", err);
+        CHECK(match_memstore_add(store, (uint32_t)i, r.prints, r.count) == FP_OK);
+        fp_result_clear(&r);
+    }
+    CHECK(match_memstore_seal(store) == FP_OK);
+    CHECK(match_memstore_size(store) > 10000);
+    fp_print_t p = {0};
+    CHECK(match_memstore_add(store, 9, &p, 1) == FP_ERR_INVALID, "no adding after sealing");
+}
+
+/* Make a clip of corpus file `src` with the sox effect, match it. */
+static int run(int src, double start, const char *effect, match_result_t **m, size_t *n)
+{
+    const char *d = test_tmpdir();
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/clip.wav", d);
+    if (test_sh("sox '%s' %s trim %.3f 10 %s 2>/dev/null", test_corpus_file(src), path, start,
+                effect) != 0)
+        return -1;
+    fp_result_t r;
+    if (fp_extract_path(path, NULL, NULL, &r, err, sizeof err) != FP_OK) return -1;
+    fp_err_t rc = match_query(store, r.prints, r.count, NULL, m, n, NULL, err, sizeof err);
+    fp_result_clear(&r);
+    return rc == FP_OK ? 0 : -1;
+}
+
+static void test_clean(void)
+{
+    match_result_t *m;
+    size_t n;
+    REQUIRE(run(1, 40.0, "", &m, &n) == 0);
+    REQUIRE(n >= 1);
+    CHECK(m[0].track == 1 && m[0].change == MATCH_SAME, "track %u change %s", m[0].track,
+          match_change_name(m[0].change));
+    CHECK(fabs(m[0].ref_start - m[0].query_start - 40.0) < 0.1, "ref %.2f query %.2f",
+          m[0].ref_start, m[0].query_start);
+    CHECK(m[0].matched_seconds > 9.0 && m[0].frames > 100, "%.1f s, %u frames",
+          m[0].matched_seconds, m[0].frames);
+    CHECK(m[0].speed == 1.0);
+    free(m);
+}
+
+static void test_speed(void)
+{
+    match_result_t *m;
+    size_t n;
+    REQUIRE(run(0, 25.0, "speed 1.08", &m, &n) == 0);
+    REQUIRE(n >= 1);
+    CHECK(m[0].track == 0 && m[0].change == MATCH_SPEED, "track %u change %s", m[0].track,
+          match_change_name(m[0].change));
+    CHECK(fabs(m[0].speed - 1.08) < 0.01 && fabs(m[0].pitch - 1.08) < 0.01, "speed %.4f pitch %.4f",
+          m[0].speed, m[0].pitch);
+    /* the reference position of query time 0 */
+    CHECK(fabs(m[0].ref_start - m[0].speed * m[0].query_start - 25.0) < 0.3, "ref start %.2f",
+          m[0].ref_start);
+    free(m);
+}
+
+static void test_tempo(void)
+{
+    match_result_t *m;
+    size_t n;
+    REQUIRE(run(2, 30.0, "tempo 0.9", &m, &n) == 0);
+    REQUIRE(n >= 1);
+    CHECK(m[0].track == 2 && m[0].change == MATCH_TEMPO, "track %u change %s speed %.3f pitch %.3f",
+          m[0].track, match_change_name(m[0].change), m[0].speed, m[0].pitch);
+    CHECK(fabs(m[0].speed - 0.9) < 0.01, "speed %.4f", m[0].speed);
+    free(m);
+}
+
+static void test_pitch(void)
+{
+    match_result_t *m;
+    size_t n;
+    REQUIRE(run(1, 60.0, "pitch 200", &m, &n) == 0);
+    REQUIRE(n >= 1);
+    CHECK(m[0].track == 1 && m[0].change == MATCH_PITCH, "track %u change %s speed %.3f pitch %.3f",
+          m[0].track, match_change_name(m[0].change), m[0].speed, m[0].pitch);
+    CHECK(fabs(m[0].pitch_semitones - 2.0) < 0.15, "%.2f semitones", m[0].pitch_semitones);
+    free(m);
+}
+
+static void test_unknown(void)
+{
+    match_result_t *m;
+    size_t n;
+    REQUIRE(run(3, 20.0, "", &m, &n) == 0);
+    CHECK(n == 0, "a recording not in the store matched %zu times (track %u, %u frames)", n,
+          n ? m[0].track : 0, n ? m[0].frames : 0);
+    free(m);
+}
+
+static void test_cli(void)
+{
+    const char *bin = getenv("EARMARK_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        fprintf(stderr, "  (earmark binary not found: CLI checks skipped)\n");
+        return;
+    }
+    const char *d = test_tmpdir();
+    REQUIRE(test_sh("sox '%s' %s/c.wav trim 25 10 speed 1.08 2>/dev/null", test_corpus_file(0),
+                    d) == 0);
+    CHECK(test_sh("'%s' match --json --ref '%s' --ref '%s' %s/c.wav > %s/m.json", bin,
+                  test_corpus_file(1), test_corpus_file(0), d, d) == 0);
+    CHECK(test_sh("grep -q '\"change\":\"speed\",\"speed\":1.0[78]' %s/m.json", d) == 0,
+          "JSON reports the speed change");
+    CHECK(test_sh("'%s' match %s/c.wav 2>/dev/null", bin, d) == 2, "no --ref is a usage error");
+    CHECK(test_sh("'%s' match --ref /nonexistent.ogg --ref '%s' %s/c.wav >/dev/null 2>&1", bin,
+                  test_corpus_file(0), d) == 1,
+          "a bad reference is reported, exit 1");
+}
+
+int main(void)
+{
+    alarm(300);
+    RUN(build_store);
+    RUN(test_clean);
+    RUN(test_speed);
+    RUN(test_tempo);
+    RUN(test_pitch);
+    RUN(test_unknown);
+    RUN(test_cli);
+    match_store_free(store);
+    return test_main_end();
+}
