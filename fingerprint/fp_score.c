@@ -382,9 +382,13 @@ static int cmp_span_desc(const void *a, const void *b)
     return x->first < y->first ? -1 : 1;
 }
 
-/* Of two candidates of one track that cover the same query time, keep the
- * one with more frames, then prints (a scaled match also shows as a weak
- * unscaled one). */
+/*
+ * Of two candidates of one track that cover mostly the same query time (more
+ * than half of the shorter one), keep the one with more frames, then
+ * prints.  A scaled match also shows as a weak unscaled one, and a clip of
+ * music that repeats itself aligns with every repeat: the best alignment
+ * stands for them.  Different parts of the query keep their own.
+ */
 static void drop_overlaps(scratch_t *s)
 {
     size_t w = 0;
@@ -393,9 +397,11 @@ static void drop_overlaps(scratch_t *s)
         int dominated = 0;
         for (size_t j = 0; j < s->ncands && !dominated; j++) {
             const fp_candidate_t *d = &s->cands[j];
-            if (j == i || d->track != c->track || d->query_end < c->query_start ||
-                d->query_start > c->query_end || d->speed == c->speed)
-                continue;
+            if (j == i || d->track != c->track) continue;
+            int64_t lo = c->query_start > d->query_start ? c->query_start : d->query_start;
+            int64_t hi = c->query_end < d->query_end ? c->query_end : d->query_end;
+            int64_t lc = (int64_t)c->query_end - c->query_start, ld = (int64_t)d->query_end - d->query_start;
+            if (2 * (hi - lo) <= (lc < ld ? lc : ld)) continue;
             dominated = d->frames > c->frames ||
                         (d->frames == c->frames && (d->count > c->count ||
                                                     (d->count == c->count && j < i)));
@@ -464,8 +470,8 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
             rc = score_scaled(&s, ni, hits + spans[k].first, spans[k].end - spans[k].first, &o);
             if (rc != FP_OK) goto out;
         }
-        drop_overlaps(&s);
     }
+    drop_overlaps(&s);
     if (s.ncands) {
         qsort(s.cands, s.ncands, sizeof *s.cands, cmp_cand);
         if (s.ncands > o.max_candidates) s.ncands = o.max_candidates;
