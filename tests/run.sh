@@ -28,5 +28,5 @@ if [ "${EVAL_SMALL:-1}" != 0 ]; then
     else echo "not ok - small accuracy evaluation"; failed=$((failed + 1)); fi
 fi
 echo
-echo "$passed passed, $failed failed"
+echo "suite: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-VERSION=3
+VERSION=4
 CORE_TRANSFORMS="clean mp3_64 opus_24 white_snr10 pink_snr0 mix_music phone reverb
     quiet_compand speed_p5 speed_m5 speed_p10 tempo_p5 pitch_p1 embed"
 # the "robust set": reported in a table section of their own
@@ -39,8 +39,9 @@ WORK_RATE=44100           # transforms work on stereo clips at this rate
 # speed), the set, and query frequency per source frequency (the pitch).
 # Prints "SPEED SET PITCH".
 transform_factor() {
-    local set=core
-    case " $ROBUST_TRANSFORMS " in *" $1 "*) set=robust ;; esac
+    local set=core robust
+    robust=" $(echo $ROBUST_TRANSFORMS) "
+    case $robust in *" $1 "*) set=robust ;; esac
     awk -v t="$1" -v s=$set 'BEGIN {
         speed = 1; pitch = 1; n = t; sub(/^[a-z]+_[pm]/, "", n)
         sign = (t ~ /_m[0-9]+$/) ? -1 : 1
