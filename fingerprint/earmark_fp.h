@@ -111,6 +111,9 @@ typedef struct fp_config {
     int triplet_targets;  /* the first N zone peaks form N*(N-1)/2 triplets
                              per anchor (0 or 1: no triplets; <= 8) */
     int triplet_dl;       /* triplet zone: within +-this many semitones */
+    /* stationary sound */
+    int repeat_frames;    /* a print whose hash was printed within this many
+                             frames before is dropped (0: keep all) */
 } fp_config_t;
 
 /* Fill *cfg with the default, tuned parameters. */

@@ -29,6 +29,7 @@ void fp_config_default(fp_config_t *cfg)
     cfg->target_df = 63;
     cfg->triplet_targets = 3;
     cfg->triplet_dl = 12;
+    cfg->repeat_frames = 43;
 }
 
 void fp_limits_default(fp_limits_t *lim)
@@ -67,6 +68,7 @@ fp_err_t fp_config_check(const fp_config_t *c, char *err, size_t errlen)
     if (c->target_df < 1 || c->target_df > 63) BAD("target_df out of range 1..63");
     if (c->triplet_targets < 0 || c->triplet_targets > 8) BAD("triplet_targets out of range 0..8");
     if (c->triplet_dl < 1 || c->triplet_dl > 12) BAD("triplet_dl out of range 1..12");
+    if (c->repeat_frames < 0 || c->repeat_frames > 4096) BAD("repeat_frames out of range 0..4096");
     return FP_OK;
 #undef BAD
 }
@@ -87,7 +89,7 @@ uint32_t fp_config_id(const fp_config_t *c)
     int32_t ints[] = {c->version, c->sample_rate, c->fft_size, c->hop, c->min_bin,
                       c->max_bin, c->peak_df, c->peak_dt, c->contrast_bins,
                       c->density, c->density_window, c->fanout, c->target_dt_min,
-                      c->target_dt_max, c->target_df, c->triplet_targets, c->triplet_dl};
+                      c->target_dt_max, c->target_df, c->triplet_targets, c->triplet_dl, c->repeat_frames};
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) h = fnv(h, (uint32_t)ints[i]);
     /* floats by value in hundredths, so the id does not hang on bit patterns */
     h = fnv(h, (uint32_t)(int32_t)(c->min_contrast_db * 100.0f));

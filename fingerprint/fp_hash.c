@@ -22,8 +22,12 @@
 #include <math.h>
 #include <string.h>
 
+#define RECENT_SLOTS 4096 /* direct-mapped memory of recent hashes */
+
 struct fpi_hasher {
     fp_config_t cfg;
+    uint32_t recent_hash[RECENT_SLOTS]; /* last print of each slot's hash ... */
+    uint32_t recent_t[RECENT_SLOTS];    /* ... and its frame + 1 (0: empty) */
     fpi_peak_t *peaks;      /* peaks not yet used as anchors, time order */
     size_t n, cap, head;
 };
@@ -56,6 +60,26 @@ fp_err_t fpi_hasher_new(const fp_config_t *cfg, fpi_hasher_t **out)
     h->cfg = *cfg;
     *out = h;
     return FP_OK;
+}
+
+/*
+ * Is this a repeat of the same hash within repeat_frames?  A sustained note
+ * or a stationary texture makes the same hash frame after frame; such prints
+ * align with any stretch of any recording that holds the same sound, at
+ * every offset, and prove nothing about where a clip comes from.  Only the
+ * first of a run is kept (a direct-mapped table: a collision at worst lets a
+ * repeat through; the result depends only on the print sequence).
+ */
+static int is_repeat(fpi_hasher_t *h, uint32_t hash, uint32_t t)
+{
+    if (h->cfg.repeat_frames <= 0) return 0;
+    uint32_t slot = (hash * 2654435761u) >> 20; /* 12 bits */
+    if (h->recent_hash[slot] == hash && h->recent_t[slot] &&
+        t - (h->recent_t[slot] - 1) <= (uint32_t)h->cfg.repeat_frames)
+        return 1;
+    h->recent_hash[slot] = hash;
+    h->recent_t[slot] = t + 1;
+    return 0;
 }
 
 /* Semitones of a 1/16-bin frequency above min_bin. */
@@ -104,6 +128,7 @@ static fp_err_t triplet_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size
             int louder = (a->level > b->level) | (a->level > d->level) << 1;
             uint32_t hash = fp_hash_pack_triplet(ratio, (int)lrintf(za[x]), (int)lrintf(za[y]),
                                                  octave > 7 ? 7 : octave, louder);
+            if (is_repeat(h, hash, a->t)) continue;
             (*out)[(*len)++] = (fp_print_t){hash, a->t, a->f16, (uint16_t)lrintf(t3 * 16.0f)};
         }
     }
@@ -131,9 +156,11 @@ static fp_err_t pair_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size_t 
         int df = (int)b->bin - (int)a->bin;
         if (df < -c->target_df || df > c->target_df) continue;
         float span = (float)gap + b->dt - a->dt;
-        (*out)[(*len)++] = (fp_print_t){fp_hash_pack(a->bin, df, dt), a->t, a->f16,
-                                        (uint16_t)lrintf(span * 16.0f)};
         made++;
+        uint32_t hash = fp_hash_pack(a->bin, df, dt);
+        if (is_repeat(h, hash, a->t)) continue;
+        (*out)[(*len)++] = (fp_print_t){hash, a->t, a->f16,
+                                        (uint16_t)lrintf(span * 16.0f)};
     }
     return FP_OK;
 }

@@ -3,7 +3,8 @@
  *
  *   eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]
  *        [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]
- *        [--out FILE] [--dump FILE] [--title TEXT]
+ *        [--out FILE] [--dump FILE] [--title TEXT] [--hashes all|pair|triplet]
+ *        [--unscaled]
  *
  * Fingerprints every catalog track (fp_extract_path, a work queue over N
  * threads), builds an in-memory inverted index hash -> postings (track,
@@ -516,7 +517,7 @@ typedef struct scratch {
 static scratch_t *scratch;     /* one per worker */
 static uint32_t opt_min_count = 0;
 static uint32_t opt_min_frames = 12;
-static double opt_min_ratio = 1.0;
+static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
 
 static void run_query(size_t i, int worker)
@@ -916,12 +917,14 @@ int main(int argc, char **argv)
         o.f[o.n++] = of;
     }
     say(&o, "## Accuracy: %s\n\n", title ? title : manifest);
-    say(&o, "Decision rule: best candidate aligns >= %u distinct query frames, >= %.2f x those of the "
-            "best other track, and >= %u prints; "
+    char counts[64] = "";
+    if (opt_min_count > 0) snprintf(counts, sizeof counts, ", and >= %u prints", opt_min_count);
+    say(&o, "Decision rule: best candidate aligns >= %u distinct query frames and >= %.2f x those "
+            "of the best other track%s; "
             "postings per hash capped at %zu%s%s.  Recall and wrong track: of the n catalog "
             "clips.  Offset ok (within %.1f s, or a repeat of the same audio), speed ok and pitch ok (estimate within "
             "%.0f%%): of the correct matches.  FP rate: of the negative clips.\n",
-        opt_min_frames, opt_min_ratio, opt_min_count, opt_max_postings,
+        opt_min_frames, opt_min_ratio, counts, opt_max_postings,
         opt_family == 1 ? "; pair hashes only" : opt_family == 2 ? "; triplet hashes only" : "",
         opt_unscaled ? "; unscaled alignments only" : "", OFFSET_TOLERANCE_S,
         100 * SCALE_TOLERANCE);

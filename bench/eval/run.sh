@@ -50,7 +50,7 @@ if [ "$mode" = overlap ]; then
     # least OVERLAP_MIN prints and OVERLAP_DENSITY per second of its span.
     # Pair hashes only, unscaled: the same recording, not a similar one
     # (chance alignments of whole tracks reach ~20 prints, thinly spread)
-    awk -F'\t' -v min="${OVERLAP_MIN:-15}" -v dens="${OVERLAP_DENSITY:-1}" '
+    awk -F'\t' -v min="${OVERLAP_MIN:-25}" -v dens="${OVERLAP_DENSITY:-1}" '
         NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
         { q = $c["query"]; sub(/.*\//, "", q)
           if ($c["truth"] == "-") {

@@ -243,8 +243,19 @@ static void test_formats(void)
     fp_result_clear(&ref);
 }
 
-/* A clip, MP3 at 64 kbit/s, then white noise at 10 dB SNR: >= 30% of its
- * prints must be identical, at the right time, to the original's. */
+static fp_hit_t hit(uint32_t track, uint32_t ref_t, uint32_t query_t, uint32_t idx)
+{
+    return (fp_hit_t){track, ref_t, query_t, idx, 0, 0, 0};
+}
+
+/*
+ * A clip, MP3 at 64 kbit/s, then white noise at 10 dB SNR: >= 30% of its
+ * prints must be identical, at the right time, to the original's.  Measured
+ * with the repeat filter off: it drops the later prints of a run of one
+ * hash, and where a run starts differs between a clip and its source by
+ * construction, which is beside what this measures (the hashes' robustness).
+ * With the filter on, the clip must still be found at the right place.
+ */
 static void test_quality_mp3_noise(void)
 {
     const char *d = test_tmpdir();
@@ -266,23 +277,40 @@ static void test_quality_mp3_noise(void)
                         d) == 0);
         char p[512], err[256];
         fp_result_t ref, q;
-        REQUIRE(fp_extract_path(src, NULL, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
-        snprintf(p, sizeof p, "%s/qn.wav", d);
-        REQUIRE(fp_extract_path(p, NULL, NULL, &q, err, sizeof err) == FP_OK, "%s", err);
         fp_config_t cfg;
         fp_config_default(&cfg);
+        cfg.repeat_frames = 0;
+        REQUIRE(fp_extract_path(src, &cfg, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+        snprintf(p, sizeof p, "%s/qn.wav", d);
+        REQUIRE(fp_extract_path(p, &cfg, NULL, &q, err, sizeof err) == FP_OK, "%s", err);
         double s = survival(&ref, &q, start / fp_config_frame_seconds(&cfg));
         fprintf(stderr, "  %s @%.1fs: %zu prints, %.1f%% survive MP3 64k + 10 dB noise\n", src,
                 start, q.count, 100 * s);
         CHECK(s >= 0.30, "%s: only %.1f%% survive", src, 100 * s);
         fp_result_clear(&ref);
         fp_result_clear(&q);
+        /* the default parameters find it, at the right offset */
+        REQUIRE(fp_extract_path(src, NULL, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+        REQUIRE(fp_extract_path(p, NULL, NULL, &q, err, sizeof err) == FP_OK, "%s", err);
+        fp_hit_t *h = malloc(sizeof *h * q.count * 8 + 1);
+        size_t nh = 0;
+        for (size_t i = 0; i < q.count; i++)
+            for (size_t j = 0; j < ref.count && nh < q.count * 8; j++)
+                if (ref.prints[j].hash == q.prints[i].hash)
+                    h[nh++] = hit(0, ref.prints[j].t, q.prints[i].t, (uint32_t)i);
+        fp_candidate_t *c = NULL;
+        size_t nc = 0;
+        CHECK(fp_score_hits(h, nh, NULL, &c, &nc) == FP_OK && nc >= 1);
+        if (nc) {
+            double off = (double)c[0].offset * fp_config_frame_seconds(&cfg);
+            CHECK(fabs(off - start) < 0.1 && c[0].frames >= 20, "offset %.2f s, %u frames", off,
+                  c[0].frames);
+        }
+        free(c);
+        free(h);
+        fp_result_clear(&ref);
+        fp_result_clear(&q);
     }
-}
-
-static fp_hit_t hit(uint32_t track, uint32_t ref_t, uint32_t query_t, uint32_t idx)
-{
-    return (fp_hit_t){track, ref_t, query_t, idx, 0, 0, 0};
 }
 
 static void test_score(void)
