@@ -2,9 +2,12 @@
 # corpus.sh OUTDIR -- the real-music corpus of the accuracy evaluation.
 #
 # Installs the Debian music packages when missing, lists their tracks of at
-# least MIN_SECONDS, drops exact duplicates (same sha256) and the sped-up
-# "_fast" variants, and splits the rest deterministically into a catalog
-# (~70%) and a negative set (~30%) by a hash of each file's path.
+# least MIN_SECONDS, drops duplicates (same sha256, or SAME_MUSIC) and the
+# sped-up "_fast" variants, and splits the rest deterministically into a
+# catalog (~70% of the tracks) and a negative set (~30%): whole sources or
+# pairs that share material (SOURCE_SIDE, RELATED) and the originals of the
+# speed variants are placed explicitly, the other tracks by a hash of their
+# path (CATALOG_PERMILLE).
 #
 # Writes, in OUTDIR:
 #   catalog_full.tsv  negatives_full.tsv    id, path, duration_seconds

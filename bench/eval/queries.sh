@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-VERSION=4
+VERSION=5
 CORE_TRANSFORMS="clean mp3_64 opus_24 white_snr10 pink_snr0 mix_music phone reverb
     quiet_compand speed_p5 speed_m5 speed_p10 tempo_p5 pitch_p1 embed"
 # the "robust set": reported in a table section of their own
@@ -77,7 +77,7 @@ make_clip() {
         mp3_64)        lame --quiet -b 64 "$t/base.wav" "$t/c.mp3"
                        lame --quiet --decode "$t/c.mp3" "$t/d.wav"
                        sox -R -V1 "$t/d.wav" "${fmt[@]}" "$dir/$out" ;;
-        opus_24)       opusenc --quiet --bitrate 24 "$t/base.wav" "$dir/$out" ;;
+        opus_24)       opusenc --quiet --serial 1 --bitrate 24 "$t/base.wav" "$dir/$out" ;;
         white_snr10)   sox -R -V1 -n -r "$WORK_RATE" -c 2 -b 16 "$t/n.wav" synth "$srclen" whitenoise
                        mix_scaled "$t/base.wav" "$t/n.wav" "$dir/$out" 3.16228 ;;
         pink_snr0)     sox -R -V1 -n -r "$WORK_RATE" -c 2 -b 16 "$t/n.wav" synth "$srclen" pinknoise
