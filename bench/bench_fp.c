@@ -24,6 +24,10 @@
 
 #include "earmark_fp.h"
 
+#ifndef DECODE_BLOCK
+#define DECODE_BLOCK 4096 /* frames per read in the decode-only pass */
+#endif
+
 typedef struct file {
     char *path;
     double seconds;
@@ -103,9 +107,9 @@ static void decode_file(const char *path, run_t *r)
         r->failed = 1;
         return;
     }
-    float *buf = malloc(sizeof(float) * 4096 * 2);
+    float *buf = malloc(sizeof(float) * DECODE_BLOCK * 2);
     size_t got;
-    while (buf && fp_decoder_read(dec, buf, 4096, &got, err, sizeof err) == FP_OK && got) {
+    while (buf && fp_decoder_read(dec, buf, DECODE_BLOCK, &got, err, sizeof err) == FP_OK && got) {
     }
     free(buf);
     fp_decoder_free(dec);

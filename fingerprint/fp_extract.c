@@ -166,7 +166,14 @@ void fp_extractor_free(fp_extractor_t *ex)
 
 /* ---- one-call extraction ---- */
 
-#define BLOCK_FRAMES 4096
+/*
+ * Frames decoded per step.  Decoder and fingerprinter evict each other's
+ * working sets from the caches each time they alternate; at 4096 frames that
+ * slowed decoding by ~15% (decode-only 418x real time, in the pipeline 363x),
+ * at 65536 (1.5 s at 44.1 kHz; 512 KiB for stereo, at most 4 MiB at the
+ * 16-channel limit) the pipeline runs ~10% faster.  Memory stays bounded.
+ */
+#define BLOCK_FRAMES 65536
 
 /* Move every pending print of ex into res. */
 static fp_err_t drain(fp_extractor_t *ex, fp_result_t *res, size_t *cap)
