@@ -10,6 +10,8 @@
 #ifndef EARMARK_CLI_H
 #define EARMARK_CLI_H
 
+#include <stdio.h>
+
 #define EXIT_OK 0     /* everything asked for was done */
 #define EXIT_FAIL 1   /* something failed (a file, the database, ...) */
 #define EXIT_USAGE 2  /* the command line itself is wrong */
@@ -23,6 +25,8 @@ int cli_usage(const char *cmd, const char *usage, const char *fmt, ...)
 int cli_ncpu(void);
 /* Parse a positive integer option value in [lo, hi]; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
+/* Print s as a JSON string literal (quotes, escapes) on f. */
+void cli_json_string(FILE *f, const char *s);
 /* 1 when stdout / stderr is a terminal. */
 int cli_isatty(int fd);
 

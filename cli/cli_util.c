@@ -44,6 +44,17 @@ int cli_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+    fputc('"', f);
+}
+
 int cli_isatty(int fd)
 {
     return isatty(fd);

@@ -60,23 +60,11 @@ static void *worker(void *arg)
     }
 }
 
-/* Print a string as a JSON string literal. */
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
 static void print_json(FILE *f, const job_t *j, const fp_config_t *cfg)
 {
     const fp_result_t *r = &j->res;
     fputs("{\"file\":", f);
-    json_string(f, j->path);
+    cli_json_string(f, j->path);
     fprintf(f,
             ",\"format\":\"%s\",\"sample_rate\":%d,\"channels\":%d,\"duration\":%.3f,"
             "\"params_version\":%d,\"config_id\":\"%08x\",\"frame_seconds\":%.9g,"

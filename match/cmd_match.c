@@ -35,17 +35,6 @@ static void help(void)
            USAGE);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fputc('"', f);
-}
-
 /* The factors as the API reports them: speed (tempo and pitch together),
  * tempo (time only), pitch (semitones, frequency only). */
 static void factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)
@@ -89,14 +78,14 @@ static void print_json(const char *clip, double dur, const match_result_t *m, si
                        char **refs)
 {
     fputs("{\"query\":", stdout);
-    json_string(stdout, clip);
+    cli_json_string(stdout, clip);
     printf(",\"duration\":%.3f,\"matches\":[", dur);
     for (size_t i = 0; i < n; i++) {
         const match_result_t *r = &m[i];
         double sp, te, st;
         factors(r, &sp, &te, &st);
         printf("%s{\"reference\":", i ? "," : "");
-        json_string(stdout, refs[r->track]);
+        cli_json_string(stdout, refs[r->track]);
         printf(",\"frames\":%u,\"prints\":%u,\"query_start\":%.3f,\"query_end\":%.3f,"
                "\"ref_start\":%.3f,\"ref_end\":%.3f,\"matched_seconds\":%.3f,"
                "\"change\":\"%s\",\"speed\":%.4f,\"tempo\":%.4f,\"pitch\":%.3f,"
