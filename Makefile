@@ -115,6 +115,8 @@ install: all
 	install -m 644 $(LIBFP) $(DESTDIR)$(PREFIX)/lib/libearmark-fp.a
 	install -m 644 fingerprint/earmark_fp.h $(DESTDIR)$(PREFIX)/include/earmark_fp.h
 	install -m 644 $(LIBDB) $(DESTDIR)$(PREFIX)/lib/libearmark-db.a
+	install -m 644 $(LIBMATCH) $(DESTDIR)$(PREFIX)/lib/libearmark-match.a
+	install -m 644 match/em_match.h $(DESTDIR)$(PREFIX)/include/em_match.h
 	install -m 644 db/em_db.h $(DESTDIR)$(PREFIX)/include/em_db.h
 	install -d $(DESTDIR)$(PREFIX)/share/earmark/sql
 	install -m 644 sql/*.sql $(DESTDIR)$(PREFIX)/share/earmark/sql
