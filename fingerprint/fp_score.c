@@ -123,8 +123,9 @@ typedef struct scratch {
     size_t ratios_cap;
     fp_hit_t *inv;        /* one track's scale-invariant hits */
     size_t inv_cap;
-    uint32_t *hist;       /* offset histogram of the scaled search */
-    size_t hist_cap;
+    uint32_t *hist;       /* SCALED_SLOTS counters, zero between uses */
+    int64_t *offs;        /* the hits' offsets at one speed */
+    size_t offs_cap;
 } scratch_t;
 
 static int cmp_double(const void *a, const void *b)
@@ -263,52 +264,32 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
     return FP_OK;
 }
 
-/*
- * Offsets ref_t - speed * query_t of the n hits in s->inv, counted into
- * s->hist (offsets lo .. lo+width-1); returns the most hits within a window
- * of 2w+1 offsets and its centre in *at.  Counting keeps each grid point
- * linear in the hits and the offset range, with no sorting.
- */
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
+#define SCALED_SLOTS 8192 /* offset histogram of the scaled search, by offset mod this */
 
-static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t lo, size_t width,
-                             int64_t w, int64_t *at)
+/*
+ * The most of the n hits in s->inv whose offsets ref_t - speed * query_t lie
+ * within +-w of one hit's offset; that offset in *at.  The histogram is
+ * indexed by offset modulo SCALED_SLOTS (offsets that far apart rarely meet:
+ * chance hits are sparse) and cleared by the same hits afterwards, so one
+ * speed costs O(n * (2w+1)) whatever the length of the recording.
+ */
+static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t w, int64_t *at)
 {
-    if (n * 16 < width) {
-        /* few hits over a wide range: sorting them is cheaper than the
-         * histogram */
-        int64_t *off = (int64_t *)s->hist;
-        for (size_t i = 0; i < n; i++)
-            off[i] = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
-        qsort(off, n, sizeof *off, cmp_i64);
-        size_t best = 0, a = 0;
-        for (size_t b = 0; b < n; b++) {
-            while (off[b] - off[a] > 2 * w) a++;
-            if (b - a + 1 > best) {
-                best = b - a + 1;
-                *at = off[a] + (off[b] - off[a]) / 2;
-            }
-        }
-        return best;
-    }
-    memset(s->hist, 0, width * sizeof *s->hist);
+    const uint32_t mask = SCALED_SLOTS - 1;
     for (size_t i = 0; i < n; i++) {
-        int64_t off = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
-        if (off >= lo && off < lo + (int64_t)width) s->hist[off - lo]++;
+        s->offs[i] = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
+        s->hist[(uint64_t)s->offs[i] & mask]++;
     }
-    size_t best = 0, sum = 0, win = (size_t)(2 * w + 1);
-    for (size_t k = 0; k < width; k++) {
-        sum += s->hist[k];
-        if (k >= win) sum -= s->hist[k - win];
-        if (sum > best) {
-            best = sum;
-            *at = lo + (int64_t)k - w;
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = 0;
+        for (int64_t d = -w; d <= w; d++) c += s->hist[(uint64_t)(s->offs[i] + d) & mask];
+        if (c > best || (c == best && s->offs[i] < *at)) {
+            best = c;
+            *at = s->offs[i];
         }
     }
+    for (size_t i = 0; i < n; i++) s->hist[(uint64_t)s->offs[i] & mask] = 0;
     return best;
 }
 
@@ -323,20 +304,17 @@ static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t lo, s
 static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t nall,
                              const fp_score_opts_t *o)
 {
-    const fp_hit_t *h = s->inv;
-    uint32_t qmin = UINT32_MAX, qmax = 0, rmax = 0;
+    uint32_t qmin = UINT32_MAX, qmax = 0;
     for (size_t i = 0; i < n; i++) {
-        if (h[i].query_t < qmin) qmin = h[i].query_t;
-        if (h[i].query_t > qmax) qmax = h[i].query_t;
-        if (h[i].ref_t > rmax) rmax = h[i].ref_t;
+        if (s->inv[i].query_t < qmin) qmin = s->inv[i].query_t;
+        if (s->inv[i].query_t > qmax) qmax = s->inv[i].query_t;
     }
-    /* every offset any speed of the range can give */
-    int64_t lo = -(int64_t)ceil(o->max_speed * qmax) - 4;
-    size_t width = (size_t)((int64_t)rmax - lo) + 8;
-    /* the histogram, or (for few hits) room for their sorted offsets */
-    size_t need = n * 16 < width ? n * 2 : width;
-    fp_err_t rc = fpi_grow((void **)&s->hist, &s->hist_cap, need, sizeof *s->hist);
+    fp_err_t rc = fpi_grow((void **)&s->offs, &s->offs_cap, n, sizeof(int64_t));
     if (rc != FP_OK) return rc;
+    if (!s->hist) {
+        s->hist = calloc(SCALED_SLOTS, sizeof *s->hist);
+        if (!s->hist) return FP_ERR_NOMEM;
+    }
     double span = (double)(qmax - qmin) + 1.0;
     double step = 3.0 / span;
     if (step > 0.01) step = 0.01;
@@ -345,7 +323,7 @@ static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t
     double best_speed = 1.0;
     int64_t at = 0, best_at = 0;
     for (double sp = o->min_speed; sp <= o->max_speed * (1.0 + step / 2); sp *= 1.0 + step) {
-        size_t c = densest_scaled(s, n, sp, lo, width, 2, &at);
+        size_t c = densest_scaled(s, n, sp, 2, &at);
         if (c > best) best = c, best_speed = sp, best_at = at;
     }
     if (best < o->min_count) return FP_OK;
@@ -354,7 +332,7 @@ static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t
     int reach = (int)(step * 1000.0) + 1;
     for (int k = -reach; k <= reach; k++) {
         double sp = center * (1.0 + 0.001 * k);
-        size_t c = densest_scaled(s, n, sp, lo, width, o->tolerance, &at);
+        size_t c = densest_scaled(s, n, sp, o->tolerance, &at);
         if (c > best) best = c, best_speed = sp, best_at = at;
     }
     if (best < o->min_count || fabs(best_speed - 1.0) < 0.004) return FP_OK;
@@ -490,6 +468,7 @@ out:
     free(s.ratios);
     free(s.inv);
     free(s.hist);
+    free(s.offs);
     free(spans);
     return rc;
 }
