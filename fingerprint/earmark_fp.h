@@ -360,7 +360,8 @@ typedef struct fp_score_opts {
     double min_speed;      /* time-scaled alignments are searched for speeds
                               in [min_speed, max_speed] (default 0.77..1.3; */
     double max_speed;      /*  both 1.0: only unscaled alignments) */
-    size_t scaled_tracks;  /* ... among the N tracks with most hits (default 32) */
+    size_t scaled_tracks;  /* ... among the N tracks with most invariant hits
+                              (default 32) */
 } fp_score_opts_t;
 
 void fp_score_opts_default(fp_score_opts_t *opts);

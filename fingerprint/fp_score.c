@@ -266,6 +266,12 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
 
 #define SCALED_SLOTS 8192 /* offset histogram of the scaled search, by offset mod this */
 
+/* Round to nearest without a libm call: this runs per hit per speed. */
+static inline int64_t round_i64(double x)
+{
+    return x >= 0.0 ? (int64_t)(x + 0.5) : -(int64_t)(0.5 - x);
+}
+
 /*
  * The most of the n hits in s->inv whose offsets ref_t - speed * query_t lie
  * within +-w of one hit's offset; that offset in *at.  The histogram is
@@ -277,7 +283,7 @@ static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t w, in
 {
     const uint32_t mask = SCALED_SLOTS - 1;
     for (size_t i = 0; i < n; i++) {
-        s->offs[i] = (int64_t)llround((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
+        s->offs[i] = round_i64((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
         s->hist[(uint64_t)s->offs[i] & mask]++;
     }
     size_t best = 0;
@@ -342,7 +348,7 @@ static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t
     rc = fpi_grow((void **)&s->band, &s->band_cap, nall, sizeof(fp_hit_t));
     if (rc != FP_OK) return rc;
     for (size_t i = 0; i < nall; i++) {
-        int64_t off = (int64_t)llround((double)all[i].ref_t - best_speed * (double)all[i].query_t);
+        int64_t off = round_i64((double)all[i].ref_t - best_speed * (double)all[i].query_t);
         if (off >= best_at - o->tolerance && off <= best_at + o->tolerance) s->band[nband++] = all[i];
     }
     return band_segments(s, nband, best_at, best_speed, o);

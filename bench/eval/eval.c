@@ -557,7 +557,10 @@ static void run_query(size_t i, int worker)
 
     fp_score_opts_t so;
     fp_score_opts_default(&so);
-    so.min_count = 2;   /* low, so that the dump shows near misses and runners-up */
+    /* runners-up matter to the ratio rule only above min_frames / min_ratio
+     * frames; anything weaker would only slow the scoring down */
+    so.min_count = (uint32_t)ceil((double)opt_min_frames / (opt_min_ratio > 1.0 ? opt_min_ratio : 1.0));
+    if (so.min_count < 2) so.min_count = 2;
     so.max_candidates = 64;
     if (opt_unscaled) so.min_speed = so.max_speed = 1.0;
     fp_candidate_t *cand = NULL;
