@@ -152,9 +152,12 @@ static double pitch_of(scratch_t *s, const fp_hit_t *h, size_t a, size_t b)
  * +-tolerance frames of the line; a least-squares fit of ref_t on query_t
  * over the segment's hits pins the speed down to a fraction of a percent.
  */
-static void fit_line(fp_candidate_t *c, const fp_hit_t *h, size_t n)
+/* Least-squares line ref_t = slope * query_t + icpt through n hits; 0 when
+ * the hits span a single query frame. */
+static int fit_hits(const fp_hit_t *h, size_t n, double *slope, double *icpt)
 {
     double mq = 0, mr = 0, sqq = 0, sqr = 0;
+    if (n < 2) return 0;
     for (size_t i = 0; i < n; i++) mq += h[i].query_t, mr += h[i].ref_t;
     mq /= (double)n;
     mr /= (double)n;
@@ -163,11 +166,19 @@ static void fit_line(fp_candidate_t *c, const fp_hit_t *h, size_t n)
         sqq += dq * dq;
         sqr += dq * (h[i].ref_t - mr);
     }
-    if (sqq <= 0.0) return;
-    double slope = sqr / sqq;
+    if (sqq <= 0.0) return 0;
+    *slope = sqr / sqq;
+    *icpt = mr - *slope * mq;
+    return 1;
+}
+
+static void fit_line(fp_candidate_t *c, const fp_hit_t *h, size_t n)
+{
+    double slope, icpt;
+    if (!fit_hits(h, n, &slope, &icpt)) return;
     if (fabs(slope / c->speed - 1.0) > 0.01) return; /* keep the grid's */
     c->speed = slope;
-    c->offset = (int64_t)llround(mr - slope * mq);
+    c->offset = (int64_t)llround(icpt);
 }
 
 /* Split the hits of one band into segments and append the good ones. */
@@ -264,7 +275,7 @@ static fp_err_t score_track(scratch_t *s, const fp_hit_t *hits, const uint64_t *
     return FP_OK;
 }
 
-#define SCALED_SLOTS 8192 /* offset histogram of the scaled search, by offset mod this */
+#define SCALED_SLOTS 65536 /* offset histogram of the scaled search, by offset mod this */
 
 /* Round to nearest without a libm call: this runs per hit per speed. */
 static inline int64_t round_i64(double x)
@@ -274,7 +285,7 @@ static inline int64_t round_i64(double x)
 
 /*
  * The most of the n hits in s->inv whose offsets ref_t - speed * query_t lie
- * within +-w of one hit's offset; that offset in *at.  The histogram is
+ * in one window of 2w+1 offsets; the window's centre in *at.  The histogram is
  * indexed by offset modulo SCALED_SLOTS (offsets that far apart rarely meet:
  * chance hits are sparse) and cleared by the same hits afterwards, so one
  * speed costs O(n * (2w+1)) whatever the length of the recording.
@@ -286,13 +297,14 @@ static size_t densest_scaled(scratch_t *s, size_t n, double speed, int64_t w, in
         s->offs[i] = round_i64((double)s->inv[i].ref_t - speed * (double)s->inv[i].query_t);
         s->hist[(uint64_t)s->offs[i] & mask]++;
     }
+    /* the fullest window of 2w+1 offsets starts at some hit's offset */
     size_t best = 0;
     for (size_t i = 0; i < n; i++) {
         size_t c = 0;
-        for (int64_t d = -w; d <= w; d++) c += s->hist[(uint64_t)(s->offs[i] + d) & mask];
-        if (c > best || (c == best && s->offs[i] < *at)) {
+        for (int64_t d = 0; d <= 2 * w; d++) c += s->hist[(uint64_t)(s->offs[i] + d) & mask];
+        if (c > best || (c == best && s->offs[i] + w < *at)) {
             best = c;
-            *at = s->offs[i];
+            *at = s->offs[i] + w;
         }
     }
     for (size_t i = 0; i < n; i++) s->hist[(uint64_t)s->offs[i] & mask] = 0;
@@ -347,11 +359,22 @@ static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t
     size_t nband = 0;
     rc = fpi_grow((void **)&s->band, &s->band_cap, nall, sizeof(fp_hit_t));
     if (rc != FP_OK) return rc;
-    for (size_t i = 0; i < nall; i++) {
-        int64_t off = round_i64((double)all[i].ref_t - best_speed * (double)all[i].query_t);
-        if (off >= best_at - o->tolerance && off <= best_at + o->tolerance) s->band[nband++] = all[i];
+    double slope = best_speed, icpt = (double)best_at;
+    for (int pass = 0; pass < 2; pass++) {
+        nband = 0;
+        for (size_t i = 0; i < nall; i++) {
+            double off = (double)all[i].ref_t - slope * (double)all[i].query_t - icpt;
+            if (off >= -o->tolerance - 0.5 && off < o->tolerance + 0.5) s->band[nband++] = all[i];
+        }
+        /* the grid's line is within 0.1%: a least-squares fit over its hits
+         * finds the true one, whose band then gathers the hits again */
+        if (pass == 0 && !fit_hits(s->band, nband, &slope, &icpt)) break;
+        if (fabs(slope / best_speed - 1.0) > 0.005) {
+            slope = best_speed;
+            icpt = (double)best_at;
+        }
     }
-    return band_segments(s, nband, best_at, best_speed, o);
+    return band_segments(s, nband, round_i64(icpt), slope, o);
 }
 
 /* A track's hits [first, end) and how many of them are scale-invariant. */
