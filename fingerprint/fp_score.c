@@ -454,8 +454,18 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && hits[j].track == hits[i].track) j++;
+        size_t before = s.ncands;
         rc = score_track(&s, hits, keys, i, j, &o);
         if (rc != FP_OK) goto out;
+        /* a track whose unscaled alignment already holds half its hits has
+         * no room for a better scaled one */
+        uint32_t aligned = 0;
+        for (size_t k = before; k < s.ncands; k++)
+            if (s.cands[k].count > aligned) aligned = s.cands[k].count;
+        if ((size_t)aligned * 2 >= j - i) {
+            i = j;
+            continue;
+        }
         size_t inv = 0;
         for (size_t k = i; k < j; k++) inv += (hits[k].flags & FP_HIT_INVARIANT) != 0;
         if (inv >= o.min_count && o.scaled_tracks) {
