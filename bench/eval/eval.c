@@ -517,6 +517,7 @@ typedef struct scratch {
 static scratch_t *scratch;     /* one per worker */
 static uint32_t opt_min_count = 0;
 static uint32_t opt_min_frames = 12;
+static int opt_probe = 0;
 static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
 
@@ -533,8 +534,21 @@ static void run_query(size_t i, int worker)
         return;
     }
     size_t nh = 0;
-    for (size_t k = 0; k < res.count; k++) {
-        uint32_t h = hash_key(res.prints[k].hash);
+    for (size_t kp = 0; kp < res.count * 2; kp++) {
+        size_t k = kp / 2;
+        uint32_t hash = res.prints[k].hash;
+        if (kp % 2) {
+            /* second probe: a triplet whose anchor sits within 3 semitones of
+             * an octave boundary, in the octave across it */
+            if (!opt_probe || !(hash & FP_HASH_TRIPLET) || !res.prints[k].f) continue;
+            double l = 12.0 * log2((double)res.prints[k].f / (16.0 * 9.0));
+            int oct = (int)((hash >> 14) & 7u);
+            double frac = l - 12.0 * oct;
+            int other = frac < 3.0 ? oct - 1 : frac > 9.0 ? oct + 1 : -1;
+            if (other < 0 || other > 7) continue;
+            hash = (hash & ~(7u << 14)) | (uint32_t)other << 14;
+        }
+        uint32_t h = hash_key(hash);
         if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
         if (b - a > opt_max_postings) {
@@ -802,6 +816,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = strcmp(a, "--check") != 0 && strcmp(a, "--unscaled") != 0 &&
+                    strcmp(a, "--probe-octaves") != 0 &&
                     strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
         if (takes && !v) {
             fprintf(stderr, "eval: %s needs a value\n%s", a, usage);
@@ -811,6 +826,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--manifest") == 0) manifest = v;
         else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
         else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 0, 100000);
+        else if (strcmp(a, "--probe-octaves") == 0) opt_probe = 1;
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
         else if (strcmp(a, "--min-ratio") == 0) {
