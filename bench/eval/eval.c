@@ -521,27 +521,19 @@ static int opt_probe = 0;
 static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
 
-static void run_query(size_t i, int worker)
+/*
+ * Append to s->hits the postings of the query's prints (probe 0), or of
+ * the second probes of its triplets (probe 1: an anchor within 3 semitones
+ * of an octave boundary, looked up in the octave across it).  Returns the
+ * new number of hits.
+ */
+static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, int probe, size_t nh)
 {
-    query_t *q = &queries[i];
-    scratch_t *s = &scratch[worker];
-    fp_result_t res;
-    double t0 = now_s();
-
-    q->rc = fp_extract_path(q->path, &cfg, NULL, &res, q->err, sizeof q->err);
-    if (q->rc != FP_OK) {
-        q->latency_ms = (now_s() - t0) * 1e3;
-        return;
-    }
-    size_t nh = 0;
-    for (size_t kp = 0; kp < res.count * 2; kp++) {
-        size_t k = kp / 2;
-        uint32_t hash = res.prints[k].hash;
-        if (kp % 2) {
-            /* second probe: a triplet whose anchor sits within 3 semitones of
-             * an octave boundary, in the octave across it */
-            if (!opt_probe || !(hash & FP_HASH_TRIPLET) || !res.prints[k].f) continue;
-            double l = 12.0 * log2((double)res.prints[k].f / (16.0 * 9.0));
+    for (size_t k = 0; k < r->count; k++) {
+        uint32_t hash = r->prints[k].hash;
+        if (probe) {
+            if (!(hash & FP_HASH_TRIPLET) || !r->prints[k].f) continue;
+            double l = 12.0 * log2((double)r->prints[k].f / (16.0 * 9.0));
             int oct = (int)((hash >> 14) & 7u);
             double frac = l - 12.0 * oct;
             int other = frac < 3.0 ? oct - 1 : frac > 9.0 ? oct + 1 : -1;
@@ -561,11 +553,27 @@ static void run_query(size_t i, int worker)
         }
         for (size_t j = a; j < b; j++)
             s->hits[nh++] = (fp_hit_t){.track = index_post[j].track, .ref_t = index_post[j].t,
-                                       .query_t = res.prints[k].t, .query_idx = (uint32_t)k,
-                                       .ref_f = index_post[j].f, .query_f = res.prints[k].f,
-                                       .flags = (res.prints[k].hash & FP_HASH_TRIPLET)
+                                       .query_t = r->prints[k].t, .query_idx = (uint32_t)k,
+                                       .ref_f = index_post[j].f, .query_f = r->prints[k].f,
+                                       .flags = (r->prints[k].hash & FP_HASH_TRIPLET)
                                                     ? FP_HIT_INVARIANT : 0};
     }
+    return nh;
+}
+
+static void run_query(size_t i, int worker)
+{
+    query_t *q = &queries[i];
+    scratch_t *s = &scratch[worker];
+    fp_result_t res;
+    double t0 = now_s();
+
+    q->rc = fp_extract_path(q->path, &cfg, NULL, &res, q->err, sizeof q->err);
+    if (q->rc != FP_OK) {
+        q->latency_ms = (now_s() - t0) * 1e3;
+        return;
+    }
+    size_t nh = gather_hits(q, s, &res, 0, 0);
     q->nprints = res.count;
     q->nhits = nh;
 
@@ -580,6 +588,14 @@ static void run_query(size_t i, int worker)
     fp_candidate_t *cand = NULL;
     size_t nc = 0;
     fp_err_t rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
+    /* nothing claimable: search again with the second probes */
+    if (rc == FP_OK && opt_probe && (nc == 0 || cand[0].frames < opt_min_frames)) {
+        free(cand);
+        cand = NULL;
+        nh = gather_hits(q, s, &res, 1, nh);
+        q->nhits = nh;
+        rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
+    }
     if (rc != FP_OK) {
         q->rc = rc;
         snprintf(q->err, sizeof q->err, "fp_score_hits: %s", fp_strerror(rc));
