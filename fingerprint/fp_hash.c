@@ -10,7 +10,9 @@
  * +-triplet_dl semitones after it (Panako's idea, Six 2014).  Their hash
  * holds only what those changes leave alone: the ratio of the two time
  * differences, the two frequency differences in semitones (log frequency),
- * the anchor's octave, and which of the three peaks is louder.  Triplet
+ * the order of the three peaks' levels, and one bit of absolute frequency
+ * (the anchor below or above ~550 Hz: the only field a change of speed or
+ * pitch can flip, and only for anchors near that one boundary).  Triplet
  * hashes have bit 31 set; pair hashes never do.
  *
  * Peaks arrive final and in time order; an anchor is paired as soon as a
@@ -38,9 +40,9 @@ uint32_t fp_hash_pack(int f1, int df, int dt)
            ((uint32_t)(dt - 1) & 0x3fu);
 }
 
-uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int octave, int louder)
+uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int band, int louder)
 {
-    return FP_HASH_TRIPLET | ((uint32_t)louder & 3u) << 17 | ((uint32_t)octave & 7u) << 14 |
+    return FP_HASH_TRIPLET | ((uint32_t)band & 1u) << 17 | ((uint32_t)louder & 7u) << 14 |
            ((uint32_t)(dl13 + 12) & 31u) << 9 | ((uint32_t)(dl12 + 12) & 31u) << 4 |
            ((uint32_t)ratio & 15u);
 }
@@ -116,7 +118,7 @@ static fp_err_t triplet_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size
                            sizeof(fp_print_t));
     if (rc != FP_OK) return rc;
     float ta = (float)a->t + a->dt;
-    int octave = (int)(la / 12.0f);
+    int band = la >= (float)FP_TRIPLET_BAND_SEMITONES;
     for (int x = 0; x < nz; x++) {
         const fpi_peak_t *b = &h->peaks[zone[x]];
         for (int y = x + 1; y < nz; y++) {
@@ -125,9 +127,10 @@ static fp_err_t triplet_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size
             if (t2 <= 0.0f || t3 - t2 < 1.0f) continue;
             int ratio = (int)(t2 / t3 * 16.0f);
             if (ratio > 15) ratio = 15;
-            int louder = (a->level > b->level) | (a->level > d->level) << 1;
+            int louder = (a->level > b->level) | (a->level > d->level) << 1 |
+                         (b->level > d->level) << 2;
             uint32_t hash = fp_hash_pack_triplet(ratio, (int)lrintf(za[x]), (int)lrintf(za[y]),
-                                                 octave > 7 ? 7 : octave, louder);
+                                                 band, louder);
             if (is_repeat(h, hash, a->t)) continue;
             (*out)[(*len)++] = (fp_print_t){hash, a->t, a->f16, (uint16_t)lrintf(t3 * 16.0f)};
         }

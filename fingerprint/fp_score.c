@@ -377,10 +377,45 @@ static fp_err_t score_scaled(scratch_t *s, size_t n, const fp_hit_t *all, size_t
     return band_segments(s, nband, round_i64(icpt), slope, o);
 }
 
-/* A track's hits [first, end) and how many of them are scale-invariant. */
+/*
+ * A track's hits [first, end); of its scale-invariant hits, the most that
+ * fit one window of unscaled offsets (ref_t - query_t) wide enough to hold
+ * every hit of a scaled alignment, and where that window starts.
+ */
 typedef struct span {
     size_t first, end, invariant;
+    int64_t win_lo;
 } span_t;
+
+/*
+ * A scaled alignment ref_t = speed * query_t + offset spreads its hits'
+ * unscaled offsets over |speed - 1| times the query's span: with speeds
+ * within 0.77..1.30, a window of 0.3 spans holds them all, while chance
+ * hits spread over the whole recording.  The densest such window of a
+ * track is what ranks it for the scaled search, and only the hits inside it
+ * are searched: on a long recording this is a small share of its hits.
+ * Hits [a, b) are sorted by offset.
+ */
+static size_t densest_window(const fp_hit_t *h, const uint64_t *keys, size_t a, size_t b,
+                             int64_t width, int64_t *lo)
+{
+    size_t best = 0, l = a, in = 0;
+    *lo = 0;
+    for (size_t r = a; r < b; r++) {
+        if (!(h[r].flags & FP_HIT_INVARIANT)) continue;
+        in++;
+        int64_t off = key_offset(keys[r]);
+        while (key_offset(keys[l]) < off - width || !(h[l].flags & FP_HIT_INVARIANT)) {
+            if (h[l].flags & FP_HIT_INVARIANT) in--;
+            l++;
+        }
+        if (in > best) {
+            best = in;
+            *lo = off - width;
+        }
+    }
+    return best;
+}
 
 static int cmp_span_desc(const void *a, const void *b)
 {
@@ -451,6 +486,13 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         goto out;
     }
     radix_sort(hits, tmp, keys, ktmp, n);
+    uint32_t qmin = UINT32_MAX, qmax = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (hits[i].query_t < qmin) qmin = hits[i].query_t;
+        if (hits[i].query_t > qmax) qmax = hits[i].query_t;
+    }
+    double reach = fmax(1.0 - o.min_speed, o.max_speed - 1.0);
+    int64_t width = (int64_t)ceil(reach * (double)(qmax - qmin)) + 2 * o.tolerance + 2;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && hits[j].track == hits[i].track) j++;
@@ -466,12 +508,12 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
             i = j;
             continue;
         }
-        size_t inv = 0;
-        for (size_t k = i; k < j; k++) inv += (hits[k].flags & FP_HIT_INVARIANT) != 0;
-        if (inv >= o.min_count && o.scaled_tracks) {
+        int64_t lo;
+        size_t inv = o.scaled_tracks ? densest_window(hits, keys, i, j, width, &lo) : 0;
+        if (inv >= o.min_count) {
             rc = fpi_grow((void **)&spans, &spans_cap, nspans + 1, sizeof *spans);
             if (rc != FP_OK) goto out;
-            spans[nspans++] = (span_t){i, j, inv};
+            spans[nspans++] = (span_t){i, j, inv, lo};
         }
         i = j;
     }
@@ -480,10 +522,15 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         if (nspans > o.scaled_tracks) nspans = o.scaled_tracks;
         for (size_t k = 0; k < nspans; k++) {
             size_t ni = 0;
-            rc = fpi_grow((void **)&s.inv, &s.inv_cap, spans[k].invariant, sizeof(fp_hit_t));
+            rc = fpi_grow((void **)&s.inv, &s.inv_cap, spans[k].end - spans[k].first, sizeof(fp_hit_t));
             if (rc != FP_OK) goto out;
-            for (size_t i = spans[k].first; i < spans[k].end; i++)
-                if (hits[i].flags & FP_HIT_INVARIANT) s.inv[ni++] = hits[i];
+            int64_t lo = spans[k].win_lo - 2 * o.tolerance,
+                    hi = spans[k].win_lo + width + 2 * o.tolerance;
+            for (size_t i = spans[k].first; i < spans[k].end; i++) {
+                int64_t off = key_offset(keys[i]);
+                if ((hits[i].flags & FP_HIT_INVARIANT) && off >= lo && off <= hi)
+                    s.inv[ni++] = hits[i];
+            }
             rc = score_scaled(&s, ni, hits + spans[k].first, spans[k].end - spans[k].first, &o);
             if (rc != FP_OK) goto out;
         }

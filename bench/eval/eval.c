@@ -517,29 +517,15 @@ typedef struct scratch {
 static scratch_t *scratch;     /* one per worker */
 static uint32_t opt_min_count = 0;
 static uint32_t opt_min_frames = 12;
-static int opt_probe = 0;
+static size_t opt_scaled_tracks = 0; /* 0: the core's default */
 static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
 
-/*
- * Append to s->hits the postings of the query's prints (probe 0), or of
- * the second probes of its triplets (probe 1: an anchor within 3 semitones
- * of an octave boundary, looked up in the octave across it).  Returns the
- * new number of hits.
- */
-static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, int probe, size_t nh)
+/* Append to s->hits the postings of the query's prints; the new count. */
+static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t nh)
 {
     for (size_t k = 0; k < r->count; k++) {
         uint32_t hash = r->prints[k].hash;
-        if (probe) {
-            if (!(hash & FP_HASH_TRIPLET) || !r->prints[k].f) continue;
-            double l = 12.0 * log2((double)r->prints[k].f / (16.0 * 9.0));
-            int oct = (int)((hash >> 14) & 7u);
-            double frac = l - 12.0 * oct;
-            int other = frac < 3.0 ? oct - 1 : frac > 9.0 ? oct + 1 : -1;
-            if (other < 0 || other > 7) continue;
-            hash = (hash & ~(7u << 14)) | (uint32_t)other << 14;
-        }
         uint32_t h = hash_key(hash);
         if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
@@ -573,7 +559,7 @@ static void run_query(size_t i, int worker)
         q->latency_ms = (now_s() - t0) * 1e3;
         return;
     }
-    size_t nh = gather_hits(q, s, &res, 0, 0);
+    size_t nh = gather_hits(q, s, &res, 0);
     q->nprints = res.count;
     q->nhits = nh;
 
@@ -584,18 +570,11 @@ static void run_query(size_t i, int worker)
     so.min_count = (uint32_t)ceil((double)opt_min_frames / (opt_min_ratio > 1.0 ? opt_min_ratio : 1.0));
     if (so.min_count < 2) so.min_count = 2;
     so.max_candidates = 64;
+    if (opt_scaled_tracks) so.scaled_tracks = opt_scaled_tracks;
     if (opt_unscaled) so.min_speed = so.max_speed = 1.0;
     fp_candidate_t *cand = NULL;
     size_t nc = 0;
     fp_err_t rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
-    /* nothing claimable: search again with the second probes */
-    if (rc == FP_OK && opt_probe && (nc == 0 || cand[0].frames < opt_min_frames)) {
-        free(cand);
-        cand = NULL;
-        nh = gather_hits(q, s, &res, 1, nh);
-        q->nhits = nh;
-        rc = fp_score_hits(s->hits, nh, &so, &cand, &nc);
-    }
     if (rc != FP_OK) {
         q->rc = rc;
         snprintf(q->err, sizeof q->err, "fp_score_hits: %s", fp_strerror(rc));
@@ -806,7 +785,7 @@ static const char usage[] =
     "usage: eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]\n"
     "            [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
     "            [--out FILE] [--dump FILE] [--title TEXT]\n"
-    "            [--hashes all|pair|triplet] [--unscaled]\n";
+    "            [--hashes all|pair|triplet] [--unscaled] [--scaled-tracks N]\n";
 
 static long parse_long_opt(const char *name, const char *v, long lo, long hi)
 {
@@ -832,7 +811,6 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = strcmp(a, "--check") != 0 && strcmp(a, "--unscaled") != 0 &&
-                    strcmp(a, "--probe-octaves") != 0 &&
                     strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
         if (takes && !v) {
             fprintf(stderr, "eval: %s needs a value\n%s", a, usage);
@@ -842,7 +820,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--manifest") == 0) manifest = v;
         else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
         else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 0, 100000);
-        else if (strcmp(a, "--probe-octaves") == 0) opt_probe = 1;
+        else if (strcmp(a, "--scaled-tracks") == 0) opt_scaled_tracks = (size_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
         else if (strcmp(a, "--min-ratio") == 0) {
