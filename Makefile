@@ -26,11 +26,11 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-DB_PKGS    := libpq libcrypto
+DB_PKGS    := libpq libcrypto jansson
 DB_CFLAGS  := $(shell pkg-config --cflags $(DB_PKGS) 2>/dev/null)
 DB_LIBS    := $(shell pkg-config --libs $(DB_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Icli -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Istore -Icatalog -Icli -Iindexer -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
@@ -39,6 +39,9 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
             fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c
+STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c \
+             catalog/catalog.c
+IDX_SRC  := indexer/idx_error.c indexer/idx_list.c indexer/idx_manifest.c indexer/idx_walk.c
 CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
@@ -52,13 +55,17 @@ LIBFP     := $(BUILD)/libearmark-fp.a
 LIBDB     := $(BUILD)/libearmark-db.a
 MATCH_OBJ := $(MATCH_SRC:%.c=$(BUILD)/%.o)
 LIBMATCH  := $(BUILD)/libearmark-match.a
+STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/%.o)
+LIBSTORE  := $(BUILD)/libearmark-store.a
+IDX_OBJ   := $(IDX_SRC:%.c=$(BUILD)/%.o)
+LIBIDX    := $(BUILD)/libearmark-idx.a
 EARMARK   := $(BUILD)/earmark
 
 .SECONDARY:
 .PHONY: all test asan bench eval eval-small fuzz install clean deps check-tools
-all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB)
+all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB) $(LIBSTORE) $(LIBIDX)
 
-$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h cli/*.h tests/*.h)
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h cli/*.h indexer/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -77,12 +84,22 @@ $(LIBDB): $(DB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(EARMARK): $(CLI_OBJ) $(LIBFP) $(LIBMATCH) $(LIBDB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIBDB) $(LIBMATCH) $(LIBFP) $(LDLIBS) $(DB_LIBS)
-
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LIBFP) $(LIBMATCH) $(LIBDB)
+$(LIBIDX): $(IDX_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LIBDB) $(LIBMATCH) $(LIBFP) $(LDLIBS) $(DB_LIBS)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSTORE): $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LINK_LIBS := $(LIBIDX) $(LIBSTORE) $(LIBDB) $(LIBMATCH) $(LIBFP)
+
+$(EARMARK): $(CLI_OBJ) $(LINK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LINK_LIBS) $(LDLIBS) $(DB_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LINK_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/tests/testlib.o $(LINK_LIBS) $(LDLIBS) $(DB_LIBS)
 
 $(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -27,6 +27,7 @@ static const struct {
     [DB_ERR_SCHEMA] = {"schema", "the database schema does not match this build"},
     [DB_ERR_CLUSTER] = {"cluster", "the private database cluster failed"},
     [DB_ERR_IO] = {"io", "cannot read or write a file"},
+    [DB_ERR_CORRUPT] = {"corrupt", "stored data does not decode"},
 };
 
 #define N_ERRORS (sizeof errors / sizeof errors[0])
@@ -361,6 +362,35 @@ db_err_t db_exec(db_conn_t *conn, const char *sql, char *err, size_t errlen)
         rc = dbi_pg_error(res ? DB_ERR_QUERY : DB_ERR_NOMEM, conn->pg, res, err, errlen, NULL);
     PQclear(res);
     return rc;
+}
+
+db_err_t db_query(db_conn_t *conn, const char *sql, int nparams, const char *const *params,
+                  int binary, PGresult **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!conn || !sql || nparams < 0 || (nparams && !params))
+        return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_query");
+    PGresult *res = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        db_err_t rc = dbi_pg_error(res ? DB_ERR_QUERY : DB_ERR_NOMEM, conn->pg, res, err, errlen,
+                                   NULL);
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return DB_OK;
+}
+
+db_err_t db_result_error(db_conn_t *conn, const PGresult *res, const char *what, char *err,
+                         size_t errlen)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (res && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN ||
+                st == PGRES_COPY_OUT))
+        return DB_OK;
+    return dbi_pg_error(res ? DB_ERR_QUERY : DB_ERR_NOMEM, conn ? conn->pg : NULL, res, err,
+                        errlen, what);
 }
 
 db_err_t db_ping(db_conn_t *conn, char *err, size_t errlen)

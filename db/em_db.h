@@ -62,7 +62,8 @@ typedef enum db_err {
     DB_ERR_SCHEMA = 5,   /* the schema is missing, behind or newer than this
                             build, or an applied migration was changed */
     DB_ERR_CLUSTER = 6,  /* initdb, pg_ctl or the cluster's folders failed */
-    DB_ERR_IO = 7        /* a file or folder cannot be read or written */
+    DB_ERR_IO = 7,       /* a file or folder cannot be read or written */
+    DB_ERR_CORRUPT = 8   /* data read from the database does not decode */
 } db_err_t;
 
 /* Static English text for an error code; never NULL. */
@@ -152,6 +153,23 @@ db_err_t db_connect_opts(const char *conninfo, const db_connect_opts_t *opts,
 db_err_t db_exec(db_conn_t *conn, const char *sql, char *err, size_t errlen);
 
 /*
+ * Run one statement with text parameters (PQexecParams; params[i] NULL is
+ * SQL NULL) and results in text (binary 0) or binary (1) format.  On
+ * success *out owns the result (PQclear() it); on failure *out is NULL.
+ * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_NOMEM, DB_ERR_INVALID.
+ */
+db_err_t db_query(db_conn_t *conn, const char *sql, int nparams, const char *const *params,
+                  int binary, PGresult **out, char *err, size_t errlen);
+
+/*
+ * DB_OK when res (from db_pg() calls of the caller's own) succeeded;
+ * otherwise the error in db_exec()'s manner, `what` (may be NULL) put
+ * before the server's message.  Does not free res.
+ */
+db_err_t db_result_error(db_conn_t *conn, const PGresult *res, const char *what, char *err,
+                         size_t errlen);
+
+/*
  * Check that the connection works with a round trip to the server; when it
  * does not (the server restarted, the network dropped), reconnect once with
  * the same conninfo (PQreset).  Session state (settings, prepared statements,
@@ -239,7 +257,7 @@ db_err_t db_cluster_status(const char *var_dir, db_cluster_status_t *st,
  * The schema version this build's code expects: the number of the newest
  * file in sql/.  Bumped together with every new migration.
  */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 /*
  * Write the folder of the migrations into buf: $EARMARK_SQL when set, else

@@ -89,3 +89,70 @@ int test_sh(const char *fmt, ...)
     if (rc == -1) return -1;
     return WEXITSTATUS(rc);
 }
+
+/* ------------------------------------------------------------------------ */
+/* A scratch PostgreSQL cluster                                             */
+/* ------------------------------------------------------------------------ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "em_db.h"
+
+static char db_var[1100];
+static char db_conninfo[2048];
+
+static void db_stop_at_exit(void)
+{
+    db_cluster_stop(db_var, NULL, 0);
+}
+
+/*
+ * A child that waits for this process to end (the pipe reaches end of file
+ * however it ends, kill -9 included) and then stops the cluster.
+ */
+static void db_guard(void)
+{
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC)) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(fd[1]);
+        while (read(fd[0], &c, 1) < 0 && errno == EINTR) {
+        }
+        db_cluster_stop(db_var, NULL, 0);
+        _exit(0);
+    }
+    close(fd[0]);
+}
+
+const char *test_db_start(void)
+{
+    if (db_conninfo[0]) return db_conninfo;
+    char err[2048];
+    const char *tmp = test_tmpdir();
+    if (chmod(tmp, 0711)) perror("chmod"); /* the cluster's user must pass */
+    snprintf(db_var, sizeof db_var, "%s/var", tmp);
+    if (db_cluster_conninfo(db_var, db_conninfo, sizeof db_conninfo) != DB_OK) exit(2);
+    db_guard();
+    atexit(db_stop_at_exit); /* registered after test_tmpdir(): runs first */
+    if (db_cluster_start(db_var, err, sizeof err) != DB_OK) {
+        fprintf(stderr, "cannot start a scratch cluster: %s\n", err);
+        exit(2);
+    }
+    db_conn_t *c;
+    if (db_connect(db_conninfo, &c, err, sizeof err) != DB_OK ||
+        db_migrate(c, NULL, NULL, err, sizeof err) != DB_OK) {
+        fprintf(stderr, "cannot prepare the scratch database: %s\n", err);
+        exit(2);
+    }
+    db_close(c);
+    return db_conninfo;
+}
+
+const char *test_db_var(void)
+{
+    return db_var[0] ? db_var : NULL;
+}

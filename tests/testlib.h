@@ -29,6 +29,14 @@ int test_main_end(void);
 const char *test_corpus_file(int index);
 /* A private scratch folder, created once per program, removed at exit. */
 const char *test_tmpdir(void);
+/*
+ * A private PostgreSQL cluster in the scratch folder, started once per
+ * program, migrated, stopped at exit (also when the program is killed);
+ * returns its conninfo.  Exits with status 2 when it cannot be started.
+ */
+const char *test_db_start(void);
+/* Its var folder (NULL before test_db_start()). */
+const char *test_db_var(void);
 /* Run a shell command; returns its exit status (or -1). */
 int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,20 +1,26 @@
 #!/bin/sh
-# run.sh [SECONDS] -- build the decoder fuzz harness and run it.
+# run.sh [SECONDS] -- build the fuzz harnesses and run each in turn.
 #
-# Builds tests/fuzz/fuzz_decode.c with clang's libFuzzer, AddressSanitizer and
-# UBSan, compiled together with the fingerprint core's sources (not the
-# library built by make, so that the core is instrumented too), seeds a corpus
-# with short snippets of a real track in WAV, FLAC, Ogg Vorbis, Ogg Opus and
-# MP3 (and float WAV, 24-bit AIFF), and fuzzes for SECONDS (default 60, or $FUZZ_SECONDS).
+# decode    tests/fuzz/fuzz_decode.c, compiled together with the fingerprint
+#           core's sources (not the library built by make, so that the core
+#           is instrumented too); the corpus is seeded with short snippets of
+#           a real track in WAV, FLAC, Ogg Vorbis, Ogg Opus and MP3 (and float
+#           WAV, 24-bit AIFF).
+# manifest  tests/fuzz/fuzz_manifest.c, compiled together with the indexer's
+#           sources (indexer/; jansson as installed); seeded with small CSV
+#           and JSON Lines manifests and given a dictionary of their words.
 #
-# Exits 0 when the run found nothing, 1 when it found a crash, a sanitizer
+# Each is built with clang's libFuzzer, AddressSanitizer and UBSan and fuzzed
+# for SECONDS (default 60, or $FUZZ_SECONDS), one after the other.
+#
+# Exits 0 when no run found anything, 1 when one found a crash, a sanitizer
 # report, a leak, a timeout or an out-of-memory input (kept in
-# build/fuzz/artifacts/, with the command to reproduce it), or when the tools
-# are missing.
+# build/fuzz/artifacts/ for decode, build/fuzz/manifest/artifacts/ for
+# manifest, with the command to reproduce it), or when the tools are missing.
 #
 # Environment: CLANG (compiler, default clang), FUZZ_ARGS (extra libFuzzer
 # options, e.g. "-jobs=2 -workers=2"), BUILD_FUZZ (output folder, default
-# build/fuzz).
+# build/fuzz), FUZZ_TARGETS (the harnesses to run, default "decode manifest").
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +33,14 @@ case $secs in
 esac
 out=${BUILD_FUZZ:-build/fuzz}
 CLANG=${CLANG:-clang}
+targets=${FUZZ_TARGETS:-decode manifest}
+for t in $targets; do
+    case $t in
+        decode|manifest) ;;
+        *) echo "$0: unknown harness '$t' in FUZZ_TARGETS (decode, manifest)" >&2; exit 2 ;;
+    esac
+done
+want() { case " $targets " in *" $1 "*) return 0 ;; esac; return 1; }
 # The libraries the core links with, as the Makefile says.
 pkgs=$(sed -n 's/^PKGS[[:space:]]*:*=[[:space:]]*//p' Makefile | head -n 1)
 [ -n "$pkgs" ] || pkgs="sndfile fftw3f soxr"
@@ -62,8 +76,64 @@ see $out/probe.log"
 fi
 rm -f "$out/probe" "$out/probe.c"
 
-pkg-config --exists $pkgs ||
-    die "pkg-config cannot find one of: $pkgs (run scripts/deps)"
+if want decode; then
+    pkg-config --exists $pkgs ||
+        die "pkg-config cannot find one of: $pkgs (run scripts/deps)"
+fi
+if want manifest; then
+    pkg-config --exists jansson ||
+        die "pkg-config cannot find jansson (run scripts/deps)"
+fi
+
+# run_harness NAME BINARY WORKDIR ARTIFACTS SEEDS MAXLEN [LIBFUZZER-ARGS...]
+# Fuzzes for $secs s with the corpus in WORKDIR/corpus and the log in
+# WORKDIR/fuzz.log.  Earlier findings are moved aside, not lost.  Returns 1
+# when the run found something.
+run_harness() {
+    name=$1 bin=$2 work=$3 art=$4 seeds=$5 maxlen=$6
+    shift 6
+    mkdir -p "$work/corpus" "$art"
+    if ls "$art"/* >/dev/null 2>&1; then
+        mkdir -p "$art/previous"
+        for f in "$art"/*; do
+            [ -f "$f" ] && mv "$f" "$art/previous/"
+        done
+    fi
+    log="$work/fuzz.log"
+    say "$name: fuzzing for $secs s (log: $log)"
+    # shellcheck disable=SC2086
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    "$bin" "$work/corpus" "$seeds" \
+        -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 -max_total_time="$secs" \
+        -artifact_prefix="$art/" -print_final_stats=1 "$@" ${FUZZ_ARGS:-} \
+        >"$log" 2>&1
+    rc=$?
+
+    # The decoders' own chatter on stderr (libmpg123 resync notes) is noise here.
+    grep -v -e '^Note: ' -e '^\[src/libmpg123' -e 'Trying to resync' \
+        -e 'Hit end of (available) data' "$log" | tail -n 25
+
+    found=$(ls "$art" 2>/dev/null | grep -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
+    if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
+        echo
+        say "$name: FOUND A PROBLEM (libFuzzer exit $rc)"
+        for f in $found; do
+            say "  $art/$f"
+            say "  reproduce: $bin $art/$f"
+        done
+        grep -E -m 5 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|broken promise|SUMMARY' "$log"
+        return 1
+    fi
+    say "$name: no crash, leak or timeout in $secs s ($(ls "$work/corpus" | wc -l) inputs in $work/corpus)"
+    return 0
+}
+
+status=0
+
+# ===== decode ================================================================
+
+if want decode; then  # (body not indented: it is the script as it was before the manifest harness)
 
 # ---- build -----------------------------------------------------------------
 
@@ -148,39 +218,63 @@ say "seeds: $(ls "$seed" | tr '\n' ' ')"
 
 # ---- run ---------------------------------------------------------------------
 
-# Earlier findings are moved aside, not lost.
-if ls "$out/artifacts"/* >/dev/null 2>&1; then
-    mkdir -p "$out/artifacts/previous"
-    for f in "$out/artifacts"/*; do
-        [ -f "$f" ] && mv "$f" "$out/artifacts/previous/"
-    done
+run_harness decode "$out/fuzz_decode" "$out" "$out/artifacts" "$seed" 65536 || status=1
+
 fi
 
-log="$out/fuzz.log"
-say "fuzzing for $secs s (log: $log)"
-# shellcheck disable=SC2086
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0} \
-UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-"$out/fuzz_decode" "$out/corpus" "$seed" \
-    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -max_total_time="$secs" \
-    -artifact_prefix="$out/artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} \
-    >"$log" 2>&1
-rc=$?
+# ===== manifest ==============================================================
 
-# The decoders' own chatter on stderr (libmpg123 resync notes) is noise here.
-grep -v -e '^Note: ' -e '^\[src/libmpg123' -e 'Trying to resync' \
-    -e 'Hit end of (available) data' "$log" | tail -n 25
-
-found=$(ls "$out/artifacts" 2>/dev/null | grep -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
-if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
-    echo
-    say "FOUND A PROBLEM (libFuzzer exit $rc)"
-    for f in $found; do
-        say "  $out/artifacts/$f"
-        say "  reproduce: $out/fuzz_decode $out/artifacts/$f"
+if want manifest; then
+    mdir="$out/manifest"
+    mkdir -p "$mdir/obj"
+    rm -f "$mdir/obj"/*.o
+    say "building $mdir/fuzz_manifest"
+    # The parsers are all control code: full instrumentation for all.
+    mcommon="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Wno-unused-parameter -pthread -Iindexer $(pkg-config --cflags jansson)"
+    for f in indexer/*.c; do
+        # shellcheck disable=SC2086
+        "$CLANG" $mcommon -fsanitize=fuzzer-no-link -c "$f" -o "$mdir/obj/$(basename "$f" .c).o" ||
+            die "cannot compile $f"
     done
-    grep -E -m 5 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|broken promise|SUMMARY' "$log"
-    exit 1
+    # shellcheck disable=SC2046,SC2086
+    "$CLANG" $mcommon -fsanitize=fuzzer tests/fuzz/fuzz_manifest.c "$mdir"/obj/*.o \
+        -o "$mdir/fuzz_manifest" $(pkg-config --libs jansson) || die "build failed"
+
+    # Seeds: the first byte picks the reading (% 3: CSV, JSON Lines, auto;
+    # 0x80: a base folder), the rest is the manifest.
+    mseed="$mdir/seed"
+    rm -rf "$mseed"
+    mkdir -p "$mseed"
+    printf '\000path,isrc,title,artist,tenant\r\na.wav,US1,"T, ""x""",A,acme\r\n"b\nc.flac",,,,\r\n' \
+        >"$mseed/csv"
+    printf '\200\357\273\277 Path ,id,notes\n./x/a.wav,7,"n"\n\n/abs/b.ogg,,\n' >"$mseed/csv-base"
+    printf '\001{"path":"a.wav","external_id":12,"title":"T","artist":null,"x":[1,{}]}\n\n{"path":"b.wav","tenant":"t","external_id":"US1"}\r\n' \
+        >"$mseed/jsonl"
+    printf '\202 {"path":"./a\\u00e9.wav","external_id":3.0}\n' >"$mseed/auto-jsonl"
+    printf '\002title,path\n"x",y.wav\n' >"$mseed/auto-csv"
+    # A libFuzzer dictionary: the words the parsers look for.
+    cat >"$mdir/manifest.dict" <<'EOF'
+"path"
+"external_id"
+"isrc"
+"title"
+"artist"
+"tenant"
+"null"
+"\""
+"\"\""
+"\",\""
+"\x0d\x0a"
+"\xef\xbb\xbf"
+"{\"path\":"
+"\\u0000"
+EOF
+    say "seeds: $(ls "$mseed" | tr '\n' ' ')"
+
+    run_harness manifest "$mdir/fuzz_manifest" "$mdir" "$mdir/artifacts" "$mseed" 70000 \
+        -dict="$mdir/manifest.dict" || status=1
 fi
-say "no crash, leak or timeout in $secs s ($(ls "$out/corpus" | wc -l) inputs in $out/corpus)"
-exit 0
+
+exit $status

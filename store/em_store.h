@@ -1,0 +1,241 @@
+/*
+ * em_store.h -- the fingerprint store: every catalog print, in PostgreSQL,
+ * at about 6 bytes a print, found by hash in a few milliseconds.
+ *
+ *   store_codec.c   keys and posting rows: the byte format (pure, no I/O)
+ *   store_write.c   segments: a batch of prints becomes one immutable table
+ *   store_merge.c   merging segments into bigger ones (and purging deleted
+ *                   tracks), the way a search engine merges its segments
+ *   store_lookup.c  the postings of a clip's hashes, as fp_hit_t for the
+ *                   matcher (match_store_t), and store statistics
+ *
+ * The layout (docs/architecture.md has the reasons and the measurements):
+ *
+ *   key        a print's hash mapped onto a dense 23-bit space
+ *              (store_key()): pair hashes are 0 .. 2^22-1, triplet hashes
+ *              follow.  Keys, not hashes, are what rows are sorted and
+ *              partitioned by.
+ *   posting    (key, track, t, f): a print of a catalog track.  f is the
+ *              anchor frequency on a 10-bit log scale (store_f_pack()).
+ *   group      the postings of one key in a row, sorted by (track, t):
+ *              varint key delta, varint count, varint byte length, then per
+ *              posting varint track delta, varint t (or t delta within the
+ *              same track), 2 bytes f.
+ *   row        consecutive groups, about STORE_ROW_POSTINGS postings (a
+ *              common key has a row to itself), stored as (start, data):
+ *              start is the row's first key.  The row holding key k is the
+ *              one with the greatest start <= k.
+ *   segment    one table postings_<id> (start int4 primary key, data bytea)
+ *              with its row in print_segments.  A batch of the indexer
+ *              writes one segment in its own transaction, with its tracks;
+ *              merges replace several segments by one.  A segment covers the
+ *              key range [key_lo, key_hi) of its shard; a store spread over
+ *              several servers gives each server some shards.
+ *
+ * Deleting a track marks it deleted in `tracks`; lookups skip its postings
+ * from then on and the next merge that reads them drops them.
+ *
+ * Errors are db_err_t (em_db.h) with a message in `err`; a row that does
+ * not decode is DB_ERR_CORRUPT.  Threads: a store_t is used by one thread
+ * at a time (it owns no connection: it borrows the caller's db_conn_t for
+ * every call).  Ownership: pointers passed in are borrowed for the call;
+ * out-arrays are the caller's to free(); *_free(NULL) is a no-op.
+ */
+#ifndef EARMARK_STORE_H
+#define EARMARK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "earmark_fp.h"
+#include "em_db.h"
+#include "em_match.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Keys and the posting codec (pure)                                        */
+/* ------------------------------------------------------------------------ */
+
+#define STORE_TRIPLET_BITS 19u                 /* low bits a triplet hash uses */
+#define STORE_KEY_SPACE ((1u << FP_HASH_BITS) + (1u << STORE_TRIPLET_BITS))
+#define STORE_ROW_POSTINGS 64                  /* a row closes at this many */
+#define STORE_ROW_BYTES 1800                   /* ... or this many bytes, so
+                                                  rows stay under PostgreSQL's
+                                                  2 kB TOAST threshold */
+
+/*
+ * The key of a hash: pair hashes map to themselves, triplet hashes to
+ * 2^22 + their low 19 bits.  Returns 0, or -1 for a value outside both
+ * layouts (which the fingerprint core never makes).
+ */
+int store_key(uint32_t hash, uint32_t *key);
+
+/* The hash of a key (the inverse of store_key()). */
+uint32_t store_key_hash(uint32_t key);
+
+/* Anchor frequency (1/16 bin) to the stored 10-bit log scale and back;
+ * 0 stays 0 (unknown).  The round trip is within 0.4%. */
+uint16_t store_f_pack(uint16_t f16);
+uint16_t store_f_unpack(uint16_t q);
+
+typedef struct store_posting {
+    uint32_t key;
+    uint32_t track;
+    uint32_t t;
+    uint16_t f;   /* store_f_pack() scale */
+    uint16_t pad;
+} store_posting_t;
+
+/* Sort postings by (key, track, t) (a radix sort; n may be 0). */
+db_err_t store_postings_sort(store_posting_t *p, size_t n);
+
+/*
+ * Called for each finished row by store_rows_encode(): start is the row's
+ * first key, data/len its bytes (valid during the call).  A non-zero return
+ * stops the encoding and is returned.
+ */
+typedef int (*store_row_fn)(void *ctx, uint32_t start, const uint8_t *data, size_t len);
+
+/*
+ * Encode postings sorted by (key, track, t) into rows, in key order.
+ * Duplicates (same key, track and t) are written once; *written (may be
+ * NULL) gets the number of postings written.  Returns DB_OK, DB_ERR_NOMEM,
+ * DB_ERR_INVALID (not sorted, key >= STORE_KEY_SPACE) or the callback's
+ * non-zero value as is.
+ */
+db_err_t store_rows_encode(const store_posting_t *p, size_t n, store_row_fn fn, void *ctx,
+                           size_t *written);
+
+/*
+ * One group as store_row_next() finds it: the key, the number of postings
+ * and the bytes of the postings (pass to store_group_decode()).
+ */
+typedef struct store_group {
+    uint32_t key;
+    uint32_t count;
+    const uint8_t *data;
+    size_t len;
+} store_group_t;
+
+/*
+ * Walk the groups of a row: *pos starts at 0, *prev_key at the row's start.
+ * Returns 1 with *g filled, 0 at the end of the row, -1 when the bytes are
+ * malformed.
+ */
+int store_row_next(const uint8_t *row, size_t len, size_t *pos, uint32_t *prev_key,
+                   store_group_t *g);
+
+/*
+ * Decode a group's postings into out[0 .. g->count) (the key copied into
+ * each).  Returns 0, or -1 when the bytes are malformed.
+ */
+int store_group_decode(const store_group_t *g, store_posting_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* The store                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct store store_t;
+
+/*
+ * A store handle on the schema of `conn` (migrated to DB_SCHEMA_VERSION).
+ * It caches the list of segments and of deleted tracks and reloads them
+ * when the store's generation changes.  Errors: DB_ERR_SCHEMA,
+ * DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_NOMEM.
+ */
+db_err_t store_open(db_conn_t *conn, store_t **out, char *err, size_t errlen);
+void store_free(store_t *s);
+
+/* ---- writing ---------------------------------------------------------- */
+
+typedef struct store_batch store_batch_t;
+
+/*
+ * Start a batch: BEGIN on conn.  Between store_batch_begin() and
+ * store_batch_commit() the caller may run its own statements on conn (the
+ * catalog rows of the batch's tracks): they commit or roll back with the
+ * prints.  Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_NOMEM.
+ */
+db_err_t store_batch_begin(store_t *s, db_conn_t *conn, store_batch_t **out, char *err,
+                           size_t errlen);
+
+/* Add a track's prints (copied; in memory until commit: 16 bytes each). */
+db_err_t store_batch_add(store_batch_t *b, uint32_t track, const fp_print_t *p, size_t n,
+                         char *err, size_t errlen);
+
+/* Prints added so far. */
+size_t store_batch_prints(const store_batch_t *b);
+
+/*
+ * Write the batch's segment (sort, encode, COPY, index) and COMMIT.  The
+ * batch is freed whatever happens; on failure the transaction is rolled
+ * back and nothing of it stays.  *segment (may be NULL) gets the new
+ * segment's id (0 when the batch had no prints: then no segment is made).
+ */
+db_err_t store_batch_commit(store_batch_t *b, int64_t *segment, char *err, size_t errlen);
+
+/* Roll back and free.  NULL is a no-op. */
+void store_batch_abort(store_batch_t *b);
+
+/* ---- merging ---------------------------------------------------------- */
+
+typedef struct store_merge_opts {
+    int fanin;            /* merge when this many segments are of a size
+                             class (sizes within 4x of each other); default 4 */
+    int all;              /* 1: merge every segment into one (compaction) */
+    size_t chunk_postings; /* postings held in memory at once (default 8M,
+                             about 100 MB) */
+} store_merge_opts_t;
+
+void store_merge_opts_default(store_merge_opts_t *o);
+
+/*
+ * Merge segments as the options say; one merge per transaction, repeated
+ * until nothing is left to merge.  Postings of deleted tracks are dropped.
+ * Merges from several processes serialize on an advisory lock; lookups go
+ * on meanwhile (they see the old segments until the merge commits).
+ * *merges (may be NULL) gets the number of merges done.
+ */
+db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, int *merges,
+                     char *err, size_t errlen);
+
+/* ---- reading ---------------------------------------------------------- */
+
+/*
+ * Append the postings of the query prints q[0 .. nq) to *out as fp_hit_t
+ * (the match_store_ops_t contract: *n used, *cap allocated, grown with
+ * realloc).  A key with more than max_postings postings over all segments
+ * is skipped and counted in *skipped.  Postings of deleted tracks are left
+ * out.  Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
+ */
+db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
+                    size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
+                    size_t *skipped, char *err, size_t errlen);
+
+/*
+ * The store as a match_store_t for match_query() (em_match.h): it borrows
+ * s and conn, which must outlive it, and is used by one thread at a time.
+ * Free with match_store_free().
+ */
+db_err_t store_match_new(store_t *s, db_conn_t *conn, match_store_t **out);
+
+typedef struct store_stats {
+    int64_t segments;
+    int64_t prints;       /* postings stored (deleted tracks' included until
+                             merged away) */
+    int64_t rows;
+    int64_t bytes;        /* on disk: the segments' tables, TOAST and
+                             indexes (pg_total_relation_size) */
+    int64_t generation;   /* bumped by every change of segments or tracks */
+} store_stats_t;
+
+/* Figures of the whole store.  Errors: DB_ERR_QUERY, DB_ERR_CONNECT. */
+db_err_t store_stats(db_conn_t *conn, store_stats_t *st, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EARMARK_STORE_H */

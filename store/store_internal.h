@@ -1,0 +1,65 @@
+/*
+ * store_internal.h -- what the store's files share (stri_ names); not
+ * installed.
+ */
+#ifndef EARMARK_STORE_INTERNAL_H
+#define EARMARK_STORE_INTERNAL_H
+
+#include "em_store.h"
+
+#include <stdarg.h>
+
+struct store {
+    int64_t generation;     /* of the cached lists; -1: never loaded */
+    int64_t *segments;      /* ids of the live segments, ascending */
+    size_t nsegments;
+    uint32_t *dead;         /* deleted tracks not yet purged, ascending */
+    size_t ndead;
+};
+
+/* Format a message into err (when err is not NULL) and return code. */
+db_err_t stri_error(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Reload the cached lists when the store's generation has moved. */
+db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);
+
+/* Is track in the sorted list dead[0 .. n)? */
+int stri_is_dead(const uint32_t *dead, size_t n, uint32_t track);
+
+/* Read the ids of deleted, unpurged tracks (ascending) into *out. */
+db_err_t stri_load_dead(db_conn_t *conn, uint32_t **out, size_t *n, char *err, size_t errlen);
+
+/*
+ * A COPY ... FROM STDIN (FORMAT binary) into postings_<id>: rows are
+ * buffered and sent in 1 MiB pieces.
+ */
+typedef struct stri_copy {
+    db_conn_t *conn;
+    uint8_t *buf;
+    size_t len, cap;
+    int64_t rows;
+    int failed;             /* a send failed: the rest is dropped */
+} stri_copy_t;
+
+db_err_t stri_copy_begin(stri_copy_t *c, db_conn_t *conn, int64_t segment, char *err,
+                         size_t errlen);
+/* store_row_fn for store_rows_encode(): appends one row. */
+int stri_copy_row(void *ctx, uint32_t start, const uint8_t *data, size_t len);
+db_err_t stri_copy_end(stri_copy_t *c, char *err, size_t errlen);
+
+/* CREATE TABLE postings_<id> (start int4, data bytea) with storage set. */
+db_err_t stri_create_segment_table(db_conn_t *conn, int64_t segment, char *err, size_t errlen);
+
+/* Its primary key, built once the rows are in. */
+db_err_t stri_index_segment_table(db_conn_t *conn, int64_t segment, char *err, size_t errlen);
+
+/*
+ * Write sorted postings p[0 .. n) as a new segment inside the caller's
+ * transaction: the print_segments row (for its id), the table, the rows,
+ * the index.  Shared by batches and merges.
+ */
+db_err_t stri_write_segment(db_conn_t *conn, const store_posting_t *p, size_t n, int level,
+                            size_t ntracks, int64_t *segment, char *err, size_t errlen);
+
+#endif

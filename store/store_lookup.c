@@ -1,0 +1,314 @@
+/*
+ * store_lookup.c -- the postings of a clip's hashes, and store figures.
+ *
+ * One statement fetches, for every live segment, the row that can hold
+ * each of the clip's keys (the row with the greatest start <= key: an
+ * index probe per key and segment).  The rows come back in binary; each
+ * distinct row is walked group by group, skipping by byte length every
+ * group whose key the clip does not have, and the clip's groups are
+ * decoded into hits.  A key whose postings over all segments exceed
+ * max_postings is skipped as too common to tell recordings apart.
+ */
+#include "store_internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct qkey {
+    uint32_t key;
+    uint32_t idx;   /* the query print */
+} qkey_t;
+
+typedef struct row_ref {
+    uint32_t seg;   /* index into the segment list */
+    uint32_t start;
+    int tuple;      /* in the result */
+} row_ref_t;
+
+typedef struct found {
+    uint32_t key;   /* index into the distinct keys */
+    uint32_t count;
+    const uint8_t *data;
+    size_t len;
+} found_t;
+
+static int cmp_qkey(const void *a, const void *b)
+{
+    const qkey_t *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const row_ref_t *x = a, *y = b;
+    if (x->seg != y->seg) return x->seg < y->seg ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    const found_t *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
+static long find_key(const uint32_t *keys, size_t n, uint32_t key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && keys[lo] == key ? (long)lo : -1;
+}
+
+/* The statement for the current segment list: $1 is the keys' int4[]. */
+static char *lookup_sql(const store_t *s)
+{
+    size_t cap = 256 + s->nsegments * 256, len = 0;
+    char *sql = malloc(cap);
+    if (!sql) return NULL;
+    for (size_t i = 0; i < s->nsegments; i++) {
+        len += (size_t)snprintf(sql + len, cap - len,
+                                "%sSELECT %zu::int4, p.start, p.data FROM unnest($1::int4[]) AS q(k) "
+                                "CROSS JOIN LATERAL (SELECT start, data FROM postings_%lld "
+                                "WHERE start <= q.k ORDER BY start DESC LIMIT 1) p",
+                                i ? " UNION ALL " : "", i, (long long)s->segments[i]);
+    }
+    return sql;
+}
+
+static uint32_t be32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return ntohl(v);
+}
+
+db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
+                    size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
+                    size_t *skipped, char *err, size_t errlen)
+{
+    db_err_t rc = stri_refresh(s, conn, err, errlen);
+    if (rc != DB_OK) return rc;
+    if (!nq || !s->nsegments) return DB_OK;
+
+    qkey_t *qk = NULL;
+    uint32_t *keys = NULL, *totals = NULL;
+    row_ref_t *rows = NULL;
+    found_t *found = NULL;
+    store_posting_t *post = NULL;
+    char *sql = NULL, *arr = NULL;
+    PGresult *res = NULL;
+    size_t nkeys = 0, nfound = 0, found_cap = 0, post_cap = 0;
+
+    qk = malloc(nq * sizeof *qk);
+    keys = malloc(nq * sizeof *keys);
+    if (!qk || !keys) goto nomem;
+    size_t m = 0;
+    for (size_t i = 0; i < nq; i++) {
+        uint32_t key;
+        if (store_key(q[i].hash, &key)) continue;
+        qk[m++] = (qkey_t){key, (uint32_t)i};
+    }
+    qsort(qk, m, sizeof *qk, cmp_qkey);
+    for (size_t i = 0; i < m; i++)
+        if (!nkeys || keys[nkeys - 1] != qk[i].key) keys[nkeys++] = qk[i].key;
+    if (!nkeys) goto done;
+
+    /* the keys as an int4[] literal: at most 8 digits and a comma each */
+    arr = malloc(nkeys * 9 + 3);
+    if (!arr) goto nomem;
+    size_t al = 0;
+    arr[al++] = '{';
+    for (size_t i = 0; i < nkeys; i++) al += (size_t)sprintf(arr + al, i ? ",%u" : "%u", keys[i]);
+    arr[al++] = '}';
+    arr[al] = '\0';
+    sql = lookup_sql(s);
+    if (!sql) goto nomem;
+    const char *params[1] = {arr};
+    rc = db_query(conn, sql, 1, params, 1, &res, err, errlen);
+    if (rc == DB_ERR_QUERY) {
+        /* a merge may have dropped a segment between refresh and query:
+         * reload the list once and try again */
+        s->generation = -1;
+        rc = stri_refresh(s, conn, err, errlen);
+        if (rc != DB_OK) goto done;
+        free(sql);
+        sql = lookup_sql(s);
+        if (!sql) goto nomem;
+        rc = db_query(conn, sql, 1, params, 1, &res, err, errlen);
+    }
+    if (rc != DB_OK) goto done;
+
+    /* distinct rows: several keys fall in one row */
+    int ntup = PQntuples(res);
+    rows = malloc(((size_t)ntup + 1) * sizeof *rows);
+    if (!rows) goto nomem;
+    for (int i = 0; i < ntup; i++) {
+        if (PQgetlength(res, i, 0) != 4 || PQgetlength(res, i, 1) != 4) {
+            rc = stri_error(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
+            goto done;
+        }
+        rows[i] = (row_ref_t){be32(PQgetvalue(res, i, 0)), be32(PQgetvalue(res, i, 1)), i};
+    }
+    qsort(rows, (size_t)ntup, sizeof *rows, cmp_row);
+
+    totals = calloc(nkeys, sizeof *totals);
+    if (!totals) goto nomem;
+    for (int r = 0; r < ntup; r++) {
+        if (r && rows[r].seg == rows[r - 1].seg && rows[r].start == rows[r - 1].start) continue;
+        const uint8_t *data = (const uint8_t *)PQgetvalue(res, rows[r].tuple, 2);
+        size_t len = (size_t)PQgetlength(res, rows[r].tuple, 2);
+        size_t pos = 0;
+        uint32_t prev = rows[r].start;
+        store_group_t g;
+        int st;
+        while ((st = store_row_next(data, len, &pos, &prev, &g)) == 1) {
+            long k = find_key(keys, nkeys, g.key);
+            if (k < 0) continue;
+            if (nfound == found_cap) {
+                found_cap = found_cap ? 2 * found_cap : 1024;
+                found_t *x = realloc(found, found_cap * sizeof *x);
+                if (!x) goto nomem;
+                found = x;
+            }
+            found[nfound++] = (found_t){(uint32_t)k, g.count, g.data, g.len};
+            totals[k] += g.count;
+        }
+        if (st < 0) {
+            rc = stri_error(DB_ERR_CORRUPT, err, errlen,
+                            "row %u of segment %lld does not decode", rows[r].start,
+                            (long long)s->segments[rows[r].seg]);
+            goto done;
+        }
+    }
+    qsort(found, nfound, sizeof *found, cmp_found);
+
+    /* hits: every posting of a key, once per query print with that key */
+    size_t qi = 0;
+    for (size_t f = 0; f < nfound; f++) {
+        uint32_t k = found[f].key;
+        if (max_postings && totals[k] > max_postings) {
+            if (skipped && (f == 0 || found[f - 1].key != k)) (*skipped)++;
+            continue;
+        }
+        if (found[f].count > post_cap) {
+            post_cap = 2 * found[f].count;
+            store_posting_t *x = realloc(post, post_cap * sizeof *x);
+            if (!x) goto nomem;
+            post = x;
+        }
+        store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
+        if (store_group_decode(&g, post)) {
+            rc = stri_error(DB_ERR_CORRUPT, err, errlen, "a group of key %u does not decode",
+                            keys[k]);
+            goto done;
+        }
+        while (qi < m && qk[qi].key < keys[k]) qi++;
+        size_t qend = qi;
+        while (qend < m && qk[qend].key == keys[k]) qend++;
+        size_t add = (qend - qi) * g.count;
+        if (*n + add > *cap) {
+            size_t c = *cap ? *cap : 4096;
+            while (c < *n + add) c *= 2;
+            fp_hit_t *x = realloc(*out, c * sizeof *x);
+            if (!x) goto nomem;
+            *out = x;
+            *cap = c;
+        }
+        for (uint32_t p = 0; p < g.count; p++) {
+            if (s->ndead && stri_is_dead(s->dead, s->ndead, post[p].track)) continue;
+            uint16_t rf = store_f_unpack(post[p].f);
+            for (size_t j = qi; j < qend; j++) {
+                const fp_print_t *qp = &q[qk[j].idx];
+                (*out)[(*n)++] = (fp_hit_t){
+                    .track = post[p].track, .ref_t = post[p].t, .query_t = qp->t,
+                    .query_idx = qk[j].idx, .ref_f = rf, .query_f = qp->f,
+                    .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
+            }
+        }
+    }
+    rc = DB_OK;
+    goto done;
+nomem:
+    rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+done:
+    PQclear(res);
+    free(qk);
+    free(keys);
+    free(totals);
+    free(rows);
+    free(found);
+    free(post);
+    free(sql);
+    free(arr);
+    return rc;
+}
+
+/* ---- as a match_store_t --------------------------------------------------- */
+
+typedef struct pgstore {
+    match_store_t base;
+    store_t *s;
+    db_conn_t *conn;
+} pgstore_t;
+
+static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
+                        fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped, char *err,
+                        size_t errlen)
+{
+    pgstore_t *p = (pgstore_t *)store;
+    db_err_t rc = store_hits(p->s, p->conn, q, nq, max_postings, out, n, cap, skipped, err, errlen);
+    switch (rc) {
+    case DB_OK: return FP_OK;
+    case DB_ERR_NOMEM: return FP_ERR_NOMEM;
+    case DB_ERR_INVALID: return FP_ERR_INVALID;
+    default: return FP_ERR_IO;
+    }
+}
+
+static void pg_free(match_store_t *store)
+{
+    free(store);
+}
+
+static const match_store_ops_t pg_ops = {pg_hits, pg_free};
+
+db_err_t store_match_new(store_t *s, db_conn_t *conn, match_store_t **out)
+{
+    *out = NULL;
+    pgstore_t *p = calloc(1, sizeof *p);
+    if (!p) return DB_ERR_NOMEM;
+    p->base.ops = &pg_ops;
+    p->s = s;
+    p->conn = conn;
+    *out = &p->base;
+    return DB_OK;
+}
+
+/* ---- figures ---------------------------------------------------------------- */
+
+db_err_t store_stats(db_conn_t *conn, store_stats_t *st, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    PGresult *res;
+    db_err_t rc = db_query(
+        conn,
+        "SELECT count(*), coalesce(sum(prints), 0), coalesce(sum(rows), 0), "
+        "coalesce(sum(pg_total_relation_size(to_regclass('postings_' || id))), 0), "
+        "(SELECT generation FROM store_meta WHERE id = 1) FROM print_segments",
+        0, NULL, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    st->segments = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    st->prints = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    st->rows = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    st->bytes = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    st->generation = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    PQclear(res);
+    return DB_OK;
+}

@@ -1,0 +1,432 @@
+/*
+ * test_store.c -- the fingerprint store: the row codec on its own, then
+ * segments, lookups, merges and deletions against a real private
+ * PostgreSQL cluster, and a real recording found through the store.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "em_catalog.h"
+#include "em_match.h"
+#include "em_store.h"
+#include "testlib.h"
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static int cmp_posting(const void *a, const void *b)
+{
+    const store_posting_t *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    if (x->track != y->track) return x->track < y->track ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* ---- codec ---------------------------------------------------------------- */
+
+static void test_keys(void)
+{
+    uint32_t k;
+    CHECK(store_key(0, &k) == 0 && k == 0);
+    CHECK(store_key((1u << FP_HASH_BITS) - 1, &k) == 0 && k == (1u << FP_HASH_BITS) - 1);
+    CHECK(store_key(1u << FP_HASH_BITS, &k) == -1, "a pair hash over 22 bits");
+    uint32_t t = fp_hash_pack_triplet(15, 12, -12, 1, 7);
+    REQUIRE(store_key(t, &k) == 0);
+    CHECK(k >= (1u << FP_HASH_BITS) && k < STORE_KEY_SPACE);
+    CHECK(store_key_hash(k) == t);
+    CHECK(store_key(FP_HASH_TRIPLET | (1u << STORE_TRIPLET_BITS), &k) == -1);
+    for (uint32_t f = 16 * 8; f < 16 * 512; f += 7) {
+        uint16_t back = store_f_unpack(store_f_pack((uint16_t)f));
+        CHECK(fabs((double)back / f - 1.0) < 0.004, "f %u -> %u", f, back);
+    }
+    CHECK(store_f_pack(0) == 0 && store_f_unpack(0) == 0);
+}
+
+static void test_sort(void)
+{
+    size_t n = 200000;
+    store_posting_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    REQUIRE(a && b);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (store_posting_t){rnd() % STORE_KEY_SPACE, rnd() % 5000, rnd() % 100000, 1, 0};
+    memcpy(b, a, n * sizeof *a);
+    CHECK(store_postings_sort(a, n) == DB_OK);
+    qsort(b, n, sizeof *b, cmp_posting);
+    int same = 1;
+    for (size_t i = 0; i < n; i++)
+        same &= a[i].key == b[i].key && a[i].track == b[i].track && a[i].t == b[i].t;
+    CHECK(same, "radix sort agrees with qsort");
+    free(a);
+    free(b);
+}
+
+typedef struct rows {
+    uint32_t start[100000];
+    uint8_t *data[100000];
+    size_t len[100000];
+    size_t n;
+} rows_t;
+
+static int collect(void *ctx, uint32_t start, const uint8_t *data, size_t len)
+{
+    rows_t *r = ctx;
+    if (r->n == 100000) return 99;
+    r->start[r->n] = start;
+    r->data[r->n] = malloc(len ? len : 1);
+    memcpy(r->data[r->n], data, len);
+    r->len[r->n++] = len;
+    return 0;
+}
+
+/* Encode, decode every row, compare with the input without duplicates. */
+static void test_codec_roundtrip(void)
+{
+    size_t n = 300000;
+    store_posting_t *p = malloc((n + 3000) * sizeof *p);
+    REQUIRE(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (store_posting_t){rnd() % 200000, rnd() % 3000, rnd() % 20000,
+                                 (uint16_t)(rnd() % 1024), 0};
+    /* a very common key (rows over the byte limit) and exact duplicates */
+    for (size_t i = 0; i < 3000; i++)
+        p[n++] = (store_posting_t){4242, rnd() % 3000, rnd() % 20000, 5, 0};
+    p[n - 1] = p[n - 2];
+    REQUIRE(store_postings_sort(p, n) == DB_OK);
+    size_t uniq = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!i || cmp_posting(&p[i], &p[uniq - 1])) p[uniq++] = p[i];
+
+    rows_t *r = calloc(1, sizeof *r);
+    REQUIRE(r);
+    size_t written = 0;
+    REQUIRE(store_rows_encode(p, n, collect, r, &written) == DB_OK);
+    CHECK(written == uniq, "%zu written, %zu distinct", written, uniq);
+    size_t bytes = 0, got = 0, big = 0;
+    int ok = 1;
+    store_posting_t *dec = malloc(4000 * sizeof *dec);
+    for (size_t i = 0; i < r->n; i++) {
+        size_t pos = 0;
+        uint32_t prev = r->start[i];
+        store_group_t g;
+        int st, first = 1;
+        bytes += r->len[i];
+        if (r->len[i] > STORE_ROW_BYTES) big++;
+        if (i) ok &= r->start[i] > r->start[i - 1];
+        while ((st = store_row_next(r->data[i], r->len[i], &pos, &prev, &g)) == 1) {
+            if (first) ok &= g.key == r->start[i];
+            first = 0;
+            ok &= g.count <= 4000 && store_group_decode(&g, dec) == 0;
+            for (uint32_t j = 0; j < g.count && ok; j++) {
+                ok &= got < uniq && !cmp_posting(&dec[j], &p[got]) && dec[j].f == p[got].f;
+                got++;
+            }
+        }
+        ok &= st == 0;
+    }
+    CHECK(ok, "every row decodes to the postings in order");
+    CHECK(got == uniq, "decoded %zu of %zu distinct postings", got, uniq);
+    CHECK(big == 1, "only the common key's row exceeds the byte limit (%zu do)", big);
+    double bpp = (double)bytes / (double)uniq;
+    printf("  %zu postings in %zu rows, %.2f bytes a posting\n", uniq, r->n, bpp);
+    /* sparse keys (1.5 postings a key) and 3000 tracks: group headers and
+     * track numbers cost more here than in a real store */
+    CHECK(bpp < 8.0, "%.2f bytes a posting", bpp);
+
+    /* every truncation and a flipped byte of a row: an error or a clean
+     * decode, never a read outside the row (ASan watches) */
+    size_t bad = 0;
+    for (size_t i = 0; i < r->n && i < 50; i++) {
+        for (size_t cut = 0; cut < r->len[i]; cut++) {
+            uint8_t *copy = malloc(cut ? cut : 1);
+            memcpy(copy, r->data[i], cut);
+            size_t pos = 0;
+            uint32_t prev = r->start[i];
+            store_group_t g;
+            int st;
+            while ((st = store_row_next(copy, cut, &pos, &prev, &g)) == 1)
+                if (g.count <= 4000 && store_group_decode(&g, dec)) break;
+            bad += st < 0;
+            free(copy);
+        }
+    }
+    CHECK(bad > 0, "truncated rows are seen as malformed");
+    free(dec);
+    for (size_t i = 0; i < r->n; i++) free(r->data[i]);
+    free(r);
+
+    /* unsorted input is refused */
+    store_posting_t two[2] = {{5, 1, 1, 0, 0}, {4, 1, 1, 0, 0}};
+    CHECK(store_rows_encode(two, 2, collect, NULL, NULL) == DB_ERR_INVALID);
+    free(p);
+}
+
+/* ---- against PostgreSQL --------------------------------------------------- */
+
+static db_conn_t *conn;
+static store_t *store;
+static int64_t tenant;
+
+/* A synthetic track: n random prints, hashes from a small range so that
+ * tracks share keys, frames ascending. */
+static fp_print_t *fake_prints(size_t n, uint32_t seed)
+{
+    fp_print_t *p = malloc(n * sizeof *p);
+    uint64_t save = rng;
+    rng = 0x9E3779B97F4A7C15ull * (seed + 1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = rnd() % 50000;
+        if (i % 4 == 3) h = FP_HASH_TRIPLET | (rnd() % (1u << STORE_TRIPLET_BITS));
+        p[i] = (fp_print_t){h, (uint32_t)(i / 3), (uint16_t)(16 * 9 + rnd() % 8000), 16};
+    }
+    rng = save;
+    return p;
+}
+
+static int64_t add_track(store_batch_t *b, const char *name, const fp_print_t *p, size_t n)
+{
+    catalog_track_t t = {0};
+    t.tenant_id = tenant;
+    t.title = (char *)name;
+    t.source = (char *)name;
+    t.params_version = FP_PARAMS_VERSION;
+    t.prints = (int64_t)n;
+    for (int i = 0; i < 32; i++) t.sha256[i] = (uint8_t)(name[i % strlen(name)] + i);
+    int64_t id = 0;
+    int existed = 0;
+    char err[1024];
+    if (catalog_track_insert(conn, &t, &id, &existed, err, sizeof err) != DB_OK) {
+        printf("  insert: %s\n", err);
+        return 0;
+    }
+    if (existed) return -id;
+    if (store_batch_add(b, (uint32_t)id, p, n, err, sizeof err) != DB_OK) {
+        printf("  add: %s\n", err);
+        return 0;
+    }
+    return id;
+}
+
+/* How many hits of the query q[0..nq) are on track at ref_t == query_t. */
+static size_t aligned_hits(const fp_print_t *q, size_t nq, int64_t track, size_t *total)
+{
+    fp_hit_t *hits = NULL;
+    size_t n = 0, cap = 0, skipped = 0, on = 0;
+    char err[1024];
+    db_err_t rc = store_hits(store, conn, q, nq, 0, &hits, &n, &cap, &skipped, err, sizeof err);
+    if (rc != DB_OK) printf("  store_hits: %s\n", err);
+    for (size_t i = 0; i < n; i++) on += hits[i].track == (uint32_t)track && hits[i].ref_t == hits[i].query_t;
+    if (total) *total = n;
+    free(hits);
+    return on;
+}
+
+static int64_t ta, tb, tc;
+static fp_print_t *pa, *pb, *pc;
+#define NP 20000
+
+static void test_db_open(void)
+{
+    char err[2048];
+    const char *ci = test_db_start();
+    REQUIRE(db_connect(ci, &conn, err, sizeof err) == DB_OK, "%s", err);
+    REQUIRE(store_open(conn, &store, err, sizeof err) == DB_OK, "%s", err);
+    REQUIRE(catalog_tenant_ensure(conn, "test-label", &tenant, err, sizeof err) == DB_OK, "%s", err);
+    int64_t again = 0;
+    CHECK(catalog_tenant_ensure(conn, "test-label", &again, err, sizeof err) == DB_OK && again == tenant);
+}
+
+static void test_batch_and_lookup(void)
+{
+    REQUIRE(conn);
+    char err[2048];
+    pa = fake_prints(NP, 1);
+    pb = fake_prints(NP, 2);
+    pc = fake_prints(NP, 3);
+    store_batch_t *b;
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    ta = add_track(b, "a.wav", pa, NP);
+    tb = add_track(b, "b.wav", pb, NP);
+    REQUIRE(ta > 0 && tb > 0);
+    int64_t seg = 0;
+    REQUIRE(store_batch_commit(b, &seg, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(seg > 0);
+
+    /* a batch rolled back leaves nothing */
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(add_track(b, "gone.wav", pc, NP) > 0);
+    store_batch_abort(b);
+    catalog_track_t t;
+    PGresult *res;
+    REQUIRE(db_query(conn, "SELECT count(*) FROM tracks", 0, NULL, 0, &res, err, sizeof err) == DB_OK);
+    CHECK(!strcmp(PQgetvalue(res, 0, 0), "2"), "tracks after an aborted batch: %s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    tc = add_track(b, "c.wav", pc, NP);
+    REQUIRE(tc > 0);
+    REQUIRE(store_batch_commit(b, &seg, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(catalog_track_get(conn, tc, &t, err, sizeof err) == DB_OK && !strcmp(t.status, "indexed") &&
+          t.prints == NP && !strcmp(t.tenant, "test-label"));
+    catalog_track_clear(&t);
+
+    /* a 10 s slice of each track finds every one of its own prints */
+    size_t total;
+    size_t on = aligned_hits(pb + 5000, 1200, tb, &total);
+    CHECK(on == 1200, "track b: %zu of 1200 prints at the right time (%zu hits)", on, total);
+    on = aligned_hits(pc + 100, 1200, tc, &total);
+    CHECK(on == 1200, "track c: %zu of 1200 prints at the right time", on);
+
+    store_stats_t st;
+    REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(st.segments == 2 && st.prints >= 3 * NP - 10, "%lld segments, %lld prints",
+          (long long)st.segments, (long long)st.prints);
+    CHECK(st.bytes > 0);
+}
+
+static void test_merge_and_delete(void)
+{
+    REQUIRE(conn && ta > 0 && tc > 0);
+    char err[2048];
+    size_t before_total, after_total;
+    size_t before = aligned_hits(pa + 2000, 1200, ta, &before_total);
+
+    store_stats_t st0, st;
+    REQUIRE(store_stats(conn, &st0, err, sizeof err) == DB_OK, "%s", err);
+    store_merge_opts_t o;
+    store_merge_opts_default(&o);
+    o.all = 1;
+    o.chunk_postings = 10000; /* several key ranges */
+    int merges = 0;
+    REQUIRE(store_merge(store, conn, &o, &merges, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(merges == 1);
+    REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(st.segments == 1 && st.prints == st0.prints, "%lld segments, %lld prints (%lld before)",
+          (long long)st.segments, (long long)st.prints, (long long)st0.prints);
+    size_t after = aligned_hits(pa + 2000, 1200, ta, &after_total);
+    CHECK(after == before && after_total == before_total, "hits before %zu/%zu, after %zu/%zu",
+          before, before_total, after, after_total);
+
+    /* delete b: its postings stop at once, and go with the next merge */
+    CHECK(aligned_hits(pb, 1200, tb, NULL) == 1200);
+    REQUIRE(catalog_track_delete(conn, tb, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(catalog_track_delete(conn, tb, err, sizeof err) == DB_ERR_INVALID);
+    CHECK(aligned_hits(pb, 1200, tb, NULL) == 0, "a deleted track's prints still match");
+    REQUIRE(store_merge(store, conn, &o, &merges, err, sizeof err) == DB_OK, "%s", err);
+    REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
+    catalog_track_t t;
+    REQUIRE(catalog_track_get(conn, tb, &t, err, sizeof err) == DB_OK);
+    int64_t bprints = t.prints;
+    catalog_track_clear(&t);
+    CHECK(st.prints < st0.prints && st.prints >= st0.prints - bprints && st.segments == 1,
+          "after the purge: %lld prints, %lld before", (long long)st.prints, (long long)st0.prints);
+    st0 = st;
+    REQUIRE(catalog_track_get(conn, tb, &t, err, sizeof err) == DB_OK);
+    CHECK(!strcmp(t.status, "deleted"));
+    catalog_track_clear(&t);
+    CHECK(aligned_hits(pc + 7000, 1200, tc, NULL) == 1200);
+
+    /* the same file again is recognised by its digest; once deleted, it may
+     * come back */
+    store_batch_t *b;
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(add_track(b, "a.wav", pa, NP) == -ta, "a live duplicate is not inserted");
+    int64_t back = add_track(b, "b.wav", pb, NP);
+    CHECK(back > 0 && back != tb);
+    REQUIRE(store_batch_commit(b, NULL, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(aligned_hits(pb, 1200, back, NULL) == 1200);
+
+    /* tiered merging: four small segments of a class become one */
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+        char name[32];
+        snprintf(name, sizeof name, "tier%d.wav", i);
+        fp_print_t *p = fake_prints(1000, 10 + (uint32_t)i);
+        CHECK(add_track(b, name, p, 1000) > 0);
+        free(p);
+        REQUIRE(store_batch_commit(b, NULL, err, sizeof err) == DB_OK, "%s", err);
+    }
+    store_merge_opts_default(&o);
+    REQUIRE(store_merge(store, conn, &o, &merges, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(merges >= 1, "%d merges", merges);
+    REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(st.prints >= st0.prints + NP + 4000 - 20 && st.segments <= 3, "%lld segments, %lld prints",
+          (long long)st.segments, (long long)st.prints);
+}
+
+/* A real recording through the store and the matcher. */
+static void test_real_audio(void)
+{
+    REQUIRE(conn);
+    char err[2048];
+    fp_config_t cfg;
+    fp_config_default(&cfg);
+    fp_result_t ref, clip;
+    REQUIRE(fp_extract_path(test_corpus_file(1), &cfg, NULL, &ref, err, sizeof err) == FP_OK, "%s", err);
+    store_batch_t *b;
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    int64_t id = add_track(b, "real.ogg", ref.prints, ref.count);
+    REQUIRE(id > 0);
+    REQUIRE(store_batch_commit(b, NULL, err, sizeof err) == DB_OK, "%s", err);
+
+    /* the clip: the prints of 10 s from 20 s on, shifted to start at 0 */
+    size_t n = 0;
+    fp_print_t *q = malloc(ref.count * sizeof *q);
+    uint32_t t0 = (uint32_t)(20.0 / fp_config_frame_seconds(&cfg)), t1 = (uint32_t)(30.0 / fp_config_frame_seconds(&cfg));
+    for (size_t i = 0; i < ref.count; i++)
+        if (ref.prints[i].t >= t0 && ref.prints[i].t < t1) {
+            q[n] = ref.prints[i];
+            q[n++].t -= t0;
+        }
+    clip.prints = q;
+    clip.count = n;
+    match_store_t *ms;
+    REQUIRE(store_match_new(store, conn, &ms) == DB_OK);
+    match_opts_t mo;
+    match_opts_default(&mo);
+    match_result_t *res = NULL;
+    size_t nres = 0;
+    match_stats_t st;
+    fp_err_t rc = match_query(ms, clip.prints, clip.count, &mo, &res, &nres, &st, err, sizeof err);
+    CHECK(rc == FP_OK, "%s", err);
+    CHECK(nres >= 1 && res[0].track == (uint32_t)id, "best of %zu: track %u, want %lld", nres,
+          nres ? res[0].track : 0, (long long)id);
+    if (nres) CHECK(fabs(res[0].ref_start - res[0].query_start - 20.0) < 0.1,
+                    "offset %.2f s", res[0].ref_start - res[0].query_start);
+    free(res);
+    match_store_free(ms);
+    free(q);
+    fp_result_clear(&ref);
+}
+
+static void test_db_close(void)
+{
+    store_free(store);
+    db_close(conn);
+    free(pa);
+    free(pb);
+    free(pc);
+}
+
+int main(void)
+{
+    alarm(600);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    RUN(test_keys);
+    RUN(test_sort);
+    RUN(test_codec_roundtrip);
+    RUN(test_db_open);
+    RUN(test_batch_and_lookup);
+    RUN(test_merge_and_delete);
+    RUN(test_real_audio);
+    RUN(test_db_close);
+    return test_main_end();
+}
