@@ -42,7 +42,8 @@ MATCH_SRC := match/match_store.c match/match_query.c
 STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c \
              catalog/catalog.c
 IDX_SRC  := indexer/idx_error.c indexer/idx_list.c indexer/idx_manifest.c indexer/idx_walk.c
-CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c
+CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c \
+            indexer/cmd_index.c catalog/cmd_catalog.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
 EVAL_SRC := bench/eval/eval.c

@@ -33,5 +33,7 @@ int cli_isatty(int fd);
 int cmd_fingerprint(int argc, char **argv);
 int cmd_match(int argc, char **argv);
 int cmd_db(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
 
 #endif

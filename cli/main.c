@@ -19,6 +19,8 @@ typedef struct command {
 static const command_t commands[] = {
     {"fingerprint", cmd_fingerprint, "print the landmark prints of audio files"},
     {"match", cmd_match, "find reference recordings in clips"},
+    {"index", cmd_index, "fingerprint audio files into the catalog"},
+    {"catalog", cmd_catalog, "the catalog's tracks: ls, show, rm, stats, compact"},
     {"db", cmd_db, "the database: start, stop, status, migrate, psql"},
 };
 

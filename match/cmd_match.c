@@ -2,10 +2,12 @@
  * cmd_match.c -- `earmark match`: which reference recordings does a clip
  * contain, where, and was it sped up, time-stretched or pitch-shifted?
  *
- *   earmark match --ref FILE [--ref FILE]... [--json] CLIP...
+ *   earmark match [--ref FILE]... [--json] CLIP...
  *
- * The references are fingerprinted into an in-memory store; each clip is
- * matched against it.  Exit status: 0 when every clip was read (matches or
+ * Without --ref, each clip is matched against the catalog in PostgreSQL
+ * (what `earmark index` filled: $EARMARK_DB, the PG* variables or the
+ * private cluster).  With --ref, the references are fingerprinted into an
+ * in-memory store instead and each clip is matched against them.  Exit status: 0 when every clip was read (matches or
  * not), 1 when a file failed, 2 on a usage error.
  */
 #include <getopt.h>
@@ -15,18 +17,21 @@
 
 #include "cli.h"
 #include "earmark_fp.h"
+#include "em_catalog.h"
+#include "em_db.h"
 #include "em_match.h"
+#include "em_store.h"
 
 static const char *USAGE =
-    "earmark match --ref FILE [--ref FILE]... [--json] [--unscaled] [--min-frames N] CLIP...";
+    "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] CLIP...";
 
 static void help(void)
 {
     printf("usage: %s\n\n"
-           "Fingerprint the reference recordings, then report for each CLIP the\n"
-           "references it contains: where (query and reference seconds), how strongly\n"
+           "Report for each CLIP the catalog recordings (or, with --ref, the given\n"
+           "reference files) it contains: where (query and reference seconds), how strongly\n"
            "(aligned frames and prints) and how it differs (speed, tempo, pitch).\n\n"
-           "  --ref FILE       a reference recording (repeatable)\n"
+           "  --ref FILE       match against this file instead of the catalog (repeatable)\n"
            "  --json           one JSON object per clip (JSON Lines)\n"
            "  --unscaled       do not search speed, tempo or pitch changes\n"
            "  --min-frames N   aligned query frames a match needs (default 12)\n"
@@ -54,7 +59,7 @@ static void factors(const match_result_t *r, double *speed, double *tempo, doubl
 }
 
 static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
-                       char **refs)
+                       char **names)
 {
     printf("%s: %.1f s, %zu match%s\n", clip, dur, n, n == 1 ? "" : "es");
     for (size_t i = 0; i < n; i++) {
@@ -62,7 +67,7 @@ static void print_text(const char *clip, double dur, const match_result_t *m, si
         double sp, te, st;
         factors(r, &sp, &te, &st);
         printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints",
-               i + 1, refs[r->track], r->query_start, r->query_end, r->ref_start, r->ref_end,
+               i + 1, names[i], r->query_start, r->query_end, r->ref_start, r->ref_end,
                r->frames, r->prints);
         switch (r->change) {
         case MATCH_SAME: printf("; same speed and pitch\n"); break;
@@ -75,7 +80,7 @@ static void print_text(const char *clip, double dur, const match_result_t *m, si
 }
 
 static void print_json(const char *clip, double dur, const match_result_t *m, size_t n,
-                       char **refs)
+                       char **names, const catalog_track_t *tracks)
 {
     fputs("{\"query\":", stdout);
     cli_json_string(stdout, clip);
@@ -85,7 +90,22 @@ static void print_json(const char *clip, double dur, const match_result_t *m, si
         double sp, te, st;
         factors(r, &sp, &te, &st);
         printf("%s{\"reference\":", i ? "," : "");
-        cli_json_string(stdout, refs[r->track]);
+        cli_json_string(stdout, names[i]);
+        if (tracks) {
+            const catalog_track_t *t = &tracks[i];
+            printf(",\"track_id\":%u,\"external_id\":", r->track);
+            if (t->external_id) cli_json_string(stdout, t->external_id);
+            else fputs("null", stdout);
+            fputs(",\"title\":", stdout);
+            if (t->title) cli_json_string(stdout, t->title);
+            else fputs("null", stdout);
+            fputs(",\"artist\":", stdout);
+            if (t->artist) cli_json_string(stdout, t->artist);
+            else fputs("null", stdout);
+            fputs(",\"tenant\":", stdout);
+            if (t->tenant) cli_json_string(stdout, t->tenant);
+            else fputs("null", stdout);
+        }
         printf(",\"frames\":%u,\"prints\":%u,\"query_start\":%.3f,\"query_end\":%.3f,"
                "\"ref_start\":%.3f,\"ref_end\":%.3f,\"matched_seconds\":%.3f,"
                "\"change\":\"%s\",\"speed\":%.4f,\"tempo\":%.4f,\"pitch\":%.3f,"
@@ -110,6 +130,8 @@ int cmd_match(int argc, char **argv)
     long v;
     match_opts_t mo;
     match_store_t *store = NULL;
+    db_conn_t *conn = NULL;
+    store_t *pgs = NULL;
     char err[512];
 
     match_opts_default(&mo);
@@ -135,15 +157,23 @@ int cmd_match(int argc, char **argv)
         default: status = cli_usage("match", USAGE, "unknown option"); goto out;
         }
     }
-    if (!nrefs) {
-        status = cli_usage("match", USAGE, "no reference given (--ref FILE)");
-        goto out;
-    }
     if (optind >= argc) {
         status = cli_usage("match", USAGE, "no clip given");
         goto out;
     }
-    if (match_memstore_new(&store) != FP_OK) {
+    if (!nrefs) {
+        /* the catalog */
+        char conninfo[4096], derr[2048];
+        db_err_t drc = db_conninfo_resolve(conninfo, sizeof conninfo);
+        if (drc == DB_OK) drc = db_connect(conninfo, &conn, derr, sizeof derr);
+        if (drc == DB_OK) drc = store_open(conn, &pgs, derr, sizeof derr);
+        if (drc == DB_OK) drc = store_match_new(pgs, conn, &store);
+        if (drc != DB_OK) {
+            cli_error("match", "the catalog: %s", drc == DB_ERR_NOMEM ? "out of memory" : derr);
+            status = EXIT_FAIL;
+            goto out;
+        }
+    } else if (match_memstore_new(&store) != FP_OK) {
         cli_error("match", "out of memory");
         status = EXIT_FAIL;
         goto out;
@@ -158,7 +188,7 @@ int cmd_match(int argc, char **argv)
             status = EXIT_FAIL;
         }
     }
-    match_memstore_seal(store);
+    if (nrefs) match_memstore_seal(store);
     for (int i = optind; i < argc; i++) {
         fp_result_t res;
         match_result_t *m = NULL;
@@ -169,10 +199,37 @@ int cmd_match(int argc, char **argv)
         if (rc != FP_OK) {
             cli_error("match", "%s (%s)", err, fp_errname(rc));
             status = EXIT_FAIL;
-        } else if (json) {
-            print_json(argv[i], res.stats.seconds, m, n, refs);
         } else {
-            print_text(argv[i], res.stats.seconds, m, n, refs);
+            char **names = calloc(n + 1, sizeof *names);
+            catalog_track_t *tracks = conn ? calloc(n + 1, sizeof *tracks) : NULL;
+            for (size_t k = 0; k < n && names; k++) {
+                if (!conn) {
+                    names[k] = strdup(refs[m[k].track]);
+                    continue;
+                }
+                char derr[512], buf[1024];
+                if (tracks && catalog_track_get(conn, m[k].track, &tracks[k], derr, sizeof derr) == DB_OK)
+                    snprintf(buf, sizeof buf, "track %u%s%s%s%s%s%s", m[k].track,
+                             tracks[k].external_id ? " [" : "",
+                             tracks[k].external_id ? tracks[k].external_id : "",
+                             tracks[k].external_id ? "]" : "", tracks[k].artist || tracks[k].title ? " " : "",
+                             tracks[k].artist ? tracks[k].artist : "",
+                             tracks[k].title ? (tracks[k].artist ? " - " : "") : "");
+                else
+                    snprintf(buf, sizeof buf, "track %u", m[k].track);
+                size_t l = strlen(buf);
+                if (tracks && tracks[k].title) snprintf(buf + l, sizeof buf - l, "%s", tracks[k].title);
+                names[k] = strdup(buf);
+            }
+            if (!names) cli_error("match", "out of memory");
+            else if (json) print_json(argv[i], res.stats.seconds, m, n, names, tracks);
+            else print_text(argv[i], res.stats.seconds, m, n, names);
+            for (size_t k = 0; k < n && names; k++) {
+                free(names[k]);
+                if (tracks) catalog_track_clear(&tracks[k]);
+            }
+            free(names);
+            free(tracks);
         }
         fflush(stdout);
         free(m);
@@ -180,6 +237,8 @@ int cmd_match(int argc, char **argv)
     }
 out:
     match_store_free(store);
+    store_free(pgs);
+    db_close(conn);
     free(refs);
     return status;
 }
