@@ -1,0 +1,163 @@
+#!/bin/sh
+# tests/cli/index.sh -- `earmark index`, `catalog` and `match` against a real
+# private PostgreSQL cluster and real recordings:
+#
+#   - a corrupt file and a text file among good ones: reported, skipped, the
+#     good ones indexed; a re-run is a no-op;
+#   - kill -9 in the middle of a run, run again: the same catalog (tracks,
+#     print counts, match results) as an uninterrupted run;
+#   - the database restarted in the middle of a run: the run retries and
+#     finishes with the same catalog;
+#   - the database gone for longer than the retry time: the run stops with a
+#     message, and the next run completes the catalog.
+set -u
+EM=${EARMARK_BIN:-$PWD/build/earmark}
+tmp=$(mktemp -d /tmp/earmark-index-XXXXXX)
+chmod 711 "$tmp"
+export EARMARK_VAR="$tmp/var"
+unset EARMARK_DB PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGSERVICE
+fails=0
+ok() { echo "ok - $1"; }
+no() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
+cleanup() { "$EM" db stop >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fresh_db() {
+    "$EM" db stop >/dev/null 2>&1
+    rm -rf "$EARMARK_VAR"
+    "$EM" db start >/dev/null && "$EM" db migrate >/dev/null
+}
+sql() { "$EM" db psql -qAt -c "$1"; }
+tracks() { sql "SELECT count(*) FROM tracks WHERE status <> 'deleted'" 2>/dev/null || echo 0; }
+snapshot() {
+    sql "SELECT encode(sha256, 'hex'), prints, round(duration_s) FROM tracks
+         WHERE status <> 'deleted' ORDER BY 1"
+}
+# the match of the clip, as the catalog row of the track and the alignment
+match_line() {
+    "$EM" match --json "$tmp/clip.wav" | sed -n 's/.*"track_id":\([0-9]*\).*"frames":\([0-9]*\),"prints":\([0-9]*\),.*"ref_start":\([0-9.]*\).*/\1 \2 \3 \4/p' |
+        while read -r id frames prints ref; do
+            echo "$(sql "SELECT encode(sha256, 'hex') FROM tracks WHERE id = $id") $frames $prints $ref"
+        done
+}
+# wait until at least $1 tracks are in, at most $2 seconds
+wait_tracks() {
+    n=0
+    while [ "$n" -lt $(($2 * 20)) ]; do
+        [ "$(tracks)" -ge "$1" ] && return 0
+        sleep 0.05
+        n=$((n + 1))
+    done
+    return 1
+}
+
+# -- the catalog: short and long real recordings, and two bad files --------
+mkdir "$tmp/cat"
+for f in /usr/share/scummvm/drascula/audio/track25.ogg \
+         /usr/share/scummvm/drascula/audio/track29.ogg \
+         /usr/share/games/supertuxkart/data/music/Boom_boom_boom.ogg \
+         /usr/share/games/supertuxkart/data/music/Snowy.ogg \
+         /usr/share/games/dink/dink/Sound/5.ogg \
+         /usr/share/games/dink/dink/Sound/denube.ogg \
+         /usr/share/games/dink/dink/Sound/1.ogg \
+         /usr/share/games/asc/music/machine_wars.mp3 \
+         /usr/share/planetblupi/music/music004.ogg; do
+    [ -f "$f" ] || { no "corpus file $f is installed (scripts/deps)"; exit 1; }
+    cp "$f" "$tmp/cat/"
+done
+ngood=9
+head -c 40000 /dev/urandom >"$tmp/cat/random_bytes.ogg"
+echo "these are liner notes, not audio" >"$tmp/cat/notes.mp3"
+sox /usr/share/games/supertuxkart/data/music/Snowy.ogg -r 22050 "$tmp/clip.wav" trim 20 10 speed 1.05 2>/dev/null ||
+    { no "sox makes the clip"; exit 1; }
+
+# -- bad files, re-run ----------------------------------------------------------
+fresh_db || { no "private cluster starts"; exit 1; }
+"$EM" index --failures "$tmp/failures.tsv" "$tmp/cat" >"$tmp/out" 2>&1
+rc=$?
+check "index exits 1 when files failed (got $rc)" '[ $rc -eq 1 ]'
+check "the good files are indexed ($(tracks) of $ngood)" '[ "$(tracks)" -eq $ngood ]'
+check "both bad files are in the failures report" \
+    '[ "$(wc -l <"$tmp/failures.tsv")" -eq 2 ] && grep -q random_bytes "$tmp/failures.tsv" && grep -q notes.mp3 "$tmp/failures.tsv"'
+check "each failure names its file on stderr" 'grep -q "failed:.*random_bytes" "$tmp/out" && grep -q "failed:.*notes.mp3" "$tmp/out"'
+check "the failures are in the run's records" '[ "$(sql "SELECT count(*) FROM index_failures")" -eq 2 ]'
+snapshot >"$tmp/ref"
+match_line >"$tmp/ref_match"
+check "the clip (10 s, 5% faster) matches Snowy.ogg" \
+    '[ -s "$tmp/ref_match" ] && [ "$(cut -d" " -f1 "$tmp/ref_match" | head -1)" = "$(sha256sum /usr/share/games/supertuxkart/data/music/Snowy.ogg | cut -d" " -f1)" ]'
+"$EM" index "$tmp/cat" >"$tmp/out" 2>&1
+check "a re-run indexes nothing again" 'grep -q "0 indexed, $ngood already indexed" "$tmp/out"'
+check "a re-run leaves the catalog as it was" 'snapshot | cmp -s - "$tmp/ref"'
+check "catalog ls lists the tracks" '[ "$("$EM" catalog ls --json | wc -l)" -eq $ngood ]'
+id=$("$EM" catalog ls --json | head -1 | sed 's/{"id":\([0-9]*\).*/\1/')
+check "catalog show gives the digest" '"$EM" catalog show "$id" | grep -q "sha256 *[0-9a-f]\{64\}"'
+check "catalog stats counts the prints" \
+    '[ "$("$EM" catalog stats --json | sed "s/.*\"prints\":\([0-9]*\).*/\1/")" -eq "$(sql "SELECT sum(prints) FROM tracks")" ]'
+
+# -- kill -9 in the middle, then resume ---------------------------------------------
+fresh_db
+"$EM" index --threads 1 --batch-prints 1000 --quiet "$tmp/cat" >/dev/null 2>&1 &
+pid=$!
+if wait_tracks 2 60; then
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    n=$(tracks)
+    check "the run was killed part way ($n of $ngood tracks in)" '[ "$n" -ge 2 ] && [ "$n" -lt $ngood ]'
+else
+    kill -9 $pid 2>/dev/null
+    no "the killed run wrote its first batches"
+fi
+"$EM" index --quiet "$tmp/cat" >/dev/null 2>&1
+check "after kill -9 and a re-run the catalog equals an uninterrupted run's" 'snapshot | cmp -s - "$tmp/ref"'
+check "no track is there twice" '[ "$(sql "SELECT count(*) - count(DISTINCT sha256) FROM tracks")" -eq 0 ]'
+check "the store holds exactly the tracks' prints" \
+    '[ "$(sql "SELECT sum(prints) FROM print_segments")" = "$(sql "SELECT sum(prints) FROM tracks")" ]'
+check "the clip matches as before" 'match_line | cmp -s - "$tmp/ref_match"'
+
+# -- the database restarted during a run -------------------------------------------
+fresh_db
+"$EM" index --threads 1 --batch-prints 1000 --retry-seconds 60 --quiet "$tmp/cat" >"$tmp/out" 2>&1 &
+pid=$!
+if wait_tracks 1 60 && [ "$(tracks)" -lt $ngood ]; then
+    "$EM" db stop >/dev/null
+    sleep 1
+    "$EM" db start >/dev/null
+    wait $pid
+    rc=$?
+    check "the run went on after the restart (exit $rc)" '[ $rc -eq 1 ] && grep -q "retrying" "$tmp/out"'
+    check "after a database restart the catalog equals an uninterrupted run's" 'snapshot | cmp -s - "$tmp/ref"'
+else
+    wait $pid
+    no "the run was still going when the database was restarted"
+fi
+
+# -- the database gone for longer than the retry time --------------------------------
+fresh_db
+"$EM" index --threads 1 --batch-prints 1000 --retry-seconds 1 --quiet "$tmp/cat" >"$tmp/out" 2>&1 &
+pid=$!
+if wait_tracks 1 60 && [ "$(tracks)" -lt $ngood ]; then
+    "$EM" db stop >/dev/null
+    wait $pid
+    rc=$?
+    check "the run stops when the database stays away (exit $rc)" \
+        '[ $rc -eq 1 ] && grep -q "run the same command again" "$tmp/out"'
+    "$EM" db start >/dev/null
+    "$EM" index --quiet "$tmp/cat" >/dev/null 2>&1
+    check "the next run completes the catalog" 'snapshot | cmp -s - "$tmp/ref"'
+else
+    wait $pid
+    no "the run was still going when the database was stopped"
+fi
+
+# -- deleting a track ------------------------------------------------------------------
+sid=$(sql "SELECT id FROM tracks WHERE source LIKE '%Snowy.ogg'")
+"$EM" catalog rm "$sid" >/dev/null
+check "a deleted track no longer matches" '[ -z "$(match_line)" ]'
+"$EM" catalog compact >/dev/null
+check "compaction drops its prints" \
+    '[ "$(sql "SELECT sum(prints) FROM print_segments")" = "$(sql "SELECT sum(prints) FROM tracks WHERE status <> '"'deleted'"'")" ]'
+
+echo "index.sh: $fails failed"
+[ "$fails" -eq 0 ]
