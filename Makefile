@@ -63,7 +63,7 @@ LIBIDX    := $(BUILD)/libearmark-idx.a
 EARMARK   := $(BUILD)/earmark
 
 .SECONDARY:
-.PHONY: all test asan bench eval eval-small fuzz install clean deps check-tools
+.PHONY: all test asan bench bench-index eval eval-small fuzz install clean deps check-tools
 all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB) $(LIBSTORE) $(LIBIDX)
 
 $(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h cli/*.h indexer/*.h tests/*.h)
@@ -105,6 +105,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/tests/testlib.o $(LINK_LIBS)
 $(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench_store: $(BUILD)/bench/bench_store.o $(LINK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS) $(DB_LIBS)
+
 $(BUILD)/eval: $(BUILD)/bench/eval/eval.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -117,6 +120,15 @@ asan:
 
 bench: $(BUILD)/bench_fp
 	$(BUILD)/bench_fp $(BENCH_ARGS)
+
+# The store at catalog scale (bench/bench_store.c): ~15 min, ~3 GB in var/bench-store.
+.PHONY: bench-store
+bench-store: $(BUILD)/bench_store
+	$(BUILD)/bench_store $(BENCH_STORE_ARGS)
+
+# indexing throughput against fingerprinting alone, same files and threads
+bench-index: all
+	BUILD=$(BUILD) sh bench/bench_index.sh
 
 eval: all $(BUILD)/eval
 	BUILD=$(BUILD) sh bench/eval/run.sh full
