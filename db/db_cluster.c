@@ -632,6 +632,9 @@ static db_err_t write_config(const paths_t *p, const runas_t *ra, char *err, siz
              "fsync = on\n"
              "synchronous_commit = on\n"
              "full_page_writes = on\n"
+             "wal_level = minimal\t\t# no replicas of a private cluster: a table made\n"
+             "max_wal_senders = 0\t\t# and filled in one transaction skips the WAL\n"
+             "max_wal_size = 4GB\t\t# bulk loads checkpoint less often\n"
              "logging_collector = off\t\t# pg_ctl -l writes log/postgres.log\n"
              "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
              "log_min_duration_statement = 1000\t# ms\n",
