@@ -128,7 +128,12 @@ static void test_cli(void)
                   test_corpus_file(1), test_corpus_file(0), d, d) == 0);
     CHECK(test_sh("grep -q '\"change\":\"speed\",\"speed\":1.0[78]' %s/m.json", d) == 0,
           "JSON reports the speed change");
-    CHECK(test_sh("'%s' match %s/c.wav 2>/dev/null", bin, d) == 2, "no --ref is a usage error");
+    CHECK(test_sh("'%s' match 2>/dev/null", bin) == 2, "no clip is a usage error");
+    /* without --ref the clip goes to the catalog: with no database there,
+     * a clear error and exit 1 */
+    CHECK(test_sh("EARMARK_DB='host=%s/nodb connect_timeout=2' '%s' match %s/c.wav 2>%s/e.txt; "
+                  "test $? -eq 1 && grep -q 'catalog' %s/e.txt", d, bin, d, d, d) == 0,
+          "no database: exit 1 with a message");
     CHECK(test_sh("'%s' match --ref /nonexistent.ogg --ref '%s' %s/c.wav >/dev/null 2>&1", bin,
                   test_corpus_file(0), d) == 1,
           "a bad reference is reported, exit 1");
