@@ -9,20 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static db_err_t fail(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static db_err_t fail(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static void hex32(const uint8_t *sha, char *out)
 {
     static const char d[] = "0123456789abcdef";
@@ -61,7 +47,7 @@ static char *dup_or_null(const PGresult *res, int row, int col)
 db_err_t catalog_tenant_ensure(db_conn_t *conn, const char *name, int64_t *id, char *err,
                                size_t errlen)
 {
-    if (!name || !*name) return fail(DB_ERR_INVALID, err, errlen, "a tenant needs a name");
+    if (!name || !*name) return db_errorf(DB_ERR_INVALID, err, errlen, "a tenant needs a name");
     const char *p[1] = {name};
     PGresult *res;
     db_err_t rc = db_query(conn,
@@ -72,7 +58,7 @@ db_err_t catalog_tenant_ensure(db_conn_t *conn, const char *name, int64_t *id, c
     if (rc != DB_OK) return rc;
     if (PQntuples(res) < 1) {
         PQclear(res);
-        return fail(DB_ERR_QUERY, err, errlen, "tenant '%s' could not be created", name);
+        return db_errorf(DB_ERR_QUERY, err, errlen, "tenant '%s' could not be created", name);
     }
     *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
@@ -172,7 +158,7 @@ db_err_t catalog_track_get(db_conn_t *conn, int64_t id, catalog_track_t *out, ch
     if (rc != DB_OK) return rc;
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return fail(DB_ERR_INVALID, err, errlen, "there is no track %lld", (long long)id);
+        return db_errorf(DB_ERR_INVALID, err, errlen, "there is no track %lld", (long long)id);
     }
     out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     out->tenant_id = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -206,7 +192,7 @@ db_err_t catalog_track_delete(db_conn_t *conn, int64_t id, char *err, size_t err
     if (rc != DB_OK) return rc;
     int n = atoi(PQcmdTuples(res));
     PQclear(res);
-    if (n != 1) return fail(DB_ERR_INVALID, err, errlen, "there is no live track %lld", (long long)id);
+    if (n != 1) return db_errorf(DB_ERR_INVALID, err, errlen, "there is no live track %lld", (long long)id);
     return DB_OK;
 }
 
@@ -232,7 +218,7 @@ db_err_t catalog_tenant_shas(db_conn_t *conn, int64_t tenant_id, uint8_t **out, 
     uint8_t *s = malloc((size_t)rows * 32 + 32);
     if (!s) {
         PQclear(res);
-        return fail(DB_ERR_NOMEM, err, errlen, "out of memory");
+        return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     }
     size_t k = 0;
     for (int i = 0; i < rows; i++)

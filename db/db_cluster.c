@@ -74,7 +74,7 @@ static db_err_t paths_init(const char *var_dir, paths_t *p, char *err, size_t er
     db_err_t rc = var_dir ? dbi_abspath(var_dir, p->var, sizeof p->var)
                           : db_var_dir_resolve(p->var, sizeof p->var);
     if (rc != DB_OK)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "var folder path is too long or invalid: %s",
+        return db_errorf(DB_ERR_INVALID, err, errlen, "var folder path is too long or invalid: %s",
                          var_dir ? var_dir : "$EARMARK_VAR");
     const char *v = strcmp(p->var, "/") ? p->var : "";
     int bad = snprintf(p->pg, sizeof p->pg, "%s/pg", v) >= PATHLEN;
@@ -88,7 +88,7 @@ static db_err_t paths_init(const char *var_dir, paths_t *p, char *err, size_t er
     bad |= snprintf(p->pg_ctl_log, sizeof p->pg_ctl_log, "%s/pg/log/pg_ctl.log", v) >= PATHLEN;
     bad |= snprintf(p->conf, sizeof p->conf, "%s/pg/data/earmark.conf", v) >= PATHLEN;
     bad |= snprintf(p->pgconf, sizeof p->pgconf, "%s/pg/data/postgresql.conf", v) >= PATHLEN;
-    if (bad) return dbi_error(DB_ERR_INVALID, err, errlen, "var folder path is too long: %s", p->var);
+    if (bad) return db_errorf(DB_ERR_INVALID, err, errlen, "var folder path is too long: %s", p->var);
     return DB_OK;
 }
 
@@ -97,7 +97,7 @@ static db_err_t check_socket_len(const paths_t *p, char *err, size_t errlen)
 {
     struct sockaddr_un sun;
     if (strlen(p->socket) < sizeof sun.sun_path) return DB_OK;
-    return dbi_error(DB_ERR_INVALID, err, errlen,
+    return db_errorf(DB_ERR_INVALID, err, errlen,
                      "the database socket path is too long: %s\n"
                      "detail: Unix socket paths are limited to %zu bytes.\n"
                      "hint: set EARMARK_VAR to a shorter folder",
@@ -146,35 +146,35 @@ static db_err_t cmd_run(cmd_t *c, char *err, size_t errlen)
 
     env = child_env();
     if (!env) {
-        rc = dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         goto out;
     }
     nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nullfd < 0) {
-        rc = dbi_error(DB_ERR_IO, err, errlen, "cannot open /dev/null: %s", strerror(errno));
+        rc = db_errorf(DB_ERR_IO, err, errlen, "cannot open /dev/null: %s", strerror(errno));
         goto out;
     }
     if (c->log_path) {
         logfd = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (logfd < 0) {
-            rc = dbi_error(DB_ERR_IO, err, errlen, "cannot open %s: %s", c->log_path,
+            rc = db_errorf(DB_ERR_IO, err, errlen, "cannot open %s: %s", c->log_path,
                            strerror(errno));
             goto out;
         }
         if (c->runas && c->runas->other && fchown(logfd, c->runas->uid, c->runas->gid)) {
-            rc = dbi_error(DB_ERR_IO, err, errlen, "cannot change the owner of %s: %s",
+            rc = db_errorf(DB_ERR_IO, err, errlen, "cannot change the owner of %s: %s",
                            c->log_path, strerror(errno));
             goto out;
         }
     }
     if (pipe2(pipefd, O_CLOEXEC)) {
-        rc = dbi_error(DB_ERR_IO, err, errlen, "cannot create a pipe: %s", strerror(errno));
+        rc = db_errorf(DB_ERR_IO, err, errlen, "cannot create a pipe: %s", strerror(errno));
         goto out;
     }
 
     pid = fork();
     if (pid < 0) {
-        rc = dbi_error(DB_ERR_IO, err, errlen, "cannot start %s: fork: %s", c->argv[0],
+        rc = db_errorf(DB_ERR_IO, err, errlen, "cannot start %s: fork: %s", c->argv[0],
                        strerror(errno));
         goto out;
     }
@@ -217,7 +217,7 @@ static db_err_t cmd_run(cmd_t *c, char *err, size_t errlen)
     int ws;
     while (waitpid(pid, &ws, 0) < 0) {
         if (errno != EINTR) {
-            rc = dbi_error(DB_ERR_IO, err, errlen, "cannot wait for %s: %s", c->argv[0],
+            rc = db_errorf(DB_ERR_IO, err, errlen, "cannot wait for %s: %s", c->argv[0],
                            strerror(errno));
             goto out;
         }
@@ -279,7 +279,7 @@ static db_err_t find_bindir(char *buf, size_t len, char *err, size_t errlen)
         globfree(&g);
     }
     if (best >= 0) return DB_OK;
-    return dbi_error(DB_ERR_CLUSTER, err, errlen,
+    return db_errorf(DB_ERR_CLUSTER, err, errlen,
                      "cannot find the PostgreSQL server programs (initdb, pg_ctl)\n"
                      "detail: `pg_config --bindir` names no folder holding them, and neither "
                      "does /usr/lib/postgresql/*/bin.\n"
@@ -319,7 +319,7 @@ static db_err_t resolve_runas(runas_t *ra, char *err, size_t errlen)
     if (rc != DB_OK) return rc;
     /* Another process may have created it meanwhile: look again either way. */
     if (lookup_user(ra) == 0) return DB_OK;
-    return dbi_error(DB_ERR_CLUSTER, err, errlen,
+    return db_errorf(DB_ERR_CLUSTER, err, errlen,
                      "cannot create the system user %s: %.*s\n"
                      "detail: PostgreSQL does not run as root, so as root the private cluster "
                      "runs as that user.\n"
@@ -352,17 +352,17 @@ static db_err_t check_reachable(const paths_t *p, const runas_t *ra, int allow_m
         struct stat st;
         if (stat(prefix, &st)) {
             if (errno == ENOENT && allow_missing) return DB_OK; /* created later, 0755 */
-            return dbi_error(DB_ERR_IO, err, errlen, "cannot examine %s: %s", prefix,
+            return db_errorf(DB_ERR_IO, err, errlen, "cannot examine %s: %s", prefix,
                              strerror(errno));
         }
         if (can_search(&st, ra)) continue;
         if (i == n) {
             if (chmod(prefix, (st.st_mode & 07777) | S_IXOTH))
-                return dbi_error(DB_ERR_IO, err, errlen, "cannot open %s to the user %s: %s",
+                return db_errorf(DB_ERR_IO, err, errlen, "cannot open %s to the user %s: %s",
                                  prefix, DBI_CLUSTER_NAME, strerror(errno));
             continue;
         }
-        return dbi_error(DB_ERR_CLUSTER, err, errlen,
+        return db_errorf(DB_ERR_CLUSTER, err, errlen,
                          "the database folder %s is out of reach of the user %s\n"
                          "detail: PostgreSQL does not run as root, so the private cluster runs "
                          "as the system user %s, and %s (mode %04o) does not let other users "
@@ -381,9 +381,9 @@ static db_err_t make_dir(const char *path, mode_t mode, char *err, size_t errlen
     if (mkdir(path, mode) == 0 || errno == EEXIST) {
         struct stat st;
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return DB_OK;
-        return dbi_error(DB_ERR_IO, err, errlen, "%s exists and is not a folder", path);
+        return db_errorf(DB_ERR_IO, err, errlen, "%s exists and is not a folder", path);
     }
-    return dbi_error(DB_ERR_IO, err, errlen, "cannot create the folder %s: %s", path,
+    return db_errorf(DB_ERR_IO, err, errlen, "cannot create the folder %s: %s", path,
                      strerror(errno));
 }
 
@@ -399,10 +399,10 @@ static db_err_t make_dirs(const char *path, char *err, size_t errlen)
         *s = '\0';
         if (mkdir(tmp, 0755) == 0) {
             if (chmod(tmp, 0755))
-                return dbi_error(DB_ERR_IO, err, errlen, "cannot set the mode of %s: %s", tmp,
+                return db_errorf(DB_ERR_IO, err, errlen, "cannot set the mode of %s: %s", tmp,
                                  strerror(errno));
         } else if (errno != EEXIST) {
-            return dbi_error(DB_ERR_IO, err, errlen, "cannot create the folder %s: %s", tmp,
+            return db_errorf(DB_ERR_IO, err, errlen, "cannot create the folder %s: %s", tmp,
                              strerror(errno));
         }
         if (!c) break;
@@ -410,7 +410,7 @@ static db_err_t make_dirs(const char *path, char *err, size_t errlen)
     }
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return DB_OK;
-    return dbi_error(DB_ERR_IO, err, errlen, "%s exists and is not a folder", path);
+    return db_errorf(DB_ERR_IO, err, errlen, "%s exists and is not a folder", path);
 }
 
 /* chown -R without following symbolic links. */
@@ -419,15 +419,15 @@ static db_err_t chown_tree(const char *path, const runas_t *ra, int depth, char 
 {
     struct stat st;
     if (lstat(path, &st))
-        return dbi_error(DB_ERR_IO, err, errlen, "cannot examine %s: %s", path, strerror(errno));
+        return db_errorf(DB_ERR_IO, err, errlen, "cannot examine %s: %s", path, strerror(errno));
     if ((st.st_uid != ra->uid || st.st_gid != ra->gid) && lchown(path, ra->uid, ra->gid))
-        return dbi_error(DB_ERR_IO, err, errlen, "cannot give %s to the user %s: %s", path,
+        return db_errorf(DB_ERR_IO, err, errlen, "cannot give %s to the user %s: %s", path,
                          DBI_CLUSTER_NAME, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return DB_OK;
-    if (depth > 64) return dbi_error(DB_ERR_IO, err, errlen, "folders nested too deep in %s", path);
+    if (depth > 64) return db_errorf(DB_ERR_IO, err, errlen, "folders nested too deep in %s", path);
     DIR *d = opendir(path);
     if (!d)
-        return dbi_error(DB_ERR_IO, err, errlen, "cannot read the folder %s: %s", path,
+        return db_errorf(DB_ERR_IO, err, errlen, "cannot read the folder %s: %s", path,
                          strerror(errno));
     db_err_t rc = DB_OK;
     struct dirent *e;
@@ -435,7 +435,7 @@ static db_err_t chown_tree(const char *path, const runas_t *ra, int depth, char 
     while (rc == DB_OK && (e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) >= (int)sizeof child) {
-            rc = dbi_error(DB_ERR_IO, err, errlen, "path too long in %s", path);
+            rc = db_errorf(DB_ERR_IO, err, errlen, "path too long in %s", path);
             break;
         }
         rc = chown_tree(child, ra, depth + 1, err, errlen);
@@ -463,10 +463,10 @@ static db_err_t write_file(const char *path, const char *content, const runas_t 
 {
     char tmp[PATHLEN];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return dbi_error(DB_ERR_IO, err, errlen, "path too long: %s", path);
+        return db_errorf(DB_ERR_IO, err, errlen, "path too long: %s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return dbi_error(DB_ERR_IO, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return db_errorf(DB_ERR_IO, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
     size_t len = strlen(content), off = 0;
     int bad = 0;
     while (off < len && !bad) {
@@ -478,7 +478,7 @@ static db_err_t write_file(const char *path, const char *content, const runas_t 
     if (!bad && ra->other && fchown(fd, ra->uid, ra->gid)) bad = 1;
     if (close(fd)) bad = 1;
     if (bad || rename(tmp, path)) {
-        db_err_t rc = dbi_error(DB_ERR_IO, err, errlen, "cannot write %s: %s", path,
+        db_err_t rc = db_errorf(DB_ERR_IO, err, errlen, "cannot write %s: %s", path,
                                 strerror(errno));
         unlink(tmp);
         return rc;
@@ -524,14 +524,14 @@ db_err_t db_cluster_status(const char *var_dir, db_cluster_status_t *st, char *e
                            size_t errlen)
 {
     paths_t p;
-    if (!st) return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_cluster_status");
+    if (!st) return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_cluster_status");
     memset(st, 0, sizeof *st);
     db_err_t rc = paths_init(var_dir, &p, err, errlen);
     if (rc != DB_OK) return rc;
     if (snprintf(st->pg_dir, sizeof st->pg_dir, "%s", p.pg) >= (int)sizeof st->pg_dir ||
         snprintf(st->socket, sizeof st->socket, "%s", p.socket) >= (int)sizeof st->socket ||
         snprintf(st->log_file, sizeof st->log_file, "%s", p.log_file) >= (int)sizeof st->log_file)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "var folder path is too long: %s", p.var);
+        return db_errorf(DB_ERR_INVALID, err, errlen, "var folder path is too long: %s", p.var);
     st->initialized = file_exists(p.data, "PG_VERSION");
     st->pid = st->initialized ? running_pid(p.data) : 0;
     st->running = st->pid > 0;
@@ -547,12 +547,12 @@ static int lock_cluster(const paths_t *p, char *err, size_t errlen)
 {
     int fd = open(p->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        dbi_error(DB_ERR_IO, err, errlen, "cannot open %s: %s", p->lock, strerror(errno));
+        db_errorf(DB_ERR_IO, err, errlen, "cannot open %s: %s", p->lock, strerror(errno));
         return -1;
     }
     while (flock(fd, LOCK_EX)) {
         if (errno == EINTR) continue;
-        dbi_error(DB_ERR_IO, err, errlen, "cannot lock %s: %s", p->lock, strerror(errno));
+        db_errorf(DB_ERR_IO, err, errlen, "cannot lock %s: %s", p->lock, strerror(errno));
         close(fd);
         return -1;
     }
@@ -594,14 +594,14 @@ static db_err_t run_initdb(const paths_t *p, const runas_t *ra, const char *bind
     char prog[PATHLEN];
     const char *log = p->initdb_log;
     if (snprintf(prog, sizeof prog, "%s/initdb", bindir) >= (int)sizeof prog)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
+        return db_errorf(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
     const char *argv[] = {prog,     "-D",        p->data, "--auth=trust", "-U", DBI_CLUSTER_NAME,
                           "-E",     "UTF8",      "--locale=C", NULL};
     cmd_t c = {.argv = argv, .runas = ra, .cwd = p->pg, .log_path = log};
     db_err_t rc = cmd_run(&c, err, errlen);
     if (rc != DB_OK) return rc;
     if (c.status == 0) return DB_OK;
-    return dbi_error(DB_ERR_CLUSTER, err, errlen,
+    return db_errorf(DB_ERR_CLUSTER, err, errlen,
                      "cannot create the database cluster in %s: %.*s\n"
                      "detail: initdb exited with status %d.\n"
                      "hint: see %s",
@@ -646,7 +646,7 @@ static db_err_t write_config(const paths_t *p, const runas_t *ra, char *err, siz
     const char *path = p->pgconf;
     size_t len = 0;
     char *pgconf = read_small(path, 1 << 20, &len);
-    if (!pgconf) return dbi_error(DB_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+    if (!pgconf) return db_errorf(DB_ERR_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
     if (strstr(pgconf, INCLUDE)) {
         free(pgconf);
         return DB_OK;
@@ -655,7 +655,7 @@ static db_err_t write_config(const paths_t *p, const runas_t *ra, char *err, siz
     char *next = malloc(need);
     if (!next) {
         free(pgconf);
-        return dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     }
     snprintf(next, need, "%s%s%s\t# earmark's settings\n", pgconf,
              len && pgconf[len - 1] != '\n' ? "\n" : "", INCLUDE);
@@ -671,7 +671,7 @@ static db_err_t run_pg_ctl_start(const paths_t *p, const runas_t *ra, const char
     char prog[PATHLEN];
     const char *log = p->pg_ctl_log;
     if (snprintf(prog, sizeof prog, "%s/pg_ctl", bindir) >= (int)sizeof prog)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
+        return db_errorf(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
     const char *argv[] = {prog, "start", "-w", "-t", "60", "-D", p->data, "-l", p->log_file, NULL};
     cmd_t c = {.argv = argv, .runas = ra, .cwd = p->pg, .log_path = log};
     db_err_t rc = cmd_run(&c, err, errlen);
@@ -679,7 +679,7 @@ static db_err_t run_pg_ctl_start(const paths_t *p, const runas_t *ra, const char
     if (c.status == 0) return DB_OK;
     char reason[512];
     log_reason(p->log_file, reason, sizeof reason);
-    return dbi_error(DB_ERR_CLUSTER, err, errlen,
+    return db_errorf(DB_ERR_CLUSTER, err, errlen,
                      "cannot start the database server: %.*s\n"
                      "detail: %s\n"
                      "hint: see %s",
@@ -692,7 +692,7 @@ static db_err_t ensure_database(const paths_t *p, char *err, size_t errlen)
 {
     char conninfo[PATHLEN + 128];
     db_err_t rc = dbi_cluster_conninfo(p->var, "postgres", conninfo, sizeof conninfo);
-    if (rc != DB_OK) return dbi_error(rc, err, errlen, "var folder path is too long: %s", p->var);
+    if (rc != DB_OK) return db_errorf(rc, err, errlen, "var folder path is too long: %s", p->var);
     PGconn *pg = NULL;
     rc = dbi_connect_pg(conninfo, NULL, &pg, err, errlen);
     if (rc != DB_OK) return rc;
@@ -730,7 +730,7 @@ static db_err_t prepare(const paths_t *p, runas_t *ra, int create, int *lockfd, 
     }
     struct stat st;
     if (stat(p->pg, &st))
-        return dbi_error(DB_ERR_IO, err, errlen, "cannot examine %s: %s", p->pg, strerror(errno));
+        return db_errorf(DB_ERR_IO, err, errlen, "cannot examine %s: %s", p->pg, strerror(errno));
     if (ra->other) {
         if ((rc = check_reachable(p, ra, 0, err, errlen)) != DB_OK) return rc;
     } else if (st.st_uid != ra->uid) {
@@ -740,7 +740,7 @@ static db_err_t prepare(const paths_t *p, runas_t *ra, int create, int *lockfd, 
         char who[64];
         if (owner) snprintf(who, sizeof who, "%s", owner->pw_name);
         else snprintf(who, sizeof who, "uid %ld", (long)st.st_uid);
-        return dbi_error(DB_ERR_CLUSTER, err, errlen,
+        return db_errorf(DB_ERR_CLUSTER, err, errlen,
                          "the database folder %s belongs to the user %s\n"
                          "hint: run this as %s (or as root, which runs the cluster as the user "
                          "%s), or set EARMARK_VAR to a folder of your own",
@@ -770,7 +770,7 @@ db_err_t db_cluster_start(const char *var_dir, char *err, size_t errlen)
                 if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
             if (d) closedir(d);
             if (entries) {
-                rc = dbi_error(DB_ERR_CLUSTER, err, errlen,
+                rc = db_errorf(DB_ERR_CLUSTER, err, errlen,
                                "%s exists but holds no database cluster\n"
                                "hint: move it away; `earmark db start` then creates a new, "
                                "empty cluster",
@@ -803,14 +803,14 @@ db_err_t db_cluster_stop(const char *var_dir, char *err, size_t errlen)
     if (!running_pid(p.data)) goto out; /* stopped while we waited for the lock */
     if ((rc = find_bindir(bindir, sizeof bindir, err, errlen)) != DB_OK) goto out;
     if (snprintf(prog, sizeof prog, "%s/pg_ctl", bindir) >= (int)sizeof prog) {
-        rc = dbi_error(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "path too long: %s", bindir);
         goto out;
     }
     const char *argv[] = {prog, "stop", "-w", "-t", "60", "-m", "fast", "-D", p.data, NULL};
     cmd_t c = {.argv = argv, .runas = &ra, .cwd = p.pg, .log_path = p.pg_ctl_log};
     if ((rc = cmd_run(&c, err, errlen)) != DB_OK) goto out;
     if (c.status != 0 && running_pid(p.data))
-        rc = dbi_error(DB_ERR_CLUSTER, err, errlen,
+        rc = db_errorf(DB_ERR_CLUSTER, err, errlen,
                        "cannot stop the database server: %.*s\n"
                        "detail: pg_ctl exited with status %d.\n"
                        "hint: see %s",

@@ -44,7 +44,7 @@ const char *db_errname(db_err_t code)
     return errors[code].name;
 }
 
-db_err_t dbi_error(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
+db_err_t db_errorf(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -263,15 +263,15 @@ db_err_t dbi_connect_pg(const char *conninfo, const db_connect_opts_t *opts,
     if (opts) o = *opts;
     else db_connect_opts_default(&o);
     if (!conninfo || !pg_out || o.max_wait_s < 0 || o.max_attempts < 0)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_connect");
+        return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_connect");
     *pg_out = NULL;
 
     char *perr = NULL;
     PQconninfoOption *parsed = PQconninfoParse(conninfo, &perr);
     if (!parsed) {
-        if (!perr) return dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        if (!perr) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         size_t n = strcspn(perr, "\n");
-        dbi_error(DB_ERR_INVALID, err, errlen,
+        db_errorf(DB_ERR_INVALID, err, errlen,
                   "invalid connection string: %.*s\n"
                   "hint: EARMARK_DB takes a libpq connection string such as "
                   "\"host=/run/postgresql dbname=earmark\" or a postgresql:// URI",
@@ -295,7 +295,7 @@ db_err_t dbi_connect_pg(const char *conninfo, const db_connect_opts_t *opts,
     for (;;) {
         attempts++;
         PGconn *pg = PQconnectdbParams(kw, val, 1);
-        if (!pg) return dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        if (!pg) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         if (PQstatus(pg) == CONNECTION_OK) {
             PQsetNoticeProcessor(pg, quiet_notices, NULL);
             *pg_out = pg;
@@ -305,13 +305,13 @@ db_err_t dbi_connect_pg(const char *conninfo, const db_connect_opts_t *opts,
         PQfinish(pg);
         PGPing ping = PQpingParams(kw, val, 1);
         if (ping == PQPING_NO_ATTEMPT)
-            return dbi_error(DB_ERR_INVALID, err, errlen, "cannot connect to the database: %s",
+            return db_errorf(DB_ERR_INVALID, err, errlen, "cannot connect to the database: %s",
                              msg);
         if (ping == PQPING_OK) {
             /* The server answers and refused this session.  Once more right
              * away in case it only just finished starting. */
             if (refused++)
-                return dbi_error(DB_ERR_CONNECT, err, errlen,
+                return db_errorf(DB_ERR_CONNECT, err, errlen,
                                  "cannot connect to the database: %s\n"
                                  "hint: the server answered and refused the session: check "
                                  "the user, database name and password in EARMARK_DB or the "
@@ -325,7 +325,7 @@ db_err_t dbi_connect_pg(const char *conninfo, const db_connect_opts_t *opts,
         dbi_sleep(pause < left ? pause : left);
         pause = pause * 2 < 1.0 ? pause * 2 : 1.0;
     }
-    return dbi_error(DB_ERR_CONNECT, err, errlen,
+    return db_errorf(DB_ERR_CONNECT, err, errlen,
                      "cannot connect to the database: %s\n"
                      "detail: %d attempt%s in %.1f s\n%s",
                      msg, attempts, attempts == 1 ? "" : "s", dbi_now() - t0, CONNECT_HINT);
@@ -334,10 +334,10 @@ db_err_t dbi_connect_pg(const char *conninfo, const db_connect_opts_t *opts,
 db_err_t db_connect_opts(const char *conninfo, const db_connect_opts_t *opts,
                          db_conn_t **out, char *err, size_t errlen)
 {
-    if (!out) return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_connect");
+    if (!out) return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_connect");
     *out = NULL;
     db_conn_t *c = calloc(1, sizeof *c);
-    if (!c) return dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (!c) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     db_err_t rc = dbi_connect_pg(conninfo, opts, &c->pg, err, errlen);
     if (rc != DB_OK) {
         free(c);
@@ -354,7 +354,7 @@ db_err_t db_connect(const char *conninfo, db_conn_t **out, char *err, size_t err
 
 db_err_t db_exec(db_conn_t *conn, const char *sql, char *err, size_t errlen)
 {
-    if (!conn || !sql) return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_exec");
+    if (!conn || !sql) return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_exec");
     PGresult *res = PQexec(conn->pg, sql);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     db_err_t rc = DB_OK;
@@ -369,7 +369,7 @@ db_err_t db_query(db_conn_t *conn, const char *sql, int nparams, const char *con
 {
     *out = NULL;
     if (!conn || !sql || nparams < 0 || (nparams && !params))
-        return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_query");
+        return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_query");
     PGresult *res = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -395,10 +395,10 @@ db_err_t db_result_error(db_conn_t *conn, const PGresult *res, const char *what,
 
 db_err_t db_ping(db_conn_t *conn, char *err, size_t errlen)
 {
-    if (!conn) return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_ping");
+    if (!conn) return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_ping");
     PGconn *pg = conn->pg;
     if (PQtransactionStatus(pg) == PQTRANS_ACTIVE)
-        return dbi_error(DB_ERR_INVALID, err, errlen,
+        return db_errorf(DB_ERR_INVALID, err, errlen,
                          "cannot check the connection: a query is in progress on it");
     if (PQstatus(pg) == CONNECTION_OK) {
         /* An empty query is the cheapest round trip, and is accepted even
@@ -412,7 +412,7 @@ db_err_t db_ping(db_conn_t *conn, char *err, size_t errlen)
     if (PQstatus(pg) == CONNECTION_OK) return DB_OK;
     char msg[512];
     dbi_pg_message(pg, msg, sizeof msg);
-    return dbi_error(DB_ERR_CONNECT, err, errlen,
+    return db_errorf(DB_ERR_CONNECT, err, errlen,
                      "lost the connection to the database and cannot reconnect: %s\n%s", msg,
                      CONNECT_HINT);
 }

@@ -20,10 +20,6 @@ struct db_conn {
     PGconn *pg;
 };
 
-/* Write a formatted message into err (when err != NULL) and return code. */
-db_err_t dbi_error(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /*
  * Write "PREFIX: primary", then "detail: " and "hint: " lines taken from a
  * failed result (or, without one, from the connection's message), and

@@ -93,7 +93,7 @@ static db_err_t list_migrations(const char *dir, migration_list_t *list, char *e
     db_err_t rc = DB_OK;
     DIR *d = opendir(dir);
     if (!d)
-        return dbi_error(DB_ERR_IO, err, errlen,
+        return db_errorf(DB_ERR_IO, err, errlen,
                          "cannot read the migrations folder %s: %s\n"
                          "hint: run from the source folder, or set EARMARK_SQL to the sql folder",
                          dir, strerror(errno));
@@ -103,7 +103,7 @@ static db_err_t list_migrations(const char *dir, migration_list_t *list, char *e
         int kind = parse_name(e->d_name, &m);
         if (kind == 0) continue;
         if (kind < 0) {
-            rc = dbi_error(DB_ERR_INVALID, err, errlen,
+            rc = db_errorf(DB_ERR_INVALID, err, errlen,
                            "%s/%s is not named like a migration\n"
                            "hint: migrations are named NNN_name.sql (digits, an underscore, "
                            "then letters, digits, - or _)",
@@ -114,7 +114,7 @@ static db_err_t list_migrations(const char *dir, migration_list_t *list, char *e
             size_t cap = list->cap ? list->cap * 2 : 16;
             migration_t *items = realloc(list->items, cap * sizeof *items);
             if (!items) {
-                rc = dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+                rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
                 goto out;
             }
             list->items = items;
@@ -123,7 +123,7 @@ static db_err_t list_migrations(const char *dir, migration_list_t *list, char *e
         list->items[list->n++] = m;
     }
     if (list->n == 0) {
-        rc = dbi_error(DB_ERR_INVALID, err, errlen,
+        rc = db_errorf(DB_ERR_INVALID, err, errlen,
                        "no migrations in %s\n"
                        "hint: set EARMARK_SQL to the folder of the NNN_name.sql files",
                        dir);
@@ -132,7 +132,7 @@ static db_err_t list_migrations(const char *dir, migration_list_t *list, char *e
     qsort(list->items, list->n, sizeof *list->items, by_version);
     for (size_t i = 1; i < list->n; i++) {
         if (list->items[i].version == list->items[i - 1].version) {
-            rc = dbi_error(DB_ERR_INVALID, err, errlen,
+            rc = db_errorf(DB_ERR_INVALID, err, errlen,
                            "two migrations have the number %d: %s and %s", list->items[i].version,
                            list->items[i - 1].file, list->items[i].file);
             goto out;
@@ -153,38 +153,38 @@ static db_err_t read_migration(const char *dir, const migration_t *m, char **tex
     char *buf = NULL;
     *text = NULL;
     if (snprintf(path, sizeof path, "%s/%s", dir, m->file) >= (int)sizeof path)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "path too long: %s/%s", dir, m->file);
+        return db_errorf(DB_ERR_INVALID, err, errlen, "path too long: %s/%s", dir, m->file);
     FILE *f = fopen(path, "rb");
-    if (!f) return dbi_error(DB_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return db_errorf(DB_ERR_IO, err, errlen, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        rc = dbi_error(DB_ERR_IO, err, errlen, "%s is not a regular file", path);
+        rc = db_errorf(DB_ERR_IO, err, errlen, "%s is not a regular file", path);
         goto out;
     }
     if (st.st_size > (off_t)MAX_SQL_BYTES) {
-        rc = dbi_error(DB_ERR_INVALID, err, errlen, "%s is larger than %u MiB", path,
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "%s is larger than %u MiB", path,
                        MAX_SQL_BYTES >> 20);
         goto out;
     }
     size_t size = (size_t)st.st_size;
     buf = malloc(size + 1);
     if (!buf) {
-        rc = dbi_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         goto out;
     }
     if (fread(buf, 1, size, f) != size) {
-        rc = dbi_error(DB_ERR_IO, err, errlen, "cannot read %s", path);
+        rc = db_errorf(DB_ERR_IO, err, errlen, "cannot read %s", path);
         goto out;
     }
     buf[size] = '\0';
     if (strlen(buf) != size) {
-        rc = dbi_error(DB_ERR_INVALID, err, errlen, "%s contains a NUL byte", path);
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "%s contains a NUL byte", path);
         goto out;
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (!EVP_Digest(buf, size, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-        rc = dbi_error(DB_ERR_NOMEM, err, errlen, "cannot compute the SHA-256 of %s", path);
+        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "cannot compute the SHA-256 of %s", path);
         goto out;
     }
     for (unsigned i = 0; i < 32; i++) snprintf(sha + 2 * i, 3, "%02x", md[i]);
@@ -235,7 +235,7 @@ static void rollback(PGconn *pg)
 static db_err_t changed_error(const char *dir, const migration_t *m, const char *was,
                               const char *now, char *err, size_t errlen)
 {
-    return dbi_error(DB_ERR_SCHEMA, err, errlen,
+    return db_errorf(DB_ERR_SCHEMA, err, errlen,
                      "migration %s was changed after it was applied (checksum mismatch)\n"
                      "detail: applied with SHA-256 %.12s..., %s/%s now has %.12s...\n"
                      "hint: restore the file as it was; changes to the schema go into a new "
@@ -268,7 +268,7 @@ static db_err_t verify_applied(PGconn *pg, const char *dir, const migration_list
         for (size_t i = 0; i < list->n && !m; i++)
             if (list->items[i].version == version) m = &list->items[i];
         if (!m) {
-            rc = dbi_error(DB_ERR_SCHEMA, err, errlen,
+            rc = db_errorf(DB_ERR_SCHEMA, err, errlen,
                            "the database has migration %d (%s), which is not in %s\n"
                            "hint: this build is older than the database schema: use a newer "
                            "earmark, or set EARMARK_SQL to its sql folder",
@@ -327,7 +327,7 @@ static db_err_t apply_one(PGconn *pg, const char *dir, const migration_t *m, int
         goto out;
     }
     if (PQtransactionStatus(pg) != PQTRANS_INTRANS) {
-        rc = dbi_error(DB_ERR_INVALID, err, errlen,
+        rc = db_errorf(DB_ERR_INVALID, err, errlen,
                        "migration %s ends the transaction it runs in\n"
                        "detail: part of it may have been applied without being recorded.\n"
                        "hint: remove BEGIN, COMMIT and ROLLBACK from the file: each migration "
@@ -359,13 +359,13 @@ db_err_t db_migrate(db_conn_t *conn, const char *sql_dir, int *applied, char *er
     int count = 0;
     db_err_t rc = DB_OK;
     if (applied) *applied = 0;
-    if (!conn) return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_migrate");
+    if (!conn) return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_migrate");
     if (sql_dir) rc = snprintf(dir, sizeof dir, "%s", sql_dir) < (int)sizeof dir ? DB_OK
                                                                                  : DB_ERR_INVALID;
     else rc = db_sql_dir_resolve(dir, sizeof dir);
-    if (rc != DB_OK) return dbi_error(rc, err, errlen, "the migrations folder path is too long");
+    if (rc != DB_OK) return db_errorf(rc, err, errlen, "the migrations folder path is too long");
     if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
-        return dbi_error(DB_ERR_INVALID, err, errlen,
+        return db_errorf(DB_ERR_INVALID, err, errlen,
                          "cannot migrate inside a transaction or while a query runs");
 
     if ((rc = list_migrations(dir, &list, err, errlen)) != DB_OK) goto out;
@@ -389,7 +389,7 @@ out:
 db_err_t db_schema_version(db_conn_t *conn, int *version, char *err, size_t errlen)
 {
     if (!conn || !version)
-        return dbi_error(DB_ERR_INVALID, err, errlen, "invalid arguments to db_schema_version");
+        return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_schema_version");
     *version = 0;
     PGresult *res = PQexec(conn->pg, "SELECT to_regclass('schema_migrations') IS NOT NULL");
     db_err_t rc = DB_OK;
@@ -417,16 +417,16 @@ db_err_t db_schema_check(db_conn_t *conn, int expected, char *err, size_t errlen
     if (rc != DB_OK) return rc;
     if (version == expected) return DB_OK;
     if (version == 0)
-        return dbi_error(DB_ERR_SCHEMA, err, errlen,
+        return db_errorf(DB_ERR_SCHEMA, err, errlen,
                          "the database has no earmark schema (this build needs version %d)\n"
                          "hint: run `earmark db migrate`",
                          expected);
     if (version < expected)
-        return dbi_error(DB_ERR_SCHEMA, err, errlen,
+        return db_errorf(DB_ERR_SCHEMA, err, errlen,
                          "the database schema is at version %d, this build needs version %d\n"
                          "hint: run `earmark db migrate`",
                          version, expected);
-    return dbi_error(DB_ERR_SCHEMA, err, errlen,
+    return db_errorf(DB_ERR_SCHEMA, err, errlen,
                      "the database schema is at version %d, newer than this build (version %d)\n"
                      "hint: use the earmark build that migrated it, or a newer one",
                      version, expected);

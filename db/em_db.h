@@ -72,6 +72,14 @@ const char *db_strerror(db_err_t code);
 /* A stable short machine name ("connect", "schema", ...); never NULL. */
 const char *db_errname(db_err_t code);
 
+/*
+ * Format a message into err (when err is not NULL and errlen > 0) and
+ * return code: for the libraries built on this one, so that every layer
+ * reports errors the same way.
+ */
+db_err_t db_errorf(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ------------------------------------------------------------------------ */
 /* Where the database is                                                    */
 /* ------------------------------------------------------------------------ */

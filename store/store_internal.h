@@ -17,10 +17,6 @@ struct store {
     size_t ndead;
 };
 
-/* Format a message into err (when err is not NULL) and return code. */
-db_err_t stri_error(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Reload the cached lists when the store's generation has moved. */
 db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);
 

@@ -151,7 +151,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
     if (!rows) goto nomem;
     for (int i = 0; i < ntup; i++) {
         if (PQgetlength(res, i, 0) != 4 || PQgetlength(res, i, 1) != 4) {
-            rc = stri_error(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
+            rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
             goto done;
         }
         rows[i] = (row_ref_t){be32(PQgetvalue(res, i, 0)), be32(PQgetvalue(res, i, 1)), i};
@@ -181,7 +181,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
             totals[k] += g.count;
         }
         if (st < 0) {
-            rc = stri_error(DB_ERR_CORRUPT, err, errlen,
+            rc = db_errorf(DB_ERR_CORRUPT, err, errlen,
                             "row %u of segment %lld does not decode", rows[r].start,
                             (long long)s->segments[rows[r].seg]);
             goto done;
@@ -205,7 +205,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
         }
         store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
         if (store_group_decode(&g, post)) {
-            rc = stri_error(DB_ERR_CORRUPT, err, errlen, "a group of key %u does not decode",
+            rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of key %u does not decode",
                             keys[k]);
             goto done;
         }
@@ -236,7 +236,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
     rc = DB_OK;
     goto done;
 nomem:
-    rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
     PQclear(res);
     free(qk);

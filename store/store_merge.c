@@ -117,7 +117,7 @@ static db_err_t read_range(db_conn_t *conn, int64_t id, uint32_t k0, uint32_t k1
                 while (c < *n + g.count) c *= 2;
                 store_posting_t *x = realloc(*p, c * sizeof *x);
                 if (!x) {
-                    rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+                    rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
                     break;
                 }
                 *p = x;
@@ -134,7 +134,7 @@ static db_err_t read_range(db_conn_t *conn, int64_t id, uint32_t k0, uint32_t k1
             *n = w;
         }
         if (st < 0 && rc == DB_OK)
-            rc = stri_error(DB_ERR_CORRUPT, err, errlen,
+            rc = db_errorf(DB_ERR_CORRUPT, err, errlen,
                             "a row of segment %lld does not decode", (long long)id);
     }
     PQclear(res);
@@ -182,7 +182,7 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
         if (rc != DB_OK || !n) continue;
         rc = store_postings_sort(p, n);
         if (rc != DB_OK) {
-            stri_error(rc, err, errlen, "out of memory sorting %zu postings", n);
+            db_errorf(rc, err, errlen, "out of memory sorting %zu postings", n);
             break;
         }
         stri_copy_t cp;
@@ -192,7 +192,7 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
         db_err_t erc = store_rows_encode(p, n, stri_copy_row, &cp, &written);
         rc = stri_copy_end(&cp, err, errlen);
         if (erc != DB_OK && rc == DB_OK)
-            rc = stri_error(erc, err, errlen, "encoding merged rows: %s", db_strerror(erc));
+            rc = db_errorf(erc, err, errlen, "encoding merged rows: %s", db_strerror(erc));
         prints += (int64_t)written;
         rows += cp.rows;
     }
@@ -204,7 +204,7 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
     /* publish: the new segment's figures, the sources gone */
     size_t sqlcap = 256 + k * 96, len = 0;
     char *sql = malloc(sqlcap);
-    if (!sql) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (!sql) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     len += (size_t)snprintf(sql + len, sqlcap - len,
                             "UPDATE print_segments SET prints = %lld, rows = %lld, tracks = "
                             "(SELECT coalesce(sum(tracks), 0) FROM print_segments WHERE id IN (",
@@ -254,7 +254,7 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *opts
         segs = malloc((n + 1) * sizeof *segs);
         pick = malloc((n + 1) * sizeof *pick);
         if (!segs || !pick) {
-            rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+            rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
             goto fail;
         }
         for (size_t i = 0; i < n; i++)
@@ -272,7 +272,7 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *opts
         if (rc == DB_OK && k && k == n && ndead) {
             char *ids = malloc(ndead * 11 + 128);
             if (!ids) {
-                rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+                rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
                 goto fail;
             }
             size_t l = (size_t)sprintf(ids, "UPDATE tracks SET purged_at = now() WHERE id IN (");

@@ -15,17 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-db_err_t stri_error(db_err_t code, char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- the handle ---------------------------------------------------------- */
 
 db_err_t store_open(db_conn_t *conn, store_t **out, char *err, size_t errlen)
@@ -34,7 +23,7 @@ db_err_t store_open(db_conn_t *conn, store_t **out, char *err, size_t errlen)
     db_err_t rc = db_schema_check(conn, DB_SCHEMA_VERSION, err, errlen);
     if (rc != DB_OK) return rc;
     store_t *s = calloc(1, sizeof *s);
-    if (!s) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (!s) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     s->generation = -1;
     rc = stri_refresh(s, conn, err, errlen);
     if (rc != DB_OK) {
@@ -78,7 +67,7 @@ db_err_t stri_load_dead(db_conn_t *conn, uint32_t **out, size_t *n, char *err, s
     uint32_t *d = malloc(((size_t)rows + 1) * sizeof *d);
     if (!d) {
         PQclear(res);
-        return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     }
     for (int i = 0; i < rows; i++) d[i] = (uint32_t)strtoull(PQgetvalue(res, i, 0), NULL, 10);
     PQclear(res);
@@ -99,7 +88,7 @@ db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen)
     if (rc != DB_OK) return rc;
     int64_t gen = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
     PQclear(res);
-    if (gen < 0) return stri_error(DB_ERR_SCHEMA, err, errlen, "store_meta has no row");
+    if (gen < 0) return db_errorf(DB_ERR_SCHEMA, err, errlen, "store_meta has no row");
     if (gen == s->generation) return DB_OK;
 
     int in_tx = PQtransactionStatus(db_pg(conn)) != PQTRANS_IDLE;
@@ -119,7 +108,7 @@ db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen)
     segs = malloc((nseg + 1) * sizeof *segs);
     if (!segs) {
         PQclear(res);
-        rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < nseg; i++) {
@@ -132,7 +121,7 @@ done:
     if (!in_tx) {
         char e2[256];
         db_err_t rc2 = db_exec(conn, rc == DB_OK ? "COMMIT" : "ROLLBACK", e2, sizeof e2);
-        if (rc == DB_OK && rc2 != DB_OK) rc = stri_error(rc2, err, errlen, "%s", e2);
+        if (rc == DB_OK && rc2 != DB_OK) rc = db_errorf(rc2, err, errlen, "%s", e2);
     }
     if (rc != DB_OK) {
         free(segs);
@@ -213,7 +202,7 @@ db_err_t stri_copy_begin(stri_copy_t *c, db_conn_t *conn, int64_t segment, char 
     if (rc != DB_OK) return rc;
     static const uint8_t header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0,
                                        0, 0, 0, 0, 0, 0, 0, 0};
-    if (copy_put(c, header, sizeof header)) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (copy_put(c, header, sizeof header)) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     return DB_OK;
 }
 
@@ -238,7 +227,7 @@ db_err_t stri_copy_end(stri_copy_t *c, char *err, size_t errlen)
     PGconn *pg = db_pg(c->conn);
     uint16_t trailer = htons(0xffff);
     db_err_t rc = DB_OK;
-    if (copy_put(c, &trailer, 2)) rc = stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (copy_put(c, &trailer, 2)) rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     if (rc == DB_OK) copy_flush(c);
     if (PQputCopyEnd(pg, rc == DB_OK && !c->failed ? NULL : "aborted by earmark") != 1)
         c->failed = 1;
@@ -272,7 +261,7 @@ db_err_t store_batch_begin(store_t *s, db_conn_t *conn, store_batch_t **out, cha
 {
     *out = NULL;
     store_batch_t *b = calloc(1, sizeof *b);
-    if (!b) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+    if (!b) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     db_err_t rc = db_exec(conn, "BEGIN", err, errlen);
     if (rc != DB_OK) {
         free(b);
@@ -291,14 +280,14 @@ db_err_t store_batch_add(store_batch_t *b, uint32_t track, const fp_print_t *p, 
         size_t cap = b->cap ? b->cap : 65536;
         while (cap < b->n + n) cap *= 2;
         store_posting_t *x = realloc(b->p, cap * sizeof *x);
-        if (!x) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        if (!x) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         b->p = x;
         b->cap = cap;
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t key;
         if (store_key(p[i].hash, &key))
-            return stri_error(DB_ERR_INVALID, err, errlen,
+            return db_errorf(DB_ERR_INVALID, err, errlen,
                               "print %zu of track %u has hash 0x%08x, outside the store's layout",
                               i, track, p[i].hash);
         b->p[b->n + i] = (store_posting_t){key, track, p[i].t, store_f_pack(p[i].f), 0};
@@ -307,7 +296,7 @@ db_err_t store_batch_add(store_batch_t *b, uint32_t track, const fp_print_t *p, 
     if (b->ntracks == b->tracks_cap) {
         size_t cap = b->tracks_cap ? 2 * b->tracks_cap : 64;
         uint32_t *x = realloc(b->tracks, cap * sizeof *x);
-        if (!x) return stri_error(DB_ERR_NOMEM, err, errlen, "out of memory");
+        if (!x) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         b->tracks = x;
         b->tracks_cap = cap;
     }
@@ -361,7 +350,7 @@ db_err_t stri_write_segment(db_conn_t *conn, const store_posting_t *p, size_t n,
     size_t written = 0;
     db_err_t erc = store_rows_encode(p, n, stri_copy_row, &cp, &written);
     rc = stri_copy_end(&cp, err, errlen);
-    if (erc != DB_OK) return stri_error(erc, err, errlen, "encoding the segment's rows: %s",
+    if (erc != DB_OK) return db_errorf(erc, err, errlen, "encoding the segment's rows: %s",
                                         db_strerror(erc));
     if (rc != DB_OK) return rc;
     rc = stri_index_segment_table(conn, id, err, errlen);
@@ -384,7 +373,7 @@ db_err_t store_batch_commit(store_batch_t *b, int64_t *segment, char *err, size_
     if (b->n) {
         rc = store_postings_sort(b->p, b->n);
         if (rc != DB_OK) {
-            stri_error(rc, err, errlen, "out of memory sorting %zu prints", b->n);
+            db_errorf(rc, err, errlen, "out of memory sorting %zu prints", b->n);
             goto fail;
         }
         rc = stri_write_segment(b->conn, b->p, b->n, 0, b->ntracks, &id, err, errlen);
