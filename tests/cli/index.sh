@@ -9,7 +9,8 @@
 #   - the database restarted in the middle of a run: the run retries and
 #     finishes with the same catalog;
 #   - the database gone for longer than the retry time: the run stops with a
-#     message, and the next run completes the catalog.
+#     message, and the next run completes the catalog;
+#   - deleting a track, compaction, and --replace of a changed file.
 set -u
 EM=${EARMARK_BIN:-$PWD/build/earmark}
 tmp=$(mktemp -d /tmp/earmark-index-XXXXXX)
@@ -158,6 +159,18 @@ check "a deleted track no longer matches" '[ -z "$(match_line)" ]'
 "$EM" catalog compact >/dev/null
 check "compaction drops its prints" \
     '[ "$(sql "SELECT sum(prints) FROM print_segments")" = "$(sql "SELECT sum(prints) FROM tracks WHERE status <> '"'deleted'"'")" ]'
+
+# -- a changed file, indexed again with --replace ------------------------------------
+mkdir "$tmp/rep"
+cp /usr/share/scummvm/drascula/audio/track25.ogg "$tmp/rep/song.ogg"
+"$EM" index --quiet --tenant rep "$tmp/rep" >/dev/null 2>&1
+old=$(sql "SELECT id FROM tracks WHERE source = '$tmp/rep/song.ogg' AND status <> 'deleted'")
+cp /usr/share/scummvm/drascula/audio/track29.ogg "$tmp/rep/song.ogg"
+"$EM" index --quiet --tenant rep --replace "$tmp/rep" >/dev/null 2>&1
+check "--replace deletes the old version of a changed file" \
+    '[ "$(sql "SELECT status FROM tracks WHERE id = $old")" = deleted ]'
+check "--replace indexes the new version" \
+    '[ "$(sql "SELECT encode(sha256, '"'hex'"') FROM tracks WHERE source = '"'$tmp/rep/song.ogg'"' AND status <> '"'deleted'"'")" = "$(sha256sum "$tmp/rep/song.ogg" | cut -d" " -f1)" ]'
 
 echo "index.sh: $fails failed"
 [ "$fails" -eq 0 ]
