@@ -92,6 +92,15 @@ typedef struct match_opts {
     int unscaled;          /* 1: do not search speed, tempo or pitch changes */
     double frame_seconds;  /* seconds per frame of the prints (default: the
                               default fp_config_t's) */
+    double min_ratio;      /* ... and at least this many times the frames of
+                              any other recording's alignment over the same
+                              part of the query (default 2; 0: off).  Chance
+                              alignments of music that is not in the catalog
+                              reach 15-22 frames under the time-scaled search,
+                              but so does the runner-up: the ratio is what
+                              keeps them out (docs/benchmarks.md) */
+    size_t evidence;       /* keep up to this many aligned points per match
+                              (match_result_t.points; default 0: none) */
 } match_opts_t;
 
 void match_opts_default(match_opts_t *o);
@@ -110,6 +119,12 @@ typedef struct match_result {
     double pitch;          /* query frequency per reference frequency, 0 unknown */
     double pitch_semitones; /* 12 log2(pitch), 0 when unknown */
     match_change_t change;
+    int64_t offset;        /* reference frame at query frame 0, on the line
+                              ref = speed * query + offset */
+    uint32_t *points;      /* with opts->evidence: npoints pairs (query frame,
+                              reference frame) of aligned prints, in query
+                              order; owned: match_results_free() */
+    size_t npoints;
 } match_result_t;
 
 typedef struct match_stats {
@@ -121,12 +136,17 @@ typedef struct match_stats {
 
 /*
  * Match a query's prints against a store.  On success *out holds *n_out
- * results (possibly 0), best first, each above opts->min_frames; free()
- * it.  st may be NULL.  Errors: what the store reports, FP_ERR_NOMEM.
+ * results (possibly 0), best first, each passing opts->min_frames and
+ * opts->min_ratio; release with match_results_free() (plain free() when
+ * opts->evidence is 0).  st may be NULL.  Errors: what the store reports,
+ * FP_ERR_NOMEM.
  */
 fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen);
+
+/* Free results and their points.  NULL is a no-op. */
+void match_results_free(match_result_t *r, size_t n);
 
 /*
  * The same from candidates already scored: the decision rule and the

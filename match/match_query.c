@@ -25,6 +25,64 @@ void match_opts_default(match_opts_t *o)
     o->max_postings = 2000;
     o->max_results = 10;
     o->frame_seconds = fp_config_frame_seconds(&cfg);
+    o->min_ratio = 2.0;
+}
+
+void match_results_free(match_result_t *r, size_t n)
+{
+    if (!r) return;
+    for (size_t i = 0; i < n; i++) free(r[i].points);
+    free(r);
+}
+
+/*
+ * The strongest alignment of another recording over any part of the query
+ * time of cand[i] (0 when there is none).
+ */
+static uint32_t runner_up(const fp_candidate_t *cand, size_t nc, size_t i)
+{
+    uint32_t best = 0;
+    for (size_t k = 0; k < nc; k++) {
+        if (cand[k].track == cand[i].track) continue;
+        if (cand[k].query_end < cand[i].query_start || cand[k].query_start > cand[i].query_end)
+            continue;
+        if (cand[k].frames > best) best = cand[k].frames;
+    }
+    return best;
+}
+
+/*
+ * The hits on a candidate's line (within +-1.5 frames) and span, as
+ * (query, reference) frame pairs, at most max of them, in query order.
+ */
+static fp_err_t gather_points(const fp_hit_t *h, size_t n, const fp_candidate_t *c, size_t max,
+                              match_result_t *r)
+{
+    r->points = malloc(2 * max * sizeof *r->points);
+    if (!r->points) return FP_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < max; i++) {
+        if (h[i].track != c->track || h[i].query_t < c->query_start || h[i].query_t > c->query_end)
+            continue;
+        double d = (double)h[i].ref_t - c->speed * (double)h[i].query_t - (double)c->offset;
+        if (fabs(d) > 1.5) continue;
+        r->points[2 * k] = h[i].query_t;
+        r->points[2 * k + 1] = h[i].ref_t;
+        k++;
+    }
+    r->npoints = k;
+    /* insertion sort by query frame: the hits came sorted by offset */
+    for (size_t i = 1; i < k; i++) {
+        uint32_t q = r->points[2 * i], f = r->points[2 * i + 1];
+        size_t j = i;
+        for (; j > 0 && r->points[2 * (j - 1)] > q; j--) {
+            r->points[2 * j] = r->points[2 * (j - 1)];
+            r->points[2 * j + 1] = r->points[2 * (j - 1) + 1];
+        }
+        r->points[2 * j] = q;
+        r->points[2 * j + 1] = f;
+    }
+    return FP_OK;
 }
 
 const char *match_change_name(match_change_t c)
@@ -67,6 +125,7 @@ void match_describe(const fp_candidate_t *c, double fs, match_result_t *r)
     r->pitch = c->pitch;
     r->pitch_semitones = c->pitch > 0.0 ? 12.0 * log2(c->pitch) : 0.0;
     r->change = classify(c->speed, c->pitch);
+    r->offset = c->offset;
 }
 
 fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
@@ -103,8 +162,22 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
             if (err) snprintf(err, errlen, "out of memory");
             goto done;
         }
-        for (size_t i = 0; i < nc && nr < o.max_results; i++)
-            if (cand[i].frames >= o.min_frames) match_describe(&cand[i], o.frame_seconds, &res[nr++]);
+        for (size_t i = 0; i < nc && nr < o.max_results; i++) {
+            if (cand[i].frames < o.min_frames) continue;
+            if (o.min_ratio > 0 &&
+                (double)cand[i].frames < o.min_ratio * (double)runner_up(cand, nc, i))
+                continue;
+            match_describe(&cand[i], o.frame_seconds, &res[nr]);
+            if (o.evidence) {
+                rc = gather_points(hits, nh, &cand[i], o.evidence, &res[nr]);
+                if (rc != FP_OK) {
+                    if (err) snprintf(err, errlen, "out of memory");
+                    nr++;
+                    goto done;
+                }
+            }
+            nr++;
+        }
     }
     if (st) *st = (match_stats_t){nq, nh, skipped, nc};
     if (nr) {
@@ -113,7 +186,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
         res = NULL;
     }
 done:
-    free(res);
+    match_results_free(res, nr);
     free(cand);
     free(hits);
     return rc;
