@@ -167,7 +167,7 @@ int cmd_match(int argc, char **argv)
         db_err_t drc = db_conninfo_resolve(conninfo, sizeof conninfo);
         if (drc == DB_OK) drc = db_connect(conninfo, &conn, derr, sizeof derr);
         if (drc == DB_OK) drc = store_open(conn, &pgs, derr, sizeof derr);
-        if (drc == DB_OK) drc = store_match_new(pgs, conn, &store);
+        if (drc == DB_OK) drc = store_match_new(pgs, conn, 0, &store);
         if (drc != DB_OK) {
             cli_error("match", "the catalog: %s", drc == DB_ERR_NOMEM ? "out of memory" : derr);
             status = EXIT_FAIL;

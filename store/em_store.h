@@ -209,18 +209,20 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * (the match_store_ops_t contract: *n used, *cap allocated, grown with
  * realloc).  A key with more than max_postings postings over all segments
  * is skipped and counted in *skipped.  Postings of deleted tracks are left
- * out.  Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
+ * out, and, when tenant is not 0, those of other tenants' tracks: a
+ * tenant's clips are matched against its own catalog only.
+ * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
  */
-db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
+db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
                     size_t *skipped, char *err, size_t errlen);
 
 /*
- * The store as a match_store_t for match_query() (em_match.h): it borrows
- * s and conn, which must outlive it, and is used by one thread at a time.
- * Free with match_store_free().
+ * The store as a match_store_t for match_query() (em_match.h), limited to
+ * one tenant's tracks (0: all): it borrows s and conn, which must outlive
+ * it, and is used by one thread at a time.  Free with match_store_free().
  */
-db_err_t store_match_new(store_t *s, db_conn_t *conn, match_store_t **out);
+db_err_t store_match_new(store_t *s, db_conn_t *conn, int64_t tenant, match_store_t **out);
 
 typedef struct store_stats {
     int64_t segments;

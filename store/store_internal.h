@@ -15,10 +15,19 @@ struct store {
     size_t nsegments;
     uint32_t *dead;         /* deleted tracks not yet purged, ascending */
     size_t ndead;
+    uint32_t *track_tenant; /* tenant of each track id (0: none); tracks
+                               never change tenant, so only new ids are read */
+    size_t ntracks;         /* entries: ids below this are known */
 };
 
 /* Reload the cached lists when the store's generation has moved. */
 db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);
+
+/* The tenant of a track (0 when unknown). */
+static inline uint32_t stri_tenant_of(const store_t *s, uint32_t track)
+{
+    return track < s->ntracks ? s->track_tenant[track] : 0;
+}
 
 /* Is track in the sorted list dead[0 .. n)? */
 int stri_is_dead(const uint32_t *dead, size_t n, uint32_t track);

@@ -89,7 +89,7 @@ static uint32_t be32(const char *p)
     return ntohl(v);
 }
 
-db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
+db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
                     size_t *skipped, char *err, size_t errlen)
 {
@@ -223,6 +223,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, const fp_print_t *q, size_t nq,
         }
         for (uint32_t p = 0; p < g.count; p++) {
             if (s->ndead && stri_is_dead(s->dead, s->ndead, post[p].track)) continue;
+            if (tenant && stri_tenant_of(s, post[p].track) != (uint32_t)tenant) continue;
             uint16_t rf = store_f_unpack(post[p].f);
             for (size_t j = qi; j < qend; j++) {
                 const fp_print_t *qp = &q[qk[j].idx];
@@ -256,6 +257,7 @@ typedef struct pgstore {
     match_store_t base;
     store_t *s;
     db_conn_t *conn;
+    int64_t tenant;
 } pgstore_t;
 
 static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
@@ -263,7 +265,8 @@ static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, si
                         size_t errlen)
 {
     pgstore_t *p = (pgstore_t *)store;
-    db_err_t rc = store_hits(p->s, p->conn, q, nq, max_postings, out, n, cap, skipped, err, errlen);
+    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, out, n, cap, skipped,
+                             err, errlen);
     switch (rc) {
     case DB_OK: return FP_OK;
     case DB_ERR_NOMEM: return FP_ERR_NOMEM;
@@ -279,7 +282,7 @@ static void pg_free(match_store_t *store)
 
 static const match_store_ops_t pg_ops = {pg_hits, pg_free};
 
-db_err_t store_match_new(store_t *s, db_conn_t *conn, match_store_t **out)
+db_err_t store_match_new(store_t *s, db_conn_t *conn, int64_t tenant, match_store_t **out)
 {
     *out = NULL;
     pgstore_t *p = calloc(1, sizeof *p);
@@ -287,6 +290,7 @@ db_err_t store_match_new(store_t *s, db_conn_t *conn, match_store_t **out)
     p->base.ops = &pg_ops;
     p->s = s;
     p->conn = conn;
+    p->tenant = tenant;
     *out = &p->base;
     return DB_OK;
 }

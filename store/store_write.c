@@ -39,7 +39,41 @@ void store_free(store_t *s)
     if (!s) return;
     free(s->segments);
     free(s->dead);
+    free(s->track_tenant);
     free(s);
+}
+
+/* Read the tenants of tracks with ids from s->ntracks on. */
+static db_err_t load_tenants(store_t *s, db_conn_t *conn, char *err, size_t errlen)
+{
+    char from[24];
+    snprintf(from, sizeof from, "%zu", s->ntracks);
+    const char *p[1] = {from};
+    PGresult *res;
+    db_err_t rc = db_query(conn, "SELECT id, tenant_id FROM tracks WHERE id >= $1 ORDER BY id", 1,
+                           p, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    int rows = PQntuples(res);
+    if (rows) {
+        size_t maxid = (size_t)strtoull(PQgetvalue(res, rows - 1, 0), NULL, 10);
+        if (maxid >= UINT32_MAX) {
+            PQclear(res);
+            return db_errorf(DB_ERR_CORRUPT, err, errlen, "track id %zu exceeds 32 bits", maxid);
+        }
+        uint32_t *t = realloc(s->track_tenant, (maxid + 1) * sizeof *t);
+        if (!t) {
+            PQclear(res);
+            return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+        }
+        memset(t + s->ntracks, 0, (maxid + 1 - s->ntracks) * sizeof *t);
+        for (int i = 0; i < rows; i++)
+            t[strtoull(PQgetvalue(res, i, 0), NULL, 10)] =
+                (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        s->track_tenant = t;
+        s->ntracks = maxid + 1;
+    }
+    PQclear(res);
+    return DB_OK;
 }
 
 int stri_is_dead(const uint32_t *dead, size_t n, uint32_t track)
@@ -117,6 +151,7 @@ db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen)
     }
     PQclear(res);
     rc = stri_load_dead(conn, &dead, &ndead, err, errlen);
+    if (rc == DB_OK) rc = load_tenants(s, conn, err, errlen);
 done:
     if (!in_tx) {
         char e2[256];

@@ -215,18 +215,26 @@ static int64_t add_track(store_batch_t *b, const char *name, const fp_print_t *p
     return id;
 }
 
-/* How many hits of the query q[0..nq) are on track at ref_t == query_t. */
-static size_t aligned_hits(const fp_print_t *q, size_t nq, int64_t track, size_t *total)
+/* How many hits of the query q[0..nq) are on track at ref_t == query_t,
+ * looking at one tenant's tracks (0: all). */
+static size_t aligned_hits_of(int64_t of_tenant, const fp_print_t *q, size_t nq, int64_t track,
+                              size_t *total)
 {
     fp_hit_t *hits = NULL;
     size_t n = 0, cap = 0, skipped = 0, on = 0;
     char err[1024];
-    db_err_t rc = store_hits(store, conn, q, nq, 0, &hits, &n, &cap, &skipped, err, sizeof err);
+    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, &hits, &n, &cap, &skipped, err,
+                             sizeof err);
     if (rc != DB_OK) printf("  store_hits: %s\n", err);
     for (size_t i = 0; i < n; i++) on += hits[i].track == (uint32_t)track && hits[i].ref_t == hits[i].query_t;
     if (total) *total = n;
     free(hits);
     return on;
+}
+
+static size_t aligned_hits(const fp_print_t *q, size_t nq, int64_t track, size_t *total)
+{
+    return aligned_hits_of(0, q, nq, track, total);
 }
 
 static int64_t ta, tb, tc;
@@ -362,6 +370,28 @@ static void test_merge_and_delete(void)
           (long long)st.segments, (long long)st.prints);
 }
 
+/* A tenant's lookups see its own tracks only. */
+static void test_tenants(void)
+{
+    REQUIRE(conn && tc > 0);
+    char err[2048];
+    int64_t mine = tenant, other;
+    REQUIRE(catalog_tenant_ensure(conn, "other-label", &other, err, sizeof err) == DB_OK, "%s", err);
+    fp_print_t *p = fake_prints(NP, 77);
+    store_batch_t *b;
+    REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
+    tenant = other;
+    int64_t theirs = add_track(b, "theirs.wav", p, NP);
+    tenant = mine;
+    REQUIRE(theirs > 0);
+    REQUIRE(store_batch_commit(b, NULL, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(aligned_hits_of(0, p + 100, 1200, theirs, NULL) == 1200, "unfiltered");
+    CHECK(aligned_hits_of(other, p + 100, 1200, theirs, NULL) == 1200, "its own tenant");
+    CHECK(aligned_hits_of(mine, p + 100, 1200, theirs, NULL) == 0, "another tenant's track seen");
+    CHECK(aligned_hits_of(mine, pc + 100, 1200, tc, NULL) == 1200, "own track not seen");
+    free(p);
+}
+
 /* A real recording through the store and the matcher. */
 static void test_real_audio(void)
 {
@@ -389,7 +419,7 @@ static void test_real_audio(void)
     clip.prints = q;
     clip.count = n;
     match_store_t *ms;
-    REQUIRE(store_match_new(store, conn, &ms) == DB_OK);
+    REQUIRE(store_match_new(store, conn, 0, &ms) == DB_OK);
     match_opts_t mo;
     match_opts_default(&mo);
     match_result_t *res = NULL;
@@ -426,6 +456,7 @@ int main(void)
     RUN(test_db_open);
     RUN(test_batch_and_lookup);
     RUN(test_merge_and_delete);
+    RUN(test_tenants);
     RUN(test_real_audio);
     RUN(test_db_close);
     return test_main_end();
