@@ -26,11 +26,11 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-DB_PKGS    := libpq libcrypto jansson
+DB_PKGS    := libpq libcrypto jansson libmicrohttpd
 DB_CFLAGS  := $(shell pkg-config --cflags $(DB_PKGS) 2>/dev/null)
 DB_LIBS    := $(shell pkg-config --libs $(DB_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Istore -Icatalog -Icli -Iindexer -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Istore -Icatalog -Ikeys -Iserver -Icli -Iindexer -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
@@ -40,10 +40,13 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c
 STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c \
-             catalog/catalog.c
+             catalog/catalog.c keys/keys.c
+SERVER_SRC := server/server_http.c server/server_work.c server/server_policy.c \
+              server/server_limits.c server/server_metrics.c server/server_json.c
 IDX_SRC  := indexer/idx_error.c indexer/idx_list.c indexer/idx_manifest.c indexer/idx_walk.c
 CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c \
-            indexer/cmd_index.c catalog/cmd_catalog.c
+            indexer/cmd_index.c catalog/cmd_catalog.c keys/cmd_keys.c \
+            server/cmd_serve.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
 EVAL_SRC := bench/eval/eval.c
@@ -57,6 +60,8 @@ LIBDB     := $(BUILD)/libearmark-db.a
 MATCH_OBJ := $(MATCH_SRC:%.c=$(BUILD)/%.o)
 LIBMATCH  := $(BUILD)/libearmark-match.a
 STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+LIBSERVER := $(BUILD)/libearmark-server.a
 LIBSTORE  := $(BUILD)/libearmark-store.a
 IDX_OBJ   := $(IDX_SRC:%.c=$(BUILD)/%.o)
 LIBIDX    := $(BUILD)/libearmark-idx.a
@@ -66,7 +71,7 @@ EARMARK   := $(BUILD)/earmark
 .PHONY: all test asan bench bench-index eval eval-small fuzz install clean deps check-tools
 all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB) $(LIBSTORE) $(LIBIDX)
 
-$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h cli/*.h indexer/*.h tests/*.h)
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h keys/*.h server/*.h cli/*.h indexer/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -93,7 +98,11 @@ $(LIBSTORE): $(STORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-LINK_LIBS := $(LIBIDX) $(LIBSTORE) $(LIBDB) $(LIBMATCH) $(LIBFP)
+$(LIBSERVER): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+LINK_LIBS := $(LIBSERVER) $(LIBIDX) $(LIBSTORE) $(LIBDB) $(LIBMATCH) $(LIBFP)
 
 $(EARMARK): $(CLI_OBJ) $(LINK_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LINK_LIBS) $(LDLIBS) $(DB_LIBS)

@@ -35,5 +35,7 @@ int cmd_match(int argc, char **argv);
 int cmd_db(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 #endif

@@ -11,7 +11,9 @@
 -- uploads    One clip sent to POST /v1/matches: who sent it, the caller's
 --            own reference (client_ref), what it was, how long it took and
 --            the upload's flag (the strongest of its matches').  public_id
---            is what the API shows: not guessable, unlike id.
+--            is what the API shows: not guessable, unlike id.  result is
+--            the response as it was sent, which GET /v1/matches/{id}
+--            returns again.
 --
 -- matches    One catalog recording found in an upload, with the figures the
 --            API returns and evidence: the aligned segments (query and
@@ -46,6 +48,7 @@ CREATE TABLE uploads (
     processing_ms  double precision NOT NULL DEFAULT 0,
     flag           text NOT NULL DEFAULT 'none'
                    CHECK (flag IN ('likely_infringement', 'possible_reuse', 'none')),
+    result         jsonb,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,0 +1,755 @@
+/*
+ * server_work.c -- the workers: everything that needs the database or the
+ * CPU.  Each worker owns one database connection and one store handle and
+ * takes suspended requests from the queue: it authenticates the key,
+ * decodes and matches the upload, stores the result with its evidence, or
+ * reads what a GET asks for, writes the response and resumes the
+ * connection.
+ *
+ * The database may go away at any time: a worker that finds its
+ * connection broken answers 503 and reconnects on its next request, so the
+ * service recovers by itself when the database is back.
+ */
+#include "server_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "em_db.h"
+#include "em_keys.h"
+#include "em_store.h"
+
+struct srv_worker {
+    struct server *srv;
+    pthread_t tid;
+    db_conn_t *conn;
+    store_t *store;
+    char err[2048];
+};
+
+/* ---- the key cache ------------------------------------------------------------ */
+
+/*
+ * Keys seen recently, by digest, for 5 seconds (a revocation takes effect
+ * within that time), unknown keys included so that a stream of bad keys
+ * does not reach the database.  Direct-mapped: a collision only costs a
+ * lookup.
+ */
+#define KEY_SLOTS 1024
+#define KEY_TTL_S 5.0
+
+typedef struct key_slot {
+    uint8_t digest[32];
+    double expires;
+    int found;
+    keys_key_t key;
+} key_slot_t;
+
+struct srv_key_cache {
+    pthread_mutex_t lock;
+    key_slot_t slot[KEY_SLOTS];
+};
+
+srv_key_cache_t *srv_key_cache_new(void)
+{
+    srv_key_cache_t *c = calloc(1, sizeof *c);
+    if (c) pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void srv_key_cache_free(srv_key_cache_t *c)
+{
+    if (!c) return;
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static unsigned key_slot_of(const uint8_t *d)
+{
+    return ((unsigned)d[0] | (unsigned)d[1] << 8) % KEY_SLOTS;
+}
+
+/* 1 found (live or revoked: see key->revoked), 0 unknown, -1 database error. */
+static int authenticate(srv_worker_t *w, const srv_req_t *r, keys_key_t *key)
+{
+    srv_key_cache_t *c = w->srv->keys;
+    unsigned i = key_slot_of(r->key_digest);
+    double now = srv_now();
+    pthread_mutex_lock(&c->lock);
+    key_slot_t *sl = &c->slot[i];
+    if (sl->expires > now && CRYPTO_memcmp(sl->digest, r->key_digest, 32) == 0) {
+        int found = sl->found;
+        *key = sl->key;
+        pthread_mutex_unlock(&c->lock);
+        return found;
+    }
+    pthread_mutex_unlock(&c->lock);
+    int found = 0;
+    if (keys_lookup(w->conn, r->key_digest, key, &found, w->err, sizeof w->err) != DB_OK) return -1;
+    pthread_mutex_lock(&c->lock);
+    memcpy(sl->digest, r->key_digest, 32);
+    sl->expires = now + KEY_TTL_S;
+    sl->found = found;
+    sl->key = *key;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* ---- the database connection ----------------------------------------------------- */
+
+static void set_db_up(struct server *s, int up)
+{
+    pthread_mutex_lock(&s->lock);
+    s->db_up = up;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void drop_db(srv_worker_t *w)
+{
+    store_free(w->store);
+    w->store = NULL;
+    db_close(w->conn);
+    w->conn = NULL;
+}
+
+/*
+ * A working connection and store handle, connecting (one attempt, a short
+ * timeout) when there is none.  0, or -1 with w->err.
+ */
+static int ensure_db(srv_worker_t *w)
+{
+    if (w->conn && PQstatus(db_pg(w->conn)) != CONNECTION_OK) drop_db(w);
+    if (w->conn) return 0;
+    db_connect_opts_t o;
+    db_connect_opts_default(&o);
+    o.max_wait_s = 0;
+    o.connect_timeout_s = 2;
+    if (db_connect_opts(w->srv->conninfo, &o, &w->conn, w->err, sizeof w->err) != DB_OK ||
+        store_open(w->conn, &w->store, w->err, sizeof w->err) != DB_OK) {
+        drop_db(w);
+        set_db_up(w->srv, 0);
+        return -1;
+    }
+    set_db_up(w->srv, 1);
+    return 0;
+}
+
+/* After a failed statement: 503 when the connection is gone, else 500. */
+static void db_failed(srv_worker_t *w, srv_req_t *r, const char *what)
+{
+    srv_metrics_db_error(w->srv->metrics);
+    if (!w->conn || PQstatus(db_pg(w->conn)) != CONNECTION_OK) {
+        drop_db(w);
+        set_db_up(w->srv, 0);
+        r->retry_after = 5;
+        srv_problem(r, 503, "database_unavailable", "the database is unreachable; retry later");
+        return;
+    }
+    fprintf(stderr, "earmark serve: %s: %s\n", what, w->err);
+    srv_problem(r, 500, "internal", "%s failed", what);
+}
+
+/* ---- POST /v1/matches -------------------------------------------------------------- */
+
+typedef struct group {
+    uint32_t track;
+    size_t first;        /* results of this track: indexes into res[] */
+    size_t n;
+    size_t idx[16];
+} group_t;
+
+/* Track metadata for the matches' JSON: fills objects in meta[track_id]. */
+static int track_meta(srv_worker_t *w, const group_t *g, size_t ng, json_t *meta)
+{
+    char arr[16 * 64 + 8];
+    size_t l = 0;
+    arr[l++] = '{';
+    for (size_t i = 0; i < ng && l + 16 < sizeof arr; i++)
+        l += (size_t)snprintf(arr + l, sizeof arr - l, i ? ",%u" : "%u", g[i].track);
+    arr[l++] = '}';
+    arr[l] = '\0';
+    const char *p[1] = {arr};
+    PGresult *res;
+    if (db_query(w->conn,
+                 "SELECT t.id, t.external_id, t.title, t.artist, n.name, "
+                 "coalesce(t.duration_s, 0) FROM tracks t JOIN tenants n ON n.id = t.tenant_id "
+                 "WHERE t.id = ANY($1::bigint[])",
+                 1, p, 0, &res, w->err, sizeof w->err) != DB_OK)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *o = json_object();
+        for (int c = 1; c <= 4; c++) {
+            static const char *names[] = {"", "external_id", "title", "artist", "owner"};
+            json_object_set_new(o, names[c], PQgetisnull(res, i, c)
+                                                 ? json_null()
+                                                 : json_string(PQgetvalue(res, i, c)));
+        }
+        json_object_set_new(o, "track_duration", json_real(strtod(PQgetvalue(res, i, 5), NULL)));
+        json_object_set_new(meta, PQgetvalue(res, i, 0), o);
+    }
+    PQclear(res);
+    return 0;
+}
+
+static double round3(double x)
+{
+    return round(x * 1000.0) / 1000.0;
+}
+
+static double round4(double x)
+{
+    return round(x * 10000.0) / 10000.0;
+}
+
+/* The factors the API reports: speed (tempo and pitch together), tempo, pitch. */
+static void factors(const match_result_t *m, double *speed, double *tempo, double *pitch_st)
+{
+    *speed = *tempo = 1.0;
+    *pitch_st = 0.0;
+    switch (m->change) {
+    case MATCH_SPEED: *speed = m->speed; break;
+    case MATCH_TEMPO: *tempo = m->speed; break;
+    case MATCH_PITCH: *pitch_st = m->pitch_semitones; break;
+    case MATCH_MIXED:
+        *tempo = m->speed;
+        *pitch_st = m->pitch_semitones;
+        break;
+    default: break;
+    }
+}
+
+static json_t *segment_json(const match_result_t *m)
+{
+    double sp, te, st;
+    factors(m, &sp, &te, &st);
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:s}", "query_start",
+                     round3(m->query_start), "query_end", round3(m->query_end), "ref_start",
+                     round3(m->ref_start), "ref_end", round3(m->ref_end), "matched_seconds",
+                     round3(m->matched_seconds), "score", (int)m->frames, "prints",
+                     (int)m->prints, "speed", round4(sp), "tempo", round4(te),
+                     "pitch_semitones", round3(st), "change",
+                     match_change_name(m->change));
+}
+
+/* Store the upload and its matches in one transaction; fills r->upload_id. */
+static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, double duration,
+                        size_t nprints, double ms, srv_flag_t flag, json_t *matches,
+                        json_t *evidence, char *created, size_t created_len)
+{
+    char tenant[24], keyid[24], bytes[24], dur[32], np[24], pms[32];
+    snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
+    snprintf(keyid, sizeof keyid, "%lld", (long long)key->id);
+    snprintf(bytes, sizeof bytes, "%zu", r->len);
+    snprintf(dur, sizeof dur, "%.3f", duration);
+    snprintf(np, sizeof np, "%zu", nprints);
+    snprintf(pms, sizeof pms, "%.3f", ms);
+    const char *p[9] = {tenant, keyid, r->have_client_ref ? r->client_ref : NULL,
+                        r->content_type, bytes, dur, np, pms, srv_flag_name(flag)};
+    PGresult *res = NULL;
+    if (db_exec(w->conn, "BEGIN", w->err, sizeof w->err) != DB_OK) return -1;
+    if (db_query(w->conn,
+                 "INSERT INTO uploads (tenant_id, key_id, client_ref, content_type, bytes, "
+                 "duration_s, prints, processing_ms, flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                 "$9) RETURNING id, public_id, "
+                 "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                 9, p, 0, &res, w->err, sizeof w->err) != DB_OK)
+        goto fail;
+    char upload[24];
+    snprintf(upload, sizeof upload, "%s", PQgetvalue(res, 0, 0));
+    snprintf(r->upload_id, sizeof r->upload_id, "%s", PQgetvalue(res, 0, 1));
+    snprintf(created, created_len, "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    res = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(matches, i, m)
+    {
+        char rank[24], *ev = json_dumps(json_array_get(evidence, i), JSON_COMPACT | JSON_REAL_PRECISION(10));
+        snprintf(rank, sizeof rank, "%zu", i + 1);
+        char f[12][40];
+        static const char *keys_[] = {"track_id", "score", "prints", "confidence",
+                                      "query_start", "query_end", "ref_start", "ref_end",
+                                      "matched_seconds", "coverage", "speed", "tempo"};
+        for (int k = 0; k < 12; k++) {
+            json_t *v = json_object_get(m, keys_[k]);
+            if (json_is_integer(v)) snprintf(f[k], sizeof f[k], "%lld", (long long)json_integer_value(v));
+            else snprintf(f[k], sizeof f[k], "%.6f", json_number_value(v));
+        }
+        char pst[40];
+        snprintf(pst, sizeof pst, "%.6f", json_number_value(json_object_get(m, "pitch_semitones")));
+        const char *q[20] = {upload, tenant, f[0], rank, f[1], f[2], f[3], f[4], f[5], f[6], f[7],
+                             f[8], f[9], f[10], f[11], pst,
+                             json_string_value(json_object_get(m, "change")),
+                             json_string_value(json_object_get(m, "flag")), ev};
+        int rc = ev ? (int)db_query(w->conn,
+                                    "INSERT INTO matches (upload_id, tenant_id, track_id, rank, "
+                                    "score, prints, confidence, query_start, query_end, ref_start, "
+                                    "ref_end, matched_seconds, coverage, speed, tempo, "
+                                    "pitch_semitones, change, flag, evidence) VALUES ($1, $2, $3, "
+                                    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                                    "$17, $18, $19::jsonb)",
+                                    19, q, 0, &res, w->err, sizeof w->err)
+                    : -1;
+        free(ev);
+        PQclear(res);
+        res = NULL;
+        if (rc) goto fail;
+    }
+    return 0;
+fail:
+    PQclear(res);
+    if (w->conn) PQclear(PQexec(db_pg(w->conn), "ROLLBACK"));
+    return -1;
+}
+
+static int finish_result(srv_worker_t *w, srv_req_t *r, json_t *body)
+{
+    char *txt = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    const char *p[2] = {txt, r->upload_id};
+    PGresult *res = NULL;
+    int rc = txt && db_query(w->conn, "UPDATE uploads SET result = $1::jsonb WHERE public_id = $2",
+                             2, p, 0, &res, w->err, sizeof w->err) == DB_OK &&
+                     db_exec(w->conn, "COMMIT", w->err, sizeof w->err) == DB_OK
+                 ? 0
+                 : -1;
+    PQclear(res);
+    free(txt);
+    if (rc && w->conn) PQclear(PQexec(db_pg(w->conn), "ROLLBACK"));
+    return rc;
+}
+
+static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
+{
+    struct server *s = w->srv;
+    double t0 = srv_now();
+    fp_result_t fr;
+    memset(&fr, 0, sizeof fr);
+    fp_print_t *prints = NULL;
+    size_t nprints = 0;
+    double duration = 0;
+    match_result_t *res = NULL;
+    size_t nres = 0;
+    match_store_t *ms = NULL;
+    json_t *body = NULL, *matches = NULL, *evidence = NULL, *meta = NULL;
+    group_t *groups = NULL;
+
+    if (r->kind == BODY_PRINTS) {
+        const char *code = NULL;
+        char msg[512];
+        unsigned st = srv_parse_prints(r->body, r->len, &s->fpcfg, &prints, &nprints, &duration,
+                                       &code, msg, sizeof msg);
+        if (st) {
+            srv_problem(r, st, code, "%s", msg);
+            goto out;
+        }
+    } else {
+        char err[512];
+        fp_err_t rc = fp_extract_memory(r->body, r->len, "the upload", &s->fpcfg, &s->fplim, &fr,
+                                        err, sizeof err);
+        if (rc == FP_ERR_LIMIT) {
+            srv_problem(r, 413, "too_long", "%s", err);
+            goto out;
+        }
+        if (rc == FP_ERR_NOMEM) {
+            srv_problem(r, 503, "out_of_memory", "the server is out of memory; retry later");
+            goto out;
+        }
+        if (rc != FP_OK) {
+            srv_metrics_decode_failure(s->metrics);
+            srv_problem(r, 415, "undecodable_audio", "%s", err);
+            goto out;
+        }
+        prints = fr.prints;
+        nprints = fr.count;
+        duration = fr.stats.seconds;
+    }
+    double t1 = srv_now();
+    srv_metrics_stage(s->metrics, 0, t1 - t0);
+
+    if (store_match_new(w->store, w->conn, key->tenant_id, &ms) != DB_OK) {
+        srv_problem(r, 503, "out_of_memory", "the server is out of memory; retry later");
+        goto out;
+    }
+    match_opts_t mo;
+    match_opts_default(&mo);
+    mo.min_frames = r->min_score;
+    mo.max_results = r->max_results * 4;
+    mo.evidence = 500;
+    char err[512];
+    fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, NULL, err, sizeof err);
+    if (rc == FP_ERR_IO) {
+        snprintf(w->err, sizeof w->err, "%s", err);
+        db_failed(w, r, "looking up the prints");
+        goto out;
+    }
+    if (rc != FP_OK) {
+        srv_problem(r, 500, "internal", "matching failed: %s", err);
+        goto out;
+    }
+    double t2 = srv_now();
+    srv_metrics_stage(s->metrics, 1, t2 - t1);
+
+    /* one entry per recording, its segments in query order */
+    groups = calloc(nres + 1, sizeof *groups);
+    size_t ng = 0;
+    for (size_t i = 0; i < nres && groups; i++) {
+        size_t g = 0;
+        while (g < ng && groups[g].track != res[i].track) g++;
+        if (g == ng) {
+            if (ng == r->max_results) continue;
+            groups[ng++] = (group_t){.track = res[i].track};
+        }
+        if (groups[g].n < 16) groups[g].idx[groups[g].n++] = i;
+    }
+    meta = json_object();
+    if (!groups || !meta || (ng && track_meta(w, groups, ng, meta))) {
+        db_failed(w, r, "reading track metadata");
+        goto out;
+    }
+    matches = json_array();
+    evidence = json_array();
+    srv_flag_t upload_flag = FLAG_NONE;
+    for (size_t g = 0; g < ng; g++) {
+        const match_result_t *best = &res[groups[g].idx[0]];
+        json_t *segs = json_array(), *ev_segs = json_array(), *pts = json_array();
+        double matched = 0, qs = 1e30, qe = 0;
+        uint32_t score = 0;
+        for (size_t k = 0; k < groups[g].n; k++) {
+            const match_result_t *m = &res[groups[g].idx[k]];
+            json_array_append_new(segs, segment_json(m));
+            json_array_append_new(ev_segs, segment_json(m));
+            matched += m->matched_seconds;
+            score += m->frames;
+            if (m->query_start < qs) qs = m->query_start;
+            if (m->query_end > qe) qe = m->query_end;
+            for (size_t p = 0; p < m->npoints; p++)
+                json_array_append_new(pts, json_pack("[i,i]", (int)m->points[2 * p],
+                                                     (int)m->points[2 * p + 1]));
+        }
+        double coverage = duration > 0 ? matched / duration : 0;
+        if (coverage > 1) coverage = 1;
+        srv_flag_t flag = srv_flag_of(&s->cfg.policy, score, matched, coverage);
+        if (flag > upload_flag) upload_flag = flag;
+        srv_metrics_match(s->metrics, flag);
+        double sp, te, st;
+        factors(best, &sp, &te, &st);
+        char tid[16];
+        snprintf(tid, sizeof tid, "%u", best->track);
+        json_t *md = json_object_get(meta, tid);
+        json_t *o = json_pack("{s:i, s:O?, s:O?, s:O?, s:O?, s:i, s:f, s:f, s:f, s:f, s:f, s:f, "
+                              "s:f, s:f, s:f, s:f, s:s, s:i, s:s, s:o}",
+                              "track_id", (int)best->track, "external_id",
+                              json_object_get(md, "external_id"), "title",
+                              json_object_get(md, "title"), "artist", json_object_get(md, "artist"),
+                              "owner", json_object_get(md, "owner"), "score", (int)score,
+                              "confidence", round3(srv_confidence(score)), "query_start",
+                              round3(qs), "query_end", round3(qe), "ref_start",
+                              round3(best->ref_start), "ref_end", round3(best->ref_end),
+                              "matched_seconds", round3(matched), "coverage", round3(coverage),
+                              "speed", round4(sp), "tempo", round4(te), "pitch_semitones",
+                              round3(st), "change", match_change_name(best->change), "prints",
+                              (int)best->prints, "flag", srv_flag_name(flag), "segments", segs);
+        json_array_append_new(matches, o);
+        json_array_append_new(evidence,
+                              json_pack("{s:f, s:o, s:o}", "frame_seconds",
+                                        fp_config_frame_seconds(&s->fpcfg), "segments", ev_segs,
+                                        "points", pts));
+    }
+    srv_metrics_upload(s->metrics, upload_flag);
+    double took = (srv_now() - t0) * 1e3;
+    char created[40] = "";
+    if (store_result(w, r, key, duration, nprints, took, upload_flag, matches, evidence, created,
+                     sizeof created)) {
+        db_failed(w, r, "storing the result");
+        goto out;
+    }
+    took = (srv_now() - t0) * 1e3;
+    body = json_pack("{s:s, s:s?, s:s, s:f, s:i, s:f, s:f, s:s, s:O}", "upload_id", r->upload_id,
+                     "client_ref", r->have_client_ref ? r->client_ref : NULL, "created_at",
+                     created, "duration", round3(duration), "prints", (int)nprints,
+                     "processing_ms", round3(took), "decode_ms", round3((t1 - t0) * 1e3), "flag",
+                     srv_flag_name(upload_flag), "matches", matches);
+    if (!body || finish_result(w, r, body)) {
+        json_decref(body);
+        body = NULL;
+        db_failed(w, r, "storing the result");
+        goto out;
+    }
+    srv_metrics_stage(s->metrics, 2, srv_now() - t2);
+    r->tenant = key->tenant_id;
+    srv_respond_json(r, 200, body);
+    body = NULL;
+out:
+    json_decref(body);
+    json_decref(matches);
+    json_decref(evidence);
+    json_decref(meta);
+    free(groups);
+    match_results_free(res, nres);
+    match_store_free(ms);
+    if (prints != fr.prints) free(prints);
+    fp_result_clear(&fr);
+}
+
+/* ---- the read routes --------------------------------------------------------------- */
+
+static void do_get_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
+{
+    char tenant[24];
+    snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
+    /* a malformed id is simply not found: ids are not guessable either way */
+    const char *p[2] = {r->id, tenant};
+    PGresult *res;
+    if (db_query(w->conn,
+                 "SELECT u.result, coalesce((SELECT json_object_agg(m.rank, m.status) "
+                 "FROM matches m WHERE m.upload_id = u.id), '{}') FROM uploads u "
+                 "WHERE u.public_id::text = lower($1) AND u.tenant_id = $2",
+                 2, p, 0, &res, w->err, sizeof w->err) != DB_OK) {
+        db_failed(w, r, "reading the match");
+        return;
+    }
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        PQclear(res);
+        srv_problem(r, 404, "not_found", "no upload %s for this key's tenant", r->id);
+        return;
+    }
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    json_t *st = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    PQclear(res);
+    if (!o) {
+        json_decref(st);
+        srv_problem(r, 500, "internal", "the stored result does not parse");
+        return;
+    }
+    /* the review state of each match, as it stands now */
+    size_t i;
+    json_t *m;
+    json_t *arr = json_object_get(o, "matches");
+    json_array_foreach(arr, i, m)
+    {
+        char rank[24];
+        snprintf(rank, sizeof rank, "%zu", i + 1);
+        json_t *s = json_object_get(st, rank);
+        json_object_set(m, "review_status", s ? s : json_string("pending"));
+    }
+    json_decref(st);
+    r->tenant = key->tenant_id;
+    srv_respond_json(r, 200, o);
+}
+
+static void do_get_track(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
+{
+    char *end;
+    long long id = strtoll(r->id, &end, 10);
+    if (end == r->id || *end || id <= 0) {
+        srv_problem(r, 404, "not_found", "no track %s for this key's tenant", r->id);
+        return;
+    }
+    char ids[24], tenant[24];
+    snprintf(ids, sizeof ids, "%lld", id);
+    snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
+    const char *p[2] = {ids, tenant};
+    PGresult *res;
+    if (db_query(w->conn,
+                 "SELECT json_build_object('track_id', t.id, 'external_id', t.external_id, "
+                 "'title', t.title, 'artist', t.artist, 'owner', n.name, 'duration', "
+                 "round(t.duration_s::numeric, 3), 'status', t.status, 'prints', t.prints, "
+                 "'sha256', encode(t.sha256, 'hex'), 'params_version', t.params_version, "
+                 "'created_at', to_char(t.created_at AT TIME ZONE 'UTC', "
+                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text FROM tracks t JOIN tenants n ON "
+                 "n.id = t.tenant_id WHERE t.id = $1 AND t.tenant_id = $2",
+                 2, p, 0, &res, w->err, sizeof w->err) != DB_OK) {
+        db_failed(w, r, "reading the track");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        srv_problem(r, 404, "not_found", "no track %s for this key's tenant", r->id);
+        return;
+    }
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    r->tenant = key->tenant_id;
+    if (!o) srv_problem(r, 500, "internal", "the track does not serialize");
+    else srv_respond_json(r, 200, o);
+}
+
+static void do_stats(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
+{
+    char tenant[24];
+    snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
+    const char *p[1] = {tenant};
+    PGresult *res;
+    if (db_query(w->conn,
+                 "SELECT json_build_object("
+                 "'tenant', (SELECT name FROM tenants WHERE id = $1), "
+                 "'tracks', (SELECT count(*) FROM tracks WHERE tenant_id = $1 AND status <> 'deleted'), "
+                 "'hours', (SELECT round(coalesce(sum(duration_s), 0)::numeric / 3600, 3) FROM tracks "
+                 "WHERE tenant_id = $1 AND status <> 'deleted'), "
+                 "'prints', (SELECT coalesce(sum(prints), 0) FROM tracks WHERE tenant_id = $1 AND "
+                 "status <> 'deleted'), "
+                 "'uploads', (SELECT count(*) FROM uploads WHERE tenant_id = $1), "
+                 "'matches', (SELECT count(*) FROM matches WHERE tenant_id = $1), "
+                 "'flags', (SELECT json_build_object("
+                 "'likely_infringement', count(*) FILTER (WHERE flag = 'likely_infringement'), "
+                 "'possible_reuse', count(*) FILTER (WHERE flag = 'possible_reuse'), "
+                 "'none', count(*) FILTER (WHERE flag = 'none')) FROM uploads WHERE tenant_id = $1))::text",
+                 1, p, 0, &res, w->err, sizeof w->err) != DB_OK) {
+        db_failed(w, r, "reading the statistics");
+        return;
+    }
+    json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    if (o && key->role == KEYS_ROLE_ADMIN) {
+        store_stats_t st;
+        if (store_stats(w->conn, &st, w->err, sizeof w->err) == DB_OK)
+            json_object_set_new(o, "store",
+                                json_pack("{s:I, s:I, s:I, s:f}", "segments", (json_int_t)st.segments,
+                                          "prints", (json_int_t)st.prints, "bytes",
+                                          (json_int_t)st.bytes,
+                                          "bytes_per_print",
+                                          st.prints ? (double)st.bytes / (double)st.prints : 0.0));
+    }
+    r->tenant = key->tenant_id;
+    if (!o) srv_problem(r, 500, "internal", "the statistics do not serialize");
+    else srv_respond_json(r, 200, o);
+}
+
+static void do_ready(srv_worker_t *w, srv_req_t *r)
+{
+    int v = 0;
+    if (db_schema_version(w->conn, &v, w->err, sizeof w->err) != DB_OK) {
+        db_failed(w, r, "checking the schema");
+        return;
+    }
+    if (v != DB_SCHEMA_VERSION) {
+        srv_problem(r, 503, "schema_mismatch", "the database schema is at version %d, this build needs %d",
+                    v, DB_SCHEMA_VERSION);
+        return;
+    }
+    srv_respond_json(r, 200, json_pack("{s:s, s:i}", "status", "ready", "schema", v));
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+void srv_work(srv_worker_t *w, srv_req_t *r)
+{
+    if (ensure_db(w)) {
+        r->retry_after = 5;
+        srv_metrics_db_error(w->srv->metrics);
+        srv_problem(r, 503, "database_unavailable", "the database is unreachable; retry later");
+        return;
+    }
+    if (r->route == ROUTE_READY) {
+        do_ready(w, r);
+        return;
+    }
+    keys_key_t key;
+    int a = authenticate(w, r, &key);
+    if (a < 0) {
+        db_failed(w, r, "checking the API key");
+        return;
+    }
+    if (!a || key.revoked) {
+        srv_problem(r, 401, "unauthorized", a ? "this API key was revoked" : "unknown API key");
+        return;
+    }
+    r->tenant = key.tenant_id;
+    switch (r->route) {
+    case ROUTE_MATCH_POST: do_match(w, r, &key); break;
+    case ROUTE_MATCH_GET: do_get_match(w, r, &key); break;
+    case ROUTE_TRACK_GET: do_get_track(w, r, &key); break;
+    case ROUTE_STATS: do_stats(w, r, &key); break;
+    default: srv_problem(r, 404, "not_found", "no such route"); break;
+    }
+}
+
+/* ---- the pool ---------------------------------------------------------------------- */
+
+int srv_enqueue(struct server *s, srv_req_t *r)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->queued >= s->cfg.queue_limit || s->stopping) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    r->next = NULL;
+    if (s->tail) s->tail->next = r;
+    else s->head = r;
+    s->tail = r;
+    s->queued++;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    srv_worker_t *w = arg;
+    struct server *s = w->srv;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->cond, &s->lock);
+        srv_req_t *r = s->head;
+        if (r) {
+            s->head = r->next;
+            if (!s->head) s->tail = NULL;
+            s->queued--;
+        }
+        int stop = s->stopping && !r;
+        pthread_mutex_unlock(&s->lock);
+        if (stop) break;
+        if (!r) continue;
+        srv_work(w, r);
+        r->state = ST_QUEUED;
+        MHD_resume_connection(r->conn);
+    }
+    drop_db(w);
+    return NULL;
+}
+
+int srv_workers_start(struct server *s, char *err, size_t errlen)
+{
+    s->workers = calloc((size_t)s->cfg.workers, sizeof *s->workers);
+    srv_worker_t *ws = calloc((size_t)s->cfg.workers, sizeof *ws);
+    if (!s->workers || !ws) {
+        free(s->workers);
+        free(ws);
+        s->workers = NULL;
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->pool = ws;
+    for (int i = 0; i < s->cfg.workers; i++) {
+        ws[i].srv = s;
+        /* connect now, so that the first requests do not pay for it; a
+         * database that is down is tried again per request */
+        ensure_db(&ws[i]);
+        if (pthread_create(&s->workers[i], NULL, worker_main, &ws[i])) break;
+        s->nworkers++;
+    }
+    if (!s->nworkers) {
+        snprintf(err, errlen, "cannot start worker threads");
+        return -1;
+    }
+    return 0;
+}
+
+void srv_workers_stop(struct server *s)
+{
+    if (!s->workers) return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    s->workers = NULL;
+    s->nworkers = 0;
+    free(s->pool);
+    s->pool = NULL;
+}
