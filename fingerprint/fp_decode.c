@@ -358,11 +358,41 @@ static fp_decoder_t *decoder_alloc(const char *name, const fp_limits_t *lim)
 }
 
 /*
+ * A RIFF/WAVE file whose data chunk declares more bytes than the file
+ * holds was cut short (an interrupted copy or upload).  libsndfile quietly
+ * decodes what is there; earmark says so instead, because a cut file in a
+ * catalog or an upload is a mistake someone should hear about.  A declared
+ * size of 0 or 0xFFFFFFFF (written by streaming recorders that cannot seek
+ * back) means "unknown" and passes.  Returns 1 when truncated, with the
+ * declared and present byte counts.
+ */
+static int wav_truncated(peek_fn peek, void *ctx, size_t total, uint64_t *declared,
+                         uint64_t *present)
+{
+    unsigned char h[12];
+    if (peek(ctx, 0, h, 12) != 12 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4)) return 0;
+    uint64_t off = 12;
+    for (int chunks = 0; chunks < 256 && off + 8 <= total; chunks++) {
+        if (peek(ctx, (size_t)off, h, 8) != 8) return 0;
+        uint64_t size = (uint64_t)h[4] | (uint64_t)h[5] << 8 | (uint64_t)h[6] << 16 |
+                        (uint64_t)h[7] << 24;
+        if (!memcmp(h, "data", 4)) {
+            if (size == 0 || size == 0xFFFFFFFFu) return 0;
+            *declared = size;
+            *present = total - (off + 8);
+            return size > *present;
+        }
+        off += 8 + size + (size & 1);
+    }
+    return 0;
+}
+
+/*
  * Open the right decoder for d, whose input (a path's fd, or d->data) is
- * ready.  `head` holds the first bytes.
+ * ready.  `head` holds the first bytes, `total` is the input's size.
  */
 static fp_err_t open_decoder(fp_decoder_t *d, const char *path, const unsigned char *head,
-                             size_t nhead, char *err, size_t errlen)
+                             size_t nhead, size_t total, char *err, size_t errlen)
 {
     static SF_VIRTUAL_IO vio = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
     SF_INFO si;
@@ -371,6 +401,14 @@ static fp_err_t open_decoder(fp_decoder_t *d, const char *path, const unsigned c
                        : sniff(head, nhead, peek_memory, d, &d->tag_len);
 
     memset(&si, 0, sizeof si);
+    uint64_t declared, present;
+    if (kind == KIND_SNDFILE &&
+        wav_truncated(path ? peek_fd : peek_memory, path ? (void *)&d->fd : (void *)d, total,
+                      &declared, &present))
+        return fpi_error(FP_ERR_FORMAT, err, errlen,
+                         "cannot decode \"%s\": truncated: the WAV header declares %llu bytes "
+                         "of audio, the file holds %llu",
+                         d->name, (unsigned long long)declared, (unsigned long long)present);
     switch (kind) {
     case KIND_SNDFILE:
         /* the descriptor stays ours (closed in fp_decoder_free) */
@@ -432,7 +470,7 @@ fp_err_t fp_decoder_open_path(const char *path, const fp_limits_t *lim, fp_decod
         rc = fpi_error(FP_ERR_IO, err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
         goto out;
     }
-    rc = open_decoder(d, path, head, (size_t)nhead, err, errlen);
+    rc = open_decoder(d, path, head, (size_t)nhead, (size_t)st.st_size, err, errlen);
 out:
     if (rc != FP_OK) fp_decoder_free(d);
     else *out = d;
@@ -457,7 +495,7 @@ fp_err_t fp_decoder_open_memory(const void *data, size_t size, const char *name,
     }
     d->data = data;
     d->size = size;
-    rc = open_decoder(d, NULL, data, size < 16 ? size : 16, err, errlen);
+    rc = open_decoder(d, NULL, data, size < 16 ? size : 16, size, err, errlen);
 out:
     if (rc != FP_OK) fp_decoder_free(d);
     else *out = d;
