@@ -350,7 +350,7 @@ int cmd_keys(int argc, char **argv)
     opterr = 0;
     optind = 0;
     if (!strcmp(action, "create")) return do_create(argc - 1, argv + 1);
-    if (!strcmp(action, "list") || !strcmp(action, "ls")) return do_list(argc - 1, argv + 1);
+    if (!strcmp(action, "list")) return do_list(argc - 1, argv + 1);
     if (!strcmp(action, "revoke")) return do_revoke(argc - 1, argv + 1);
     return cli_usage("keys", USAGE, "unknown action '%s': create, list or revoke", action);
 }
