@@ -117,6 +117,9 @@ $(BUILD)/bench_fp: $(BUILD)/bench/bench_fp.o $(LIBFP)
 $(BUILD)/bench_store: $(BUILD)/bench/bench_store.o $(LINK_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(LINK_LIBS) $(LDLIBS) $(DB_LIBS)
 
+$(BUILD)/bench_http: $(BUILD)/bench/bench_http.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
 $(BUILD)/eval: $(BUILD)/bench/eval/eval.o $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -134,6 +137,11 @@ bench: $(BUILD)/bench_fp
 .PHONY: bench-store
 bench-store: $(BUILD)/bench_store
 	$(BUILD)/bench_store $(BENCH_STORE_ARGS)
+
+# the matching service under load, end to end (bench/bench_http.sh)
+.PHONY: bench-http
+bench-http: all $(BUILD)/bench_http
+	BUILD=$(BUILD) sh bench/bench_http.sh
 
 # indexing throughput against fingerprinting alone, same files and threads
 bench-index: all
