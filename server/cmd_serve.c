@@ -75,7 +75,7 @@ static int parse_value(const opt_t *o, const char *v)
 static void show_default(const opt_t *o, char *buf, size_t len)
 {
     switch (o->type) {
-    case T_STR: snprintf(buf, len, "%s", *(const char **)o->ptr); break;
+    case T_STR: snprintf(buf, len, "%s", *(const char **)o->ptr ? *(const char **)o->ptr : ""); break;
     case T_INT: snprintf(buf, len, "%d", *(int *)o->ptr); break;
     case T_UINT: snprintf(buf, len, "%u", *(unsigned *)o->ptr); break;
     case T_U32: snprintf(buf, len, "%u", *(uint32_t *)o->ptr); break;
@@ -166,6 +166,7 @@ int cmd_serve(int argc, char **argv)
             return cli_usage("serve", USAGE, "%s '%s' is not a valid value", opts[k].flag, argv[i]);
     }
     c.queue_limit = queue_limit;
+    if (c.port > 65535) return cli_usage("serve", USAGE, "--port wants 0..65535, not %d", c.port);
     if (quiet) c.log_requests = 0;
 
     char conninfo[4096], err[2048];

@@ -99,10 +99,10 @@ static enum MHD_Result send_response(srv_req_t *r)
         snprintf(ra, sizeof ra, "%u", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
-    if (r->route == ROUTE_MATCH_POST && r->status == 401)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    if (r->status == 401 && r->route != ROUTE_MATCH_POST)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->route == ROUTE_MATCH_POST ? "POST" : "GET, HEAD");
     enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -187,7 +187,10 @@ static int append_body(srv_req_t *r, const char *data, size_t size)
         while (cap < r->len + size) cap *= 2;
         if (cap > max) cap = max;
         uint8_t *b = realloc(r->body, cap);
-        if (!b) return -1;
+        if (!b) {
+            r->oom = 1;
+            return -1;
+        }
         r->body = b;
         r->cap = cap;
     }
@@ -203,8 +206,12 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
                                size_t size)
 {
     srv_req_t *r = cls;
-    (void)kind, (void)filename, (void)transfer_encoding, (void)off;
+    (void)kind, (void)filename, (void)transfer_encoding;
     if (!key || strcmp(key, "file")) return MHD_YES;
+    if (off == 0 && r->got_file && r->len) {
+        r->second_file = 1; /* a second part named "file": refused */
+        return MHD_NO;
+    }
     if (!r->got_file && content_type) media_type(content_type, r->file_type, sizeof r->file_type);
     r->got_file = 1;
     if (size && append_body(r, data, size)) return MHD_NO;
@@ -365,7 +372,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         s->in_flight++;
         pthread_mutex_unlock(&s->lock);
         r->state = at_headers(s, r, method, url) ? ST_HEADERS : ST_RESPOND;
-        if (r->state == ST_RESPOND) return send_response(r);
+        /* a POST refused at its headers is answered now, before its body is
+         * read (the connection then closes); other answers go on the next
+         * call, which keeps the connection alive */
+        if (r->state == ST_RESPOND && !strcmp(method, "POST")) return send_response(r);
         return MHD_YES;
     }
     if (*size) {
@@ -377,11 +387,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 r->state = ST_RESPOND;
             } else if (r->kind == BODY_MULTIPART) {
                 if (MHD_post_process(r->pp, data, *size) != MHD_YES && !r->too_big) {
-                    srv_problem(r, 400, "bad_multipart", "the multipart body is malformed");
+                    if (r->second_file)
+                        srv_problem(r, 400, "bad_multipart", "send one field \"file\" per request");
+                    else if (r->oom)
+                        srv_problem(r, 503, "out_of_memory", "the server is out of memory; retry later");
+                    else
+                        srv_problem(r, 400, "bad_multipart", "the multipart body is malformed");
                     r->state = ST_RESPOND;
                 }
-            } else {
-                append_body(r, data, *size);
+            } else if (append_body(r, data, *size) && !r->too_big) {
+                srv_problem(r, 503, "out_of_memory", "the server is out of memory; retry later");
+                r->state = ST_RESPOND;
             }
             /* grown past the limit without a Content-Length: close */
             if (r->too_big) return MHD_NO;

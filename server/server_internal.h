@@ -67,6 +67,8 @@ typedef struct srv_req {
     uint8_t *body;
     size_t len, cap;
     int too_big;
+    int oom;                       /* the body could not be stored */
+    int second_file;               /* multipart: a second part "file" */
     struct MHD_PostProcessor *pp;
     char file_type[128];           /* Content-Type of the multipart file part */
     int got_file;
@@ -167,13 +169,14 @@ char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, size_t *len
 
 /*
  * Prints uploaded in the form `earmark fingerprint --json` writes: parse,
- * check the parameters match cfg.  On success *prints (malloc'd) and *n,
- * *duration_s.  Returns 0, or an HTTP status (400, 422) with code and a
- * message in msg.
+ * check the parameters match cfg and the span is within max_duration_s (0:
+ * no limit).  On success *prints (malloc'd) and *n, *duration_s (the
+ * claimed duration, but never less than the prints' span).  Returns 0, or
+ * an HTTP status (400, 413, 422, 503) with code and a message in msg.
  */
 unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cfg,
-                          fp_print_t **prints, size_t *n, double *duration_s, const char **code,
-                          char *msg, size_t msglen);
+                          double max_duration_s, fp_print_t **prints, size_t *n,
+                          double *duration_s, const char **code, char *msg, size_t msglen);
 
 double srv_now(void);
 

@@ -18,10 +18,28 @@
 #include <string.h>
 
 #define MAX_PRINTS (50u * 1000u * 1000u)
+#define SHOWN_ID 16  /* characters of the client's config_id in a message */
+
+/*
+ * The client's config_id as a message shows it: printable ASCII (anything
+ * else as '?'), at most SHOWN_ID characters then "...".  The message must
+ * stay one line of valid UTF-8 whatever was sent: srv_problem() puts it
+ * into JSON, and a multi-byte character cut by the message's length would
+ * leave the response without a body.
+ */
+static void shown_id(const char *s, char out[SHOWN_ID + 4])
+{
+    size_t i = 0;
+    for (; s[i] && i < SHOWN_ID; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    strcpy(out + i, s[i] ? "..." : "");
+}
 
 unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cfg,
-                          fp_print_t **prints, size_t *n, double *duration_s, const char **code,
-                          char *msg, size_t msglen)
+                          double max_duration_s, fp_print_t **prints, size_t *n,
+                          double *duration_s, const char **code, char *msg, size_t msglen)
 {
     *prints = NULL;
     *n = 0;
@@ -48,8 +66,10 @@ unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cf
     if (json_integer_value(pv) != cfg->version || strcmp(json_string_value(ci), want)) {
         status = 422;
         *code = "params_mismatch";
+        char theirs[SHOWN_ID + 4];
+        shown_id(json_string_value(ci), theirs);
         snprintf(msg, msglen, "the prints were made with parameters v%lld/%s; this server uses v%d/%s",
-                 (long long)json_integer_value(pv), json_string_value(ci), cfg->version, want);
+                 (long long)json_integer_value(pv), theirs, cfg->version, want);
         goto out;
     }
     size_t count = json_array_size(arr);
@@ -86,11 +106,21 @@ unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cf
         p[i] = (fp_print_t){(uint32_t)v[1], (uint32_t)v[0], (uint16_t)v[2], (uint16_t)v[3]};
         if (p[i].t > tmax) tmax = p[i].t;
     }
+    /* the duration is at least the prints' own span: a smaller claim
+     * would inflate a match's coverage of the upload */
+    double span = (double)tmax * fp_config_frame_seconds(cfg);
+    double claimed = json_is_number(dur) ? json_number_value(dur) : 0;
+    *duration_s = claimed > span && claimed < 1e9 ? claimed : span;
+    if (max_duration_s > 0 && span > max_duration_s) {
+        free(p);
+        status = 413;
+        *code = "too_long";
+        snprintf(msg, msglen, "the prints span %.1f s; the limit is %.0f s", span, max_duration_s);
+        *duration_s = 0;
+        goto out;
+    }
     *prints = p;
     *n = count;
-    *duration_s = json_is_number(dur) && json_number_value(dur) > 0
-                      ? json_number_value(dur)
-                      : (double)tmax * fp_config_frame_seconds(cfg);
     status = 0;
 out:
     json_decref(o);

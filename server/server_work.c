@@ -165,21 +165,23 @@ typedef struct group {
 /* Track metadata for the matches' JSON: fills objects in meta[track_id]. */
 static int track_meta(srv_worker_t *w, const group_t *g, size_t ng, json_t *meta)
 {
-    char arr[16 * 64 + 8];
-    size_t l = 0;
+    size_t cap = ng * 12 + 4, l = 0;
+    char *arr = malloc(cap);
+    if (!arr) return -1;
     arr[l++] = '{';
-    for (size_t i = 0; i < ng && l + 16 < sizeof arr; i++)
-        l += (size_t)snprintf(arr + l, sizeof arr - l, i ? ",%u" : "%u", g[i].track);
+    for (size_t i = 0; i < ng; i++)
+        l += (size_t)snprintf(arr + l, cap - l, i ? ",%u" : "%u", g[i].track);
     arr[l++] = '}';
     arr[l] = '\0';
     const char *p[1] = {arr};
     PGresult *res;
-    if (db_query(w->conn,
+    int rc = (int)db_query(w->conn,
                  "SELECT t.id, t.external_id, t.title, t.artist, n.name, "
                  "coalesce(t.duration_s, 0) FROM tracks t JOIN tenants n ON n.id = t.tenant_id "
                  "WHERE t.id = ANY($1::bigint[])",
-                 1, p, 0, &res, w->err, sizeof w->err) != DB_OK)
-        return -1;
+                 1, p, 0, &res, w->err, sizeof w->err);
+    free(arr);
+    if (rc != DB_OK) return -1;
     for (int i = 0; i < PQntuples(res); i++) {
         json_t *o = json_object();
         for (int c = 1; c <= 4; c++) {
@@ -340,8 +342,8 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     if (r->kind == BODY_PRINTS) {
         const char *code = NULL;
         char msg[512];
-        unsigned st = srv_parse_prints(r->body, r->len, &s->fpcfg, &prints, &nprints, &duration,
-                                       &code, msg, sizeof msg);
+        unsigned st = srv_parse_prints(r->body, r->len, &s->fpcfg, s->cfg.max_duration_s, &prints,
+                                       &nprints, &duration, &code, msg, sizeof msg);
         if (st) {
             srv_problem(r, st, code, "%s", msg);
             goto out;
@@ -393,7 +395,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     double t2 = srv_now();
     srv_metrics_stage(s->metrics, 1, t2 - t1);
 
-    /* one entry per recording, its segments in query order */
+    /* one entry per recording, its segments strongest first */
     groups = calloc(nres + 1, sizeof *groups);
     size_t ng = 0;
     for (size_t i = 0; i < nres && groups; i++) {
@@ -440,9 +442,9 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         char tid[16];
         snprintf(tid, sizeof tid, "%u", best->track);
         json_t *md = json_object_get(meta, tid);
-        json_t *o = json_pack("{s:i, s:O?, s:O?, s:O?, s:O?, s:i, s:f, s:f, s:f, s:f, s:f, s:f, "
+        json_t *o = json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:i, s:f, s:f, s:f, s:f, s:f, s:f, "
                               "s:f, s:f, s:f, s:f, s:s, s:i, s:s, s:o}",
-                              "track_id", (int)best->track, "external_id",
+                              "track_id", (json_int_t)best->track, "external_id",
                               json_object_get(md, "external_id"), "title",
                               json_object_get(md, "title"), "artist", json_object_get(md, "artist"),
                               "owner", json_object_get(md, "owner"), "score", (int)score,
@@ -534,7 +536,7 @@ static void do_get_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         char rank[24];
         snprintf(rank, sizeof rank, "%zu", i + 1);
         json_t *s = json_object_get(st, rank);
-        json_object_set(m, "review_status", s ? s : json_string("pending"));
+        json_object_set_new(m, "review_status", s ? json_incref(s) : json_string("pending"));
     }
     json_decref(st);
     r->tenant = key->tenant_id;

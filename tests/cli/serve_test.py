@@ -1,0 +1,369 @@
+"""tests/cli/serve_test.py -- `earmark serve` over real HTTP, against a real
+private PostgreSQL cluster and real recordings.
+
+Run by tests/cli/serve.sh.  Environment: EARMARK_BIN (the built earmark).
+Checks: authentication, tenant isolation, the three upload forms, the
+fields docs/openapi.yaml names, no-match answers, limits at the headers
+(413 before the body is read), bad bodies (truncated, empty, random bytes,
+wrong Content-Type), rate limiting, concurrent uploads, a database stopped
+and restarted under the running server (503, then recovery), metrics, and
+graceful shutdown on SIGTERM.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import yaml
+
+EM = os.environ.get("EARMARK_BIN") or os.path.abspath("build/earmark")
+MUSIC = "/usr/share/games/supertuxkart/data/music"
+failures = 0
+
+
+def check(name, cond, detail=""):
+    global failures
+    if cond:
+        print("ok - " + name)
+    else:
+        failures += 1
+        print("not ok - " + name + (": " + str(detail) if detail else ""))
+
+
+def run(*args, **kw):
+    return subprocess.run([EM] + list(args), capture_output=True, text=True, env=ENV, **kw)
+
+
+tmp = tempfile.mkdtemp(prefix="earmark-serve-")
+os.chmod(tmp, 0o711)
+ENV = dict(os.environ)
+for k in ("EARMARK_DB", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"):
+    ENV.pop(k, None)
+ENV["EARMARK_VAR"] = os.path.join(tmp, "var")
+servers = []
+
+
+def cleanup():
+    for p in servers:
+        if p.poll() is None:
+            p.kill()
+    run("db", "stop")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_server(*extra):
+    port_file = os.path.join(tmp, "port%d" % len(servers))
+    log = open(os.path.join(tmp, "serve%d.log" % len(servers)), "w")
+    p = subprocess.Popen([EM, "serve", "--port", "0", "--port-file", port_file, "--workers", "2"]
+                         + list(extra), env=ENV, stderr=log)
+    servers.append(p)
+    for _ in range(200):
+        if os.path.exists(port_file):
+            return p, int(open(port_file).read())
+        time.sleep(0.05)
+    raise SystemExit("the server did not start")
+
+
+def request(port, method, path, body=None, headers=None, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+    except (BrokenPipeError, ConnectionResetError):
+        # the server answered early (at the headers) and closed: the answer
+        # is still there to read
+        pass
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        doc = json.loads(data) if data else None
+    except ValueError:
+        doc = None
+    return r.status, dict(r.getheaders()), doc, data
+
+
+def sox(src, dst, *effects):
+    subprocess.run(["sox", "-V1", src, "-r", "44100", "-b", "16", "-c", "2", dst] + list(effects),
+                   check=True)
+
+
+# -- the spec: required properties of each schema ------------------------------
+SPEC = os.environ.get("EARMARK_OPENAPI") or os.path.join(os.path.dirname(__file__), "../../docs/openapi.yaml")
+spec = yaml.safe_load(open(SPEC))
+
+
+def resolve(schema):
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = spec["components"]["schemas"][name]
+    return schema
+
+
+def missing_fields(doc, schema, where="$"):
+    """Names of required properties the spec lists that doc lacks (recursively)."""
+    schema = resolve(schema)
+    out = []
+    if "allOf" in schema:
+        for s in schema["allOf"]:
+            out += missing_fields(doc, s, where)
+        return out
+    if schema.get("type") == "object" or "properties" in schema:
+        if not isinstance(doc, dict):
+            return [where + " (not an object)"]
+        for k in schema.get("required", []):
+            if k not in doc:
+                out.append(where + "." + k)
+        for k, sub in schema.get("properties", {}).items():
+            if k in doc and doc[k] is not None:
+                out += missing_fields(doc[k], sub, where + "." + k)
+    elif schema.get("type") == "array" and "items" in schema and isinstance(doc, list):
+        for i, e in enumerate(doc):
+            out += missing_fields(e, schema["items"], "%s[%d]" % (where, i))
+    return out
+
+
+def response_schema(path, method, status, ctype="application/json"):
+    op = spec["paths"][path][method]
+    resp = op["responses"][str(status)]
+    if "$ref" in resp:
+        resp = spec["components"]["responses"][resp["$ref"].split("/")[-1]]
+    content = resp["content"]
+    return content.get(ctype) or content.get("application/problem+json") or next(iter(content.values()))
+
+
+def spec_check(name, doc, path, method, status):
+    sch = response_schema(path, method, status)["schema"]
+    miss = missing_fields(doc, sch)
+    check(name + " carries every field the spec requires", not miss, miss)
+
+
+try:
+    # -- catalog: tenant acme (3 recordings), tenant other (1) -----------------
+    assert run("db", "start").returncode == 0, "db start"
+    assert run("db", "migrate").returncode == 0, "db migrate"
+    acme = [MUSIC + "/Snowy.ogg", MUSIC + "/Lava.ogg", MUSIC + "/bay.ogg"]
+    r = run("index", "--quiet", "--tenant", "acme", *acme)
+    check("index acme's catalog", r.returncode == 0, r.stderr)
+    r = run("index", "--quiet", "--tenant", "other", MUSIC + "/egypt.ogg")
+    check("index other's catalog", r.returncode == 0, r.stderr)
+    key_a = run("keys", "create", "--tenant", "acme", "--name", "test").stdout.strip()
+    key_admin = run("keys", "create", "--tenant", "acme", "--name", "ops", "--role", "admin").stdout.strip()
+    key_b = run("keys", "create", "--tenant", "other", "--name", "test").stdout.strip()
+    check("keys are made", key_a.startswith("em_") and key_b.startswith("em_"), (key_a, key_b))
+    revoked = run("keys", "create", "--tenant", "acme", "--name", "gone").stdout.strip()
+    run("keys", "revoke", revoked[:11])
+    A = {"Authorization": "Bearer " + key_a}
+    B = {"Authorization": "Bearer " + key_b}
+
+    clip = os.path.join(tmp, "clip.wav")
+    sox(MUSIC + "/Lava.ogg", clip, "trim", "40", "10", "speed", "1.05")
+    neg = os.path.join(tmp, "neg.wav")
+    sox(MUSIC + "/Penguin_Party.ogg", neg, "trim", "20", "10")
+    wav = open(clip, "rb").read()
+
+    srv, port = start_server("--max-upload-mb", "4", "--rate", "1000", "--burst", "1000")
+
+    # -- health ------------------------------------------------------------------
+    st, _, doc, _ = request(port, "GET", "/healthz")
+    check("/healthz answers 200", st == 200)
+    st, _, doc, _ = request(port, "GET", "/readyz")
+    check("/readyz answers 200 with the database up", st == 200, doc)
+
+    # -- authentication ------------------------------------------------------------
+    aud = {"Content-Type": "audio/wav"}
+    st, h, doc, _ = request(port, "POST", "/v1/matches", wav, aud)
+    check("no key: 401 unauthorized", st == 401 and doc and doc.get("code") == "unauthorized", (st, doc))
+    check("401 says how to authenticate", h.get("WWW-Authenticate", "").startswith("Bearer"), h)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, Authorization="Bearer nope"))
+    check("a malformed key: 401", st == 401, st)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav,
+                            dict(aud, Authorization="Bearer em_" + "A" * 43))
+    check("an unknown key: 401", st == 401, st)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, Authorization="Bearer " + revoked))
+    check("a revoked key: 401", st == 401 and "revoked" in (doc or {}).get("detail", ""), (st, doc))
+    st, _, doc, _ = request(port, "GET", "/v1/nothing", None, A)
+    check("an unknown route: 404 problem", st == 404 and doc and doc.get("code") == "not_found", (st, doc))
+    spec_check("a problem", doc, "/v1/matches", "post", 401)
+
+    # -- a match, three ways ----------------------------------------------------------
+    st, _, doc, _ = request(port, "POST", "/v1/matches?client_ref=clip-1&max_results=5", wav, dict(aud, **A))
+    check("POST audio: 200", st == 200, (st, doc))
+    lava_id = None
+    if st == 200:
+        m = doc["matches"]
+        check("the clip is found: Lava.ogg, 5% faster",
+              len(m) >= 1 and m[0]["speed"] > 1.03 and m[0]["speed"] < 1.07, m)
+        check("client_ref is echoed", doc.get("client_ref") == "clip-1", doc.get("client_ref"))
+        check("the offset is right", m and abs(m[0]["ref_start"] - 40.0 - m[0]["query_start"] * m[0]["speed"]) < 1.0, m)
+        check("the upload is flagged", doc["flag"] in ("likely_infringement", "possible_reuse"), doc["flag"])
+        spec_check("POST /v1/matches", doc, "/v1/matches", "post", 200)
+        lava_id = m[0]["track_id"] if m else None
+        upload_a = doc["upload_id"]
+    boundary = "earmarkboundary7MA4YWxkTrZu0gW"
+    mp = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\n"
+           "Content-Type: audio/wav\r\n\r\n" % boundary).encode() + wav + ("\r\n--%s--\r\n" % boundary).encode())
+    st, _, doc, _ = request(port, "POST", "/v1/matches", mp,
+                            dict(A, **{"Content-Type": "multipart/form-data; boundary=" + boundary}))
+    check("POST multipart/form-data: the same match",
+          st == 200 and doc["matches"] and doc["matches"][0]["track_id"] == lava_id, (st, doc))
+    prints = run("fingerprint", "--json", clip).stdout
+    st, _, doc, _ = request(port, "POST", "/v1/matches", prints.encode(),
+                            dict(A, **{"Content-Type": "application/json"}))
+    check("POST precomputed prints: the same match",
+          st == 200 and doc["matches"] and doc["matches"][0]["track_id"] == lava_id, (st, doc))
+    bad_version = prints.replace('"params_version":', '"params_version":9', 1)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", bad_version.encode(),
+                            dict(A, **{"Content-Type": "application/json"}))
+    check("prints of other parameters: 422", st == 422 and doc.get("code") == "params_mismatch", (st, doc))
+
+    # -- no match ------------------------------------------------------------------------
+    st, _, doc, _ = request(port, "POST", "/v1/matches", open(neg, "rb").read(), dict(aud, **A))
+    check("music not in the catalog: 200, no matches, flag none",
+          st == 200 and doc["matches"] == [] and doc["flag"] == "none", (st, doc))
+
+    # -- reading back, and tenant isolation ------------------------------------------------
+    st, _, doc, _ = request(port, "GET", "/v1/matches/" + upload_a, None, A)
+    check("GET /v1/matches/{id}: the stored result", st == 200 and doc["upload_id"] == upload_a, (st, doc))
+    if st == 200:
+        spec_check("GET /v1/matches/{id}", doc, "/v1/matches/{id}", "get", 200)
+    st, _, doc, _ = request(port, "GET", "/v1/matches/" + upload_a, None, B)
+    check("another tenant's key cannot read the match", st == 404, st)
+    st, _, doc, _ = request(port, "GET", "/v1/tracks/%s" % lava_id, None, A)
+    check("GET /v1/tracks/{id}", st == 200 and doc["track_id"] == lava_id, (st, doc))
+    if st == 200:
+        spec_check("GET /v1/tracks/{id}", doc, "/v1/tracks/{id}", "get", 200)
+    st, _, doc, _ = request(port, "GET", "/v1/tracks/%s" % lava_id, None, B)
+    check("another tenant's key cannot read the track", st == 404, st)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **B))
+    check("another tenant's clip is matched against its own catalog only",
+          st == 200 and doc["matches"] == [], (st, doc))
+    st, _, doc, _ = request(port, "GET", "/v1/catalog/stats", None, A)
+    check("GET /v1/catalog/stats counts acme's tracks", st == 200 and doc["tracks"] == 3, (st, doc))
+    if st == 200:
+        spec_check("GET /v1/catalog/stats", doc, "/v1/catalog/stats", "get", 200)
+        check("a client key does not see the store figures", "store" not in doc, doc)
+    st, _, doc, _ = request(port, "GET", "/v1/catalog/stats", None, {"Authorization": "Bearer " + key_admin})
+    check("an admin key sees the store figures", st == 200 and "store" in doc, doc)
+
+    # -- bad bodies ---------------------------------------------------------------------------
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav[:2000], dict(aud, **A))
+    check("a truncated WAV: 4xx", 400 <= st < 500, (st, doc))
+    st, _, doc, _ = request(port, "POST", "/v1/matches", b"", dict(aud, **A))
+    check("an empty body: 400 empty_body", st == 400 and doc.get("code") == "empty_body", (st, doc))
+    st, _, doc, _ = request(port, "POST", "/v1/matches", os.urandom(50000), dict(aud, **A))
+    check("random bytes: 415 undecodable_audio", st == 415 and doc.get("code") == "undecodable_audio", (st, doc))
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(A, **{"Content-Type": "text/plain"}))
+    check("a wrong Content-Type: 415 unsupported_media_type",
+          st == 415 and doc.get("code") == "unsupported_media_type", (st, doc))
+    st, _, doc, _ = request(port, "POST", "/v1/matches?min_score=abc", wav, dict(aud, **A))
+    check("a bad parameter: 400 bad_parameter", st == 400 and doc.get("code") == "bad_parameter", (st, doc))
+    st, _, doc, _ = request(port, "POST", "/v1/matches", b"{not json", dict(A, **{"Content-Type": "application/json"}))
+    check("malformed prints JSON: 400", st == 400, (st, doc))
+
+    # -- 413 at the headers: a 100 MB Content-Length, and no body sent at all -----------------
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("POST /v1/matches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: audio/wav\r\nContent-Length: 100000000\r\n\r\n" % key_a).encode())
+    head = s.recv(4096).decode(errors="replace")
+    s.close()
+    check("an oversize upload gets 413 before its body is sent", head.startswith("HTTP/1.1 413"), head[:80])
+    big = os.urandom(5 * 1024 * 1024)
+    try:
+        st, _, doc, _ = request(port, "POST", "/v1/matches", big, dict(aud, **A))
+        check("a 5 MB body over a 4 MB limit: 413", st == 413, st)
+    except (ConnectionError, OSError) as e:
+        check("a 5 MB body over a 4 MB limit: refused", True, e)
+
+    # -- concurrent uploads ------------------------------------------------------------------
+    results = []
+
+    def one():
+        try:
+            st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **A))
+            results.append(st == 200 and doc["matches"] and doc["matches"][0]["track_id"] == lava_id)
+        except Exception as e:  # noqa: BLE001 -- any failure counts
+            results.append(e)
+    ts = [threading.Thread(target=one) for _ in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check("16 concurrent uploads all match", results.count(True) == 16, results)
+
+    # -- the database stopped under the running server, then back -----------------------------
+    run("db", "stop")
+    st, h, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **A))
+    check("database down: 503 database_unavailable",
+          st == 503 and doc.get("code") == "database_unavailable", (st, doc))
+    check("503 says when to retry", "Retry-After" in h, h)
+    st, _, doc, _ = request(port, "GET", "/readyz")
+    check("database down: /readyz 503", st == 503, st)
+    st, _, _, _ = request(port, "GET", "/healthz")
+    check("database down: /healthz still 200", st == 200, st)
+    run("db", "start")
+    ok = False
+    for _ in range(40):
+        st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **A))
+        if st == 200:
+            ok = True
+            break
+        time.sleep(0.25)
+    check("database back: matches again without a restart", ok and doc["matches"], (st, doc))
+    st, _, _, _ = request(port, "GET", "/readyz")
+    check("database back: /readyz 200", st == 200, st)
+
+    # -- metrics ---------------------------------------------------------------------------------
+    st, h, _, raw = request(port, "GET", "/metrics")
+    text = raw.decode()
+    check("/metrics is Prometheus text", st == 200 and h.get("Content-Type", "").startswith("text/plain"), h)
+    for name in ("earmark_requests_total", "earmark_request_duration_seconds_bucket",
+                 "earmark_matches_total", "earmark_decode_failures_total", "earmark_database_errors_total",
+                 "earmark_requests_in_flight"):
+        check("/metrics has " + name, name in text)
+    check("/metrics counts the 503s", 'route="post_matches",code="503"' in text)
+
+    # -- rate limit (its own server: 1 request a second, burst 2) ---------------------------------
+    srv2, port2 = start_server("--rate", "1", "--burst", "2", "--quiet")
+    codes = [request(port2, "GET", "/v1/catalog/stats", None, A)[0] for _ in range(4)]
+    st, h, doc, _ = request(port2, "GET", "/v1/catalog/stats", None, A)
+    check("over the rate: 429 with Retry-After", st == 429 and "Retry-After" in h and 429 in codes, (codes, st, h))
+    srv2.send_signal(signal.SIGTERM)
+    srv2.wait(10)
+
+    # -- graceful shutdown: a request in flight completes, exit 0 -----------------------------------
+    # the headers go first; the signal comes while the body is still on its way
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.putrequest("POST", "/v1/matches")
+    for k, v in dict(aud, **A).items():
+        c.putheader(k, v)
+    c.putheader("Content-Length", str(len(wav)))
+    c.endheaders()
+    c.send(wav[:1000])
+    time.sleep(0.2)
+    srv.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    c.send(wav[1000:])
+    r = c.getresponse()
+    st = r.status
+    r.read()
+    c.close()
+    rc = srv.wait(30)
+    check("SIGTERM: the request in flight was answered", st == 200, st)
+    check("SIGTERM: exit 0", rc == 0, rc)
+    try:
+        request(port, "GET", "/healthz", timeout=2)
+        check("SIGTERM: no new connections", False)
+    except OSError:
+        check("SIGTERM: no new connections", True)
+finally:
+    cleanup()
+
+print("serve_test: %d failed" % failures)
+sys.exit(1 if failures else 0)
