@@ -21,20 +21,27 @@
 #define SHOWN_ID 16  /* characters of the client's config_id in a message */
 
 /*
- * The client's config_id as a message shows it: printable ASCII (anything
- * else as '?'), at most SHOWN_ID characters then "...".  The message must
- * stay one line of valid UTF-8 whatever was sent: srv_problem() puts it
- * into JSON, and a multi-byte character cut by the message's length would
- * leave the response without a body.
+ * What a message quotes of the body is made printable ASCII (anything else
+ * as '?'): the message must stay one line of valid UTF-8 whatever was sent,
+ * since srv_problem() puts it into JSON and json_pack() fails on invalid
+ * UTF-8, leaving the response without a body.  Both jansson's error text
+ * (its "near '...'" can end in half a UTF-8 character) and the client's
+ * config_id (any string, cut anywhere by the message's length) can be.
  */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f) *s = '?';
+}
+
+/* The client's config_id as a message shows it: at most SHOWN_ID
+ * characters then "...", printable. */
 static void shown_id(const char *s, char out[SHOWN_ID + 4])
 {
     size_t i = 0;
-    for (; s[i] && i < SHOWN_ID; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
+    for (; s[i] && i < SHOWN_ID; i++) out[i] = s[i];
     strcpy(out + i, s[i] ? "..." : "");
+    printable(out);
 }
 
 unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cfg,
@@ -48,6 +55,7 @@ unsigned srv_parse_prints(const uint8_t *body, size_t len, const fp_config_t *cf
     json_t *o = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je);
     if (!o) {
         *code = "bad_json";
+        printable(je.text);
         snprintf(msg, msglen, "the body is not JSON: %s (line %d, column %d)", je.text, je.line,
                  je.column);
         return 400;

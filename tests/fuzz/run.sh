@@ -9,18 +9,32 @@
 # manifest  tests/fuzz/fuzz_manifest.c, compiled together with the indexer's
 #           sources (indexer/; jansson as installed); seeded with small CSV
 #           and JSON Lines manifests and given a dictionary of their words.
+# prints    tests/fuzz/fuzz_prints.c, compiled together with
+#           server/server_json.c and the fingerprint core's sources (jansson
+#           and libmicrohttpd as installed): the JSON prints a client uploads
+#           instead of audio; seeded with the `earmark fingerprint --json`
+#           output of a 2 s clip (made at run time with sox and build/earmark,
+#           or $EARMARK) and small hand-written variants, and given a
+#           dictionary of the keys.
+# rows      tests/fuzz/fuzz_rows.c, compiled together with
+#           store/store_codec.c (headers only from db/, match/, fingerprint/
+#           and libpq): the posting rows read back from PostgreSQL, decoded
+#           and encoded again; seeded with rows the harness encodes from
+#           random postings at run time (its FUZZ_ROWS_SEEDS=DIR mode).
 #
 # Each is built with clang's libFuzzer, AddressSanitizer and UBSan and fuzzed
 # for SECONDS (default 60, or $FUZZ_SECONDS), one after the other.
 #
 # Exits 0 when no run found anything, 1 when one found a crash, a sanitizer
 # report, a leak, a timeout or an out-of-memory input (kept in
-# build/fuzz/artifacts/ for decode, build/fuzz/manifest/artifacts/ for
-# manifest, with the command to reproduce it), or when the tools are missing.
+# build/fuzz/artifacts/ for decode, build/fuzz/NAME/artifacts/ for the
+# others, with the command to reproduce it), or when the tools are missing.
 #
 # Environment: CLANG (compiler, default clang), FUZZ_ARGS (extra libFuzzer
 # options, e.g. "-jobs=2 -workers=2"), BUILD_FUZZ (output folder, default
-# build/fuzz), FUZZ_TARGETS (the harnesses to run, default "decode manifest").
+# build/fuzz), FUZZ_TARGETS (the harnesses to run, default "decode manifest
+# prints rows"), EARMARK (the program that makes the prints seed, default
+# build/earmark; without it that seed is left out).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,11 +47,12 @@ case $secs in
 esac
 out=${BUILD_FUZZ:-build/fuzz}
 CLANG=${CLANG:-clang}
-targets=${FUZZ_TARGETS:-decode manifest}
+targets=${FUZZ_TARGETS:-decode manifest prints rows}
 for t in $targets; do
     case $t in
-        decode|manifest) ;;
-        *) echo "$0: unknown harness '$t' in FUZZ_TARGETS (decode, manifest)" >&2; exit 2 ;;
+        decode|manifest|prints|rows) ;;
+        *) echo "$0: unknown harness '$t' in FUZZ_TARGETS (decode, manifest, prints, rows)" >&2
+           exit 2 ;;
     esac
 done
 want() { case " $targets " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -83,6 +98,14 @@ fi
 if want manifest; then
     pkg-config --exists jansson ||
         die "pkg-config cannot find jansson (run scripts/deps)"
+fi
+if want prints; then
+    pkg-config --exists $pkgs jansson libmicrohttpd ||
+        die "pkg-config cannot find one of: $pkgs jansson libmicrohttpd (run scripts/deps)"
+fi
+if want rows; then
+    pkg-config --exists libpq ||
+        die "pkg-config cannot find libpq (run scripts/deps)"
 fi
 
 # run_harness NAME BINARY WORKDIR ARTIFACTS SEEDS MAXLEN [LIBFUZZER-ARGS...]
@@ -234,6 +257,8 @@ if want manifest; then
         -fsanitize=address,undefined -fno-sanitize-recover=undefined \
         -Wall -Wextra -Wno-unused-parameter -pthread -Iindexer $(pkg-config --cflags jansson)"
     for f in indexer/*.c; do
+        # the command (cmd_index.c) needs the CLI and the store: not fuzzed
+        case $(basename "$f") in cmd_*) continue ;; esac
         # shellcheck disable=SC2086
         "$CLANG" $mcommon -fsanitize=fuzzer-no-link -c "$f" -o "$mdir/obj/$(basename "$f" .c).o" ||
             die "cannot compile $f"
@@ -275,6 +300,144 @@ EOF
 
     run_harness manifest "$mdir/fuzz_manifest" "$mdir" "$mdir/artifacts" "$mseed" 70000 \
         -dict="$mdir/manifest.dict" || status=1
+fi
+
+# ===== prints ================================================================
+
+if want prints; then
+    pdir="$out/prints"
+    mkdir -p "$pdir/obj"
+    rm -f "$pdir/obj"/*.o
+    say "building $pdir/fuzz_prints"
+    pcommon="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Wno-unused-parameter -pthread -Iserver -Ifingerprint -Imatch \
+        $(pkg-config --cflags $pkgs jansson libmicrohttpd)"
+    # The parser gets libFuzzer's full instrumentation; of the core, only
+    # fp_config_id() and fp_config_frame_seconds() are called: no coverage.
+    # shellcheck disable=SC2086
+    "$CLANG" $pcommon -fsanitize=fuzzer-no-link -c server/server_json.c \
+        -o "$pdir/obj/server_json.o" || die "cannot compile server/server_json.c"
+    for f in fingerprint/*.c; do
+        b=$(basename "$f" .c)
+        case $b in cmd_*) continue ;; esac
+        # shellcheck disable=SC2086
+        "$CLANG" $pcommon -c "$f" -o "$pdir/obj/$b.o" || die "cannot compile $f"
+    done
+    # shellcheck disable=SC2046,SC2086
+    "$CLANG" $pcommon -fsanitize=fuzzer tests/fuzz/fuzz_prints.c "$pdir"/obj/*.o \
+        -o "$pdir/fuzz_prints" $(pkg-config --libs $pkgs jansson libmicrohttpd) -lm \
+        || die "build failed"
+
+    # Seeds: a real `earmark fingerprint --json` of a 2 s clip, and small
+    # bodies with the server's parameters (the harness prints them).
+    pseed="$pdir/seed"
+    rm -rf "$pseed"
+    mkdir -p "$pseed"
+    cfgline=$(FUZZ_PRINTS_CONFIG=1 "$pdir/fuzz_prints" 2>/dev/null) ||
+        die "$pdir/fuzz_prints cannot tell the parameters"
+    pv=${cfgline%% *}
+    ci=${cfgline#* }
+    earmark=${EARMARK:-build/earmark}
+    clip=/usr/share/games/supertuxkart/data/music/Snowy.ogg
+    tmp="$pdir/seed-tmp"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    if [ ! -x "$earmark" ]; then
+        say "no $earmark (run make): no seed of real prints"
+    elif ! command -v sox >/dev/null 2>&1; then
+        say "no sox: no seed of real prints"
+    else
+        if [ -r "$clip" ]; then
+            sox "$clip" "$tmp/clip.wav" trim 5 2 2>/dev/null
+        else
+            say "no corpus track ($clip): real prints of a synthetic tone"
+            sox -n -r 44100 -c 2 "$tmp/clip.wav" synth 2 pluck C4 pluck E5 2>/dev/null
+        fi
+        if "$earmark" fingerprint --json "$tmp/clip.wav" >"$pseed/real.json" 2>"$tmp/earmark.log" &&
+           [ -s "$pseed/real.json" ]; then
+            grep -q "\"config_id\":\"$ci\"" "$pseed/real.json" ||
+                say "$earmark was built with other parameters than the sources (not v$pv/$ci): run make"
+        else
+            say "$earmark fingerprint --json failed: no seed of real prints"
+            rm -f "$pseed/real.json"
+        fi
+    fi
+    rm -rf "$tmp"
+    head="\"params_version\":$pv,\"config_id\":\"$ci\""
+    printf '{%s,"prints":[[0,257345,492,27],[3,2147485267,3327,692],[3,167813,327,102]],"duration":1.5}\n' \
+        "$head" >"$pseed/small.json"
+    printf '{"file":"a.wav","format":"wav",%s,"frame_seconds":0.0232199546,"count":0,"prints":[]}' \
+        "$head" >"$pseed/empty.json"
+    printf '{%s,"prints":[[2147483647,4294967295,65535,65535]],"duration":-1}' "$head" >"$pseed/max.json"
+    printf '{"params_version":%d,"config_id":"%s","prints":[[0,1,2,3]]}' $((pv + 1)) "$ci" \
+        >"$pseed/wrong-version.json"
+    printf '{"params_version":%s,"config_id":"00000000","prints":[[0,1,2,3]]}' "$pv" \
+        >"$pseed/wrong-config.json"
+    printf '{%s,"prints":[[0,1,2]]}' "$head" >"$pseed/short-print.json"
+    printf '{%s,"prints":[[0,1,2,3,4]]}' "$head" >"$pseed/long-print.json"
+    printf '{%s,"prints":[[0,1,2,"3"]]}' "$head" >"$pseed/string-dt.json"
+    printf '{%s,"prints":[[0,1,2,1.5]]}' "$head" >"$pseed/real-dt.json"
+    printf '{%s,"prints":[[-1,1,2,3]]}' "$head" >"$pseed/negative-t.json"
+    printf '{%s,"prints":[[2147483648,1,2,3]]}' "$head" >"$pseed/big-t.json"
+    printf '{%s,"prints":[[0,4294967296,2,3]]}' "$head" >"$pseed/big-hash.json"
+    printf '{%s,"prints":[[0,1,65536,3]]}' "$head" >"$pseed/big-f.json"
+    printf '{%s,"prints":[5,{}]}' "$head" >"$pseed/not-arrays.json"
+    printf '{%s,"prints":{}}' "$head" >"$pseed/prints-object.json"
+    printf '{%s,"prints":[],"prints":[]}' "$head" >"$pseed/duplicate-key.json"
+    printf '[%s]' "$pv" >"$pseed/array.json"
+    printf '{%s,"prints":[[0,1,2' "$head" >"$pseed/cut.json"
+    # A libFuzzer dictionary: the keys and the values that matter.
+    {
+        # shellcheck disable=SC1003
+        for w in params_version config_id prints duration frame_seconds count file \
+                 "$ci" "\\\"$ci\\\"" "$pv" '[0,1,2,3]' 2147483647 2147483648 4294967295 \
+                 4294967296 65535 65536 -1 1e308 0.5 null true false \
+                 '\\u' '\\n' '\\\"' '\\\\'; do
+            printf '"%s"\n' "$w"
+        done
+        printf '"\\"%s\\""\n' params_version config_id prints duration
+    } >"$pdir/prints.dict"
+    for f in "$pseed"/*; do
+        [ -f "$f" ] || continue
+        [ "$(wc -c <"$f")" -le 16384 ] || { say "dropping $(basename "$f"): over 16 KiB"; rm -f "$f"; }
+    done
+    say "seeds: $(ls "$pseed" | tr '\n' ' ')"
+
+    run_harness prints "$pdir/fuzz_prints" "$pdir" "$pdir/artifacts" "$pseed" 16384 \
+        -dict="$pdir/prints.dict" || status=1
+fi
+
+# ===== rows ==================================================================
+
+if want rows; then
+    rdir="$out/rows"
+    mkdir -p "$rdir/obj"
+    rm -f "$rdir/obj"/*.o
+    say "building $rdir/fuzz_rows"
+    # store_codec.c uses em_store.h and the headers it includes (em_db.h
+    # wants libpq-fe.h), but links with nothing of the database code.
+    rcommon="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Wno-unused-parameter -pthread -Istore -Idb -Imatch -Ifingerprint \
+        $(pkg-config --cflags libpq)"
+    # shellcheck disable=SC2086
+    "$CLANG" $rcommon -fsanitize=fuzzer-no-link -c store/store_codec.c \
+        -o "$rdir/obj/store_codec.o" || die "cannot compile store/store_codec.c"
+    # shellcheck disable=SC2086
+    "$CLANG" $rcommon -fsanitize=fuzzer tests/fuzz/fuzz_rows.c "$rdir/obj/store_codec.o" \
+        -o "$rdir/fuzz_rows" -lm || die "build failed"
+
+    # Seeds: rows store_rows_encode() makes of random postings (the harness
+    # writes them), as 4 bytes of start key then the row.
+    rseed="$rdir/seed"
+    rm -rf "$rseed"
+    mkdir -p "$rseed"
+    FUZZ_ROWS_SEEDS="$rseed" "$rdir/fuzz_rows" >"$rdir/seed.log" 2>&1 ||
+        die "$rdir/fuzz_rows cannot write its seeds (see $rdir/seed.log)"
+    say "seeds: $(ls "$rseed" | tr '\n' ' ')"
+
+    run_harness rows "$rdir/fuzz_rows" "$rdir" "$rdir/artifacts" "$rseed" 4096 || status=1
 fi
 
 exit $status
