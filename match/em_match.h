@@ -41,17 +41,29 @@ typedef struct match_store match_store_t;
  * *n used, *cap allocated) one fp_hit_t for every posting of every query
  * print's hash, at most max_postings postings per hash (more mean the hash
  * says nothing: a hash that common is skipped and counted in *skipped).
+ * With max_hits (0: none) it keeps to a budget: the rarest hashes first
+ * (match_budget_select()), the others skipped and counted; a large catalog
+ * then costs what a small one does, and the hashes it drops are the ones
+ * that tell recordings apart least.
  */
 typedef struct match_store_ops {
     fp_err_t (*hits)(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                     fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped, char *err,
-                     size_t errlen);
+                     size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped,
+                     char *err, size_t errlen);
     void (*free)(match_store_t *store);
 } match_store_ops_t;
 
 struct match_store {
     const match_store_ops_t *ops;
 };
+
+/*
+ * Choose, among n hashes with cost[i] hits each (postings times the query
+ * prints of the hash), the cheapest first while the total stays within
+ * max_hits; chosen[i] = 1 for those taken.  Returns how many were taken.
+ * Ties keep the order given.  max_hits 0 takes them all.
+ */
+size_t match_budget_select(const uint64_t *cost, size_t n, uint64_t max_hits, uint8_t *chosen);
 
 /* Release any store.  NULL is a no-op. */
 void match_store_free(match_store_t *store);
@@ -101,6 +113,8 @@ typedef struct match_opts {
                               keeps them out (docs/benchmarks.md) */
     size_t evidence;       /* keep up to this many aligned points per match
                               (match_result_t.points; default 0: none) */
+    size_t max_hits;       /* hits fetched per query: the rarest hashes
+                              first (default 60000; 0: no limit) */
 } match_opts_t;
 
 void match_opts_default(match_opts_t *o);

@@ -26,6 +26,7 @@ void match_opts_default(match_opts_t *o)
     o->max_results = 10;
     o->frame_seconds = fp_config_frame_seconds(&cfg);
     o->min_ratio = 2.0;
+    o->max_hits = 60000;
 }
 
 void match_results_free(match_result_t *r, size_t n)
@@ -143,7 +144,8 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     *n_out = 0;
     if (opts) o = *opts;
     else match_opts_default(&o);
-    rc = store->ops->hits(store, q, nq, o.max_postings, &hits, &nh, &cap, &skipped, err, errlen);
+    rc = store->ops->hits(store, q, nq, o.max_postings, o.max_hits, &hits, &nh, &cap, &skipped,
+                          err, errlen);
     if (rc != FP_OK) goto done;
     fp_score_opts_t so;
     fp_score_opts_default(&so);

@@ -50,29 +50,89 @@ static size_t lower_bound(const memstore_t *m, uint32_t h)
     return lo;
 }
 
+typedef struct budget_item {
+    uint64_t cost;
+    size_t idx;
+} budget_item_t;
+
+static int cmp_budget(const void *a, const void *b)
+{
+    const budget_item_t *x = a, *y = b;
+    if (x->cost != y->cost) return x->cost < y->cost ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+size_t match_budget_select(const uint64_t *cost, size_t n, uint64_t max_hits, uint8_t *chosen)
+{
+    if (!max_hits) {
+        memset(chosen, 1, n);
+        return n;
+    }
+    memset(chosen, 0, n);
+    budget_item_t *it = malloc((n ? n : 1) * sizeof *it);
+    size_t taken = 0;
+    uint64_t total = 0;
+    if (!it) {
+        /* without memory to sort: in the order given */
+        for (size_t i = 0; i < n; i++)
+            if (total + cost[i] <= max_hits) total += cost[i], chosen[i] = 1, taken++;
+        return taken;
+    }
+    for (size_t i = 0; i < n; i++) it[i] = (budget_item_t){cost[i], i};
+    qsort(it, n, sizeof *it, cmp_budget);
+    for (size_t i = 0; i < n && total + it[i].cost <= max_hits; i++) {
+        total += it[i].cost;
+        chosen[it[i].idx] = 1;
+        taken++;
+    }
+    free(it);
+    return taken;
+}
+
+/*
+ * The postings of each query print's hash.  The query's hashes are priced
+ * first (postings times the prints sharing the hash) so that the budget
+ * takes the rarest, as the PostgreSQL store does.
+ */
 static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
-                         size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
-                         size_t *skipped, char *err, size_t errlen)
+                         size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n,
+                         size_t *cap, size_t *skipped, char *err, size_t errlen)
 {
     memstore_t *m = (memstore_t *)store;
     if (!m->sealed) {
         if (err) snprintf(err, errlen, "the in-memory store is not sealed");
         return FP_ERR_INVALID;
     }
+    size_t *first = malloc((nq ? nq : 1) * sizeof *first);
+    uint64_t *cost = calloc(nq ? nq : 1, sizeof *cost);
+    uint8_t *chosen = malloc(nq ? nq : 1);
+    fp_err_t rc = FP_OK;
+    if (!first || !cost || !chosen) {
+        if (err) snprintf(err, errlen, "out of memory");
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < nq; i++) {
         size_t a = lower_bound(m, q[i].hash), b = a;
         while (b < m->n && m->e[b].hash == q[i].hash) b++;
-        if (b - a > max_postings) {
-            if (skipped) (*skipped)++;
+        first[i] = a;
+        cost[i] = b - a > max_postings ? UINT64_MAX / 2 : b - a;
+    }
+    match_budget_select(cost, nq, max_hits, chosen);
+    for (size_t i = 0; i < nq; i++) {
+        if (!chosen[i] || cost[i] > max_postings) {
+            if (skipped && cost[i]) (*skipped)++;
             continue;
         }
+        size_t a = first[i], b = a + (size_t)cost[i];
         if (*n + (b - a) > *cap) {
             size_t nc = *cap ? *cap : 4096;
             while (nc < *n + (b - a)) nc *= 2;
             fp_hit_t *p = realloc(*out, nc * sizeof *p);
             if (!p) {
                 if (err) snprintf(err, errlen, "out of memory for %zu hits", nc);
-                return FP_ERR_NOMEM;
+                rc = FP_ERR_NOMEM;
+                goto out;
             }
             *out = p;
             *cap = nc;
@@ -82,7 +142,11 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
             (*out)[(*n)++] = (fp_hit_t){m->e[k].track, m->e[k].t, q[i].t, (uint32_t)i,
                                         m->e[k].f, q[i].f, flags};
     }
-    return FP_OK;
+out:
+    free(first);
+    free(cost);
+    free(chosen);
+    return rc;
 }
 
 static void mem_free(match_store_t *store)

@@ -89,6 +89,14 @@ typedef struct store_posting {
     uint16_t pad;
 } store_posting_t;
 
+/*
+ * A posting count on one byte (print_segments.key_counts): 0 for none,
+ * else 1 + floor(16 log2(count)), saturating at 255; and back (the lower
+ * edge of the step: within 4.4% below the count).
+ */
+uint8_t store_count_pack(uint64_t count);
+uint32_t store_count_unpack(uint8_t q);
+
 /* Sort postings by (key, track, t) (a radix sort; n may be 0). */
 db_err_t store_postings_sort(store_posting_t *p, size_t n);
 
@@ -207,14 +215,18 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
 /*
  * Append the postings of the query prints q[0 .. nq) to *out as fp_hit_t
  * (the match_store_ops_t contract: *n used, *cap allocated, grown with
- * realloc).  A key with more than max_postings postings over all segments
- * is skipped and counted in *skipped.  Postings of deleted tracks are left
- * out, and, when tenant is not 0, those of other tenants' tracks: a
- * tenant's clips are matched against its own catalog only.
+ * realloc).  What each key costs is known before fetching it (the
+ * segments' key counts): keys the store does not hold are not fetched; a
+ * key with more than max_postings postings is skipped as too common; of the
+ * rest, the rarest keys are fetched first while the hits they bring stay
+ * within max_hits (0: no budget), the others skipped.  Skipped keys are
+ * counted in *skipped.  Postings of deleted tracks are left out, and, when
+ * tenant is not 0, those of other tenants' tracks: a tenant's clips are
+ * matched against its own catalog only.
  * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
  */
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
-                    size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
+                    size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap,
                     size_t *skipped, char *err, size_t errlen);
 
 /*

@@ -56,6 +56,20 @@ uint16_t store_f_unpack(uint16_t q)
     return (uint16_t)(f > 65535.0 ? 65535 : lrint(f));
 }
 
+uint8_t store_count_pack(uint64_t count)
+{
+    if (!count) return 0;
+    int q = 1 + (int)floor(16.0 * log2((double)count) + 1e-9);
+    return (uint8_t)(q > 255 ? 255 : q);
+}
+
+uint32_t store_count_unpack(uint8_t q)
+{
+    if (!q) return 0;
+    double c = ceil(exp2((double)(q - 1) / 16.0) - 1e-9);
+    return c > 4e9 ? 4000000000u : (uint32_t)c;
+}
+
 /* ---- sorting ------------------------------------------------------------ */
 
 static inline uint64_t sort_key(const store_posting_t *p)

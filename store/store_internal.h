@@ -15,6 +15,8 @@ struct store {
     size_t nsegments;
     uint32_t *dead;         /* deleted tracks not yet purged, ascending */
     size_t ndead;
+    uint16_t *counts;       /* postings per key over the live segments
+                               (saturating); NULL until first loaded */
     uint32_t *track_tenant; /* tenant of each track id (0: none); tracks
                                never change tenant, so only new ids are read */
     size_t ntracks;         /* entries: ids below this are known */
@@ -52,6 +54,13 @@ db_err_t stri_copy_begin(stri_copy_t *c, db_conn_t *conn, int64_t segment, char 
 /* store_row_fn for store_rows_encode(): appends one row. */
 int stri_copy_row(void *ctx, uint32_t start, const uint8_t *data, size_t len);
 db_err_t stri_copy_end(stri_copy_t *c, char *err, size_t errlen);
+
+/*
+ * Store a segment's key counts (counts[key] postings, STORE_KEY_SPACE of
+ * them) packed with store_count_pack() into print_segments.key_counts.
+ */
+db_err_t stri_save_counts(db_conn_t *conn, int64_t segment, const uint32_t *counts, char *err,
+                          size_t errlen);
 
 /* CREATE TABLE postings_<id> (start int4, data bytea) with storage set. */
 db_err_t stri_create_segment_table(db_conn_t *conn, int64_t segment, char *err, size_t errlen);

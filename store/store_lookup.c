@@ -90,7 +90,7 @@ static uint32_t be32(const char *p)
 }
 
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
-                    size_t max_postings, fp_hit_t **out, size_t *n, size_t *cap,
+                    size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap,
                     size_t *skipped, char *err, size_t errlen)
 {
     db_err_t rc = stri_refresh(s, conn, err, errlen);
@@ -99,6 +99,8 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
 
     qkey_t *qk = NULL;
     uint32_t *keys = NULL, *totals = NULL;
+    uint64_t *cost = NULL;
+    uint8_t *chosen = NULL;
     row_ref_t *rows = NULL;
     found_t *found = NULL;
     store_posting_t *post = NULL;
@@ -116,8 +118,30 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         qk[m++] = (qkey_t){key, (uint32_t)i};
     }
     qsort(qk, m, sizeof *qk, cmp_qkey);
-    for (size_t i = 0; i < m; i++)
-        if (!nkeys || keys[nkeys - 1] != qk[i].key) keys[nkeys++] = qk[i].key;
+    /* what each key costs, from the segments' counts: absent keys are not
+     * fetched, too common ones are skipped, and of the rest the rarest are
+     * taken within the budget */
+    cost = malloc((m + 1) * sizeof *cost);
+    chosen = malloc(m + 1);
+    if (!cost || !chosen) goto nomem;
+    size_t nc = 0;
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        while (j < m && qk[j].key == qk[i].key) j++;
+        uint32_t postings = s->counts ? s->counts[qk[i].key] : 1;
+        if (postings && (!max_postings || postings <= max_postings)) {
+            keys[nc] = qk[i].key;
+            cost[nc++] = (uint64_t)postings * (j - i);
+        } else if (postings && skipped) {
+            (*skipped)++;
+        }
+        i = j;
+    }
+    match_budget_select(cost, nc, s->counts ? max_hits : 0, chosen);
+    for (size_t i = 0; i < nc; i++) {
+        if (chosen[i]) keys[nkeys++] = keys[i];
+        else if (skipped) (*skipped)++;
+    }
     if (!nkeys) goto done;
 
     /* the keys as an int4[] literal: at most 8 digits and a comma each */
@@ -242,6 +266,8 @@ done:
     PQclear(res);
     free(qk);
     free(keys);
+    free(cost);
+    free(chosen);
     free(totals);
     free(rows);
     free(found);
@@ -261,12 +287,12 @@ typedef struct pgstore {
 } pgstore_t;
 
 static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                        fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped, char *err,
-                        size_t errlen)
+                        size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped,
+                        char *err, size_t errlen)
 {
     pgstore_t *p = (pgstore_t *)store;
-    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, out, n, cap, skipped,
-                             err, errlen);
+    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, max_hits, out, n, cap,
+                             skipped, err, errlen);
     switch (rc) {
     case DB_OK: return FP_OK;
     case DB_ERR_NOMEM: return FP_ERR_NOMEM;

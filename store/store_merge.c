@@ -173,6 +173,8 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
     store_posting_t *p = NULL;
     size_t cap = 0;
     int64_t prints = 0, rows = 0;
+    uint32_t *counts = calloc(STORE_KEY_SPACE, sizeof *counts);
+    if (!counts) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     for (uint32_t k0 = 0; k0 < STORE_KEY_SPACE && rc == DB_OK; k0 += step) {
         uint32_t k1 = k0 + step > STORE_KEY_SPACE ? STORE_KEY_SPACE : k0 + step;
         size_t n = 0;
@@ -195,10 +197,12 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
             rc = db_errorf(erc, err, errlen, "encoding merged rows: %s", db_strerror(erc));
         prints += (int64_t)written;
         rows += cp.rows;
+        for (size_t i = 0; i < n; i++) counts[p[i].key]++;
     }
     free(p);
-    if (rc != DB_OK) return rc;
-    rc = stri_index_segment_table(conn, id, err, errlen);
+    if (rc == DB_OK) rc = stri_index_segment_table(conn, id, err, errlen);
+    if (rc == DB_OK) rc = stri_save_counts(conn, id, counts, err, errlen);
+    free(counts);
     if (rc != DB_OK) return rc;
 
     /* publish: the new segment's figures, the sources gone */

@@ -40,7 +40,85 @@ void store_free(store_t *s)
     free(s->segments);
     free(s->dead);
     free(s->track_tenant);
+    free(s->counts);
     free(s);
+}
+
+db_err_t stri_save_counts(db_conn_t *conn, int64_t segment, const uint32_t *counts, char *err,
+                          size_t errlen)
+{
+    uint8_t *packed = malloc(STORE_KEY_SPACE);
+    if (!packed) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+    for (uint32_t k = 0; k < STORE_KEY_SPACE; k++) packed[k] = store_count_pack(counts[k]);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)segment);
+    const char *values[2] = {(const char *)packed, id};
+    int lengths[2] = {(int)STORE_KEY_SPACE, 0};
+    int formats[2] = {1, 0};
+    PGresult *res = PQexecParams(db_pg(conn),
+                                 "UPDATE print_segments SET key_counts = $1 WHERE id = $2::bigint", 2,
+                                 NULL, values, lengths, formats, 0);
+    db_err_t rc = res && PQresultStatus(res) == PGRES_COMMAND_OK
+                      ? DB_OK
+                      : db_result_error(conn, res, "saving key counts", err, errlen);
+    PQclear(res);
+    free(packed);
+    return rc;
+}
+
+/*
+ * The summed key counts of the live segments: each segment's packed counts,
+ * or, for a segment written before they existed, counted from its rows.
+ */
+static db_err_t load_counts(store_t *s, db_conn_t *conn, char *err, size_t errlen)
+{
+    uint32_t *sum = calloc(STORE_KEY_SPACE, sizeof *sum);
+    if (!sum) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+    db_err_t rc = DB_OK;
+    for (size_t i = 0; i < s->nsegments && rc == DB_OK; i++) {
+        char id[24], sql[160];
+        snprintf(id, sizeof id, "%lld", (long long)s->segments[i]);
+        const char *p[1] = {id};
+        PGresult *res;
+        rc = db_query(conn, "SELECT key_counts FROM print_segments WHERE id = $1::bigint", 1, p, 1,
+                      &res, err, errlen);
+        if (rc != DB_OK) break;
+        if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+            PQgetlength(res, 0, 0) == (int)STORE_KEY_SPACE) {
+            const uint8_t *q = (const uint8_t *)PQgetvalue(res, 0, 0);
+            for (uint32_t k = 0; k < STORE_KEY_SPACE; k++) sum[k] += store_count_unpack(q[k]);
+            PQclear(res);
+            continue;
+        }
+        PQclear(res);
+        /* no counts saved: read them off the rows' group headers */
+        snprintf(sql, sizeof sql, "SELECT start, data FROM postings_%lld", (long long)s->segments[i]);
+        rc = db_query(conn, sql, 0, NULL, 1, &res, err, errlen);
+        if (rc != DB_OK) break;
+        for (int r = 0; r < PQntuples(res); r++) {
+            uint32_t start;
+            memcpy(&start, PQgetvalue(res, r, 0), 4);
+            start = ntohl(start);
+            const uint8_t *data = (const uint8_t *)PQgetvalue(res, r, 1);
+            size_t len = (size_t)PQgetlength(res, r, 1), pos = 0;
+            store_group_t g;
+            while (store_row_next(data, len, &pos, &start, &g) == 1) sum[g.key] += g.count;
+        }
+        PQclear(res);
+    }
+    if (rc != DB_OK) {
+        free(sum);
+        return rc;
+    }
+    uint16_t *c = realloc(s->counts, STORE_KEY_SPACE * sizeof *c);
+    if (!c) {
+        free(sum);
+        return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+    }
+    for (uint32_t k = 0; k < STORE_KEY_SPACE; k++) c[k] = sum[k] > 65535 ? 65535 : (uint16_t)sum[k];
+    s->counts = c;
+    free(sum);
+    return DB_OK;
 }
 
 /* Read the tenants of tracks with ids from s->ntracks on. */
@@ -152,6 +230,16 @@ db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen)
     PQclear(res);
     rc = stri_load_dead(conn, &dead, &ndead, err, errlen);
     if (rc == DB_OK) rc = load_tenants(s, conn, err, errlen);
+    if (rc == DB_OK) {
+        /* the counts read below must be those of the segments just listed */
+        int64_t *keep = s->segments;
+        size_t keepn = s->nsegments;
+        s->segments = segs;
+        s->nsegments = nseg;
+        rc = load_counts(s, conn, err, errlen);
+        s->segments = keep;
+        s->nsegments = keepn;
+    }
 done:
     if (!in_tx) {
         char e2[256];
@@ -389,6 +477,12 @@ db_err_t stri_write_segment(db_conn_t *conn, const store_posting_t *p, size_t n,
                                         db_strerror(erc));
     if (rc != DB_OK) return rc;
     rc = stri_index_segment_table(conn, id, err, errlen);
+    if (rc != DB_OK) return rc;
+    uint32_t *counts = calloc(STORE_KEY_SPACE, sizeof *counts);
+    if (!counts) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+    for (size_t i = 0; i < n; i++) counts[p[i].key]++;
+    rc = stri_save_counts(conn, id, counts, err, errlen);
+    free(counts);
     if (rc != DB_OK) return rc;
     char sql[128];
     snprintf(sql, sizeof sql,

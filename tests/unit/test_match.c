@@ -139,9 +139,25 @@ static void test_cli(void)
           "a bad reference is reported, exit 1");
 }
 
+/* The budget takes the cheapest hashes first, never more than it allows. */
+static void test_budget(void)
+{
+    uint64_t cost[8] = {50, 10, 0, 40, 10, 100, 30, 5};
+    uint8_t ch[8];
+    CHECK(match_budget_select(cost, 8, 0, ch) == 8, "no budget: all");
+    size_t k = match_budget_select(cost, 8, 60, ch);
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++) total += ch[i] ? cost[i] : 0;
+    CHECK(total <= 60, "within the budget: %llu", (unsigned long long)total);
+    CHECK(k == 5 && ch[2] && ch[7] && ch[1] && ch[4] && ch[6] && !ch[3] && !ch[0] && !ch[5],
+          "the five cheapest (0, 5, 10, 10, 30): %zu taken", k);
+    CHECK(match_budget_select(cost, 8, 4, ch) == 1 && ch[2], "only the free one fits");
+}
+
 int main(void)
 {
     alarm(300);
+    RUN(test_budget);
     RUN(build_store);
     RUN(test_clean);
     RUN(test_speed);

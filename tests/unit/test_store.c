@@ -223,7 +223,7 @@ static size_t aligned_hits_of(int64_t of_tenant, const fp_print_t *q, size_t nq,
     fp_hit_t *hits = NULL;
     size_t n = 0, cap = 0, skipped = 0, on = 0;
     char err[1024];
-    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, &hits, &n, &cap, &skipped, err,
+    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, 0, &hits, &n, &cap, &skipped, err,
                              sizeof err);
     if (rc != DB_OK) printf("  store_hits: %s\n", err);
     for (size_t i = 0; i < n; i++) on += hits[i].track == (uint32_t)track && hits[i].ref_t == hits[i].query_t;
@@ -292,6 +292,15 @@ static void test_batch_and_lookup(void)
     CHECK(on == 1200, "track b: %zu of 1200 prints at the right time (%zu hits)", on, total);
     on = aligned_hits(pc + 100, 1200, tc, &total);
     CHECK(on == 1200, "track c: %zu of 1200 prints at the right time", on);
+
+    /* a budget of hits: kept to, the rarest keys first */
+    fp_hit_t *hits = NULL;
+    size_t nh = 0, hcap = 0, sk = 0;
+    REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 500, &hits, &nh, &hcap, &sk, err,
+                       sizeof err) == DB_OK, "%s", err);
+    CHECK(nh <= 500 * 1.05 && nh > 100, "%zu hits under a budget of 500", nh);
+    CHECK(sk > 0, "keys over the budget are counted as skipped");
+    free(hits);
 
     store_stats_t st;
     REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
