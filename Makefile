@@ -120,7 +120,7 @@ $(BUILD)/bench_store: $(BUILD)/bench/bench_store.o $(LINK_LIBS)
 $(BUILD)/bench_http: $(BUILD)/bench/bench_http.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
-$(BUILD)/eval: $(BUILD)/bench/eval/eval.o $(LIBFP)
+$(BUILD)/eval: $(BUILD)/bench/eval/eval.o $(LIBMATCH) $(LIBFP)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The test suite: unit programs, then the shell-driven tests, one summary.

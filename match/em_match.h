@@ -113,8 +113,12 @@ typedef struct match_opts {
                               keeps them out (docs/benchmarks.md) */
     size_t evidence;       /* keep up to this many aligned points per match
                               (match_result_t.points; default 0: none) */
-    size_t max_hits;       /* hits fetched per query: the rarest hashes
-                              first (default 60000; 0: no limit) */
+    size_t max_hits;       /* hits fetched per query, the rarest hashes
+                              first (default 0: no limit).  A budget makes a
+                              large catalog's lookups as fast as a small
+                              one's, at a cost in recall on distorted clips
+                              that grows with the catalog: docs/benchmarks.md
+                              has the measured trade-off */
 } match_opts_t;
 
 void match_opts_default(match_opts_t *o);

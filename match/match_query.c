@@ -26,7 +26,7 @@ void match_opts_default(match_opts_t *o)
     o->max_results = 10;
     o->frame_seconds = fp_config_frame_seconds(&cfg);
     o->min_ratio = 2.0;
-    o->max_hits = 60000;
+    o->max_hits = 0;
 }
 
 void match_results_free(match_result_t *r, size_t n)

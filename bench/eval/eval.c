@@ -26,6 +26,7 @@
  * or an input could not be read, 2 bad command line.
  */
 #include "earmark_fp.h"
+#include "em_match.h"
 
 #include <errno.h>
 #include <math.h>
@@ -520,17 +521,30 @@ static uint32_t opt_min_frames = 12;
 static size_t opt_scaled_tracks = 0; /* 0: the core's default */
 static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
+static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
 
-/* Append to s->hits the postings of the query's prints; the new count. */
+/*
+ * Append to s->hits the postings of the query's prints; the new count.
+ * Within the budget of hits the matcher uses (match_budget_select(): the
+ * rarest hashes first), so that the evaluation measures what earmark does.
+ */
 static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t nh)
 {
+    uint64_t *cost = xrealloc(NULL, (r->count + 1) * sizeof *cost);
+    uint8_t *chosen = xrealloc(NULL, r->count + 1);
+    for (size_t k = 0; k < r->count; k++) {
+        uint32_t h = hash_key(r->prints[k].hash);
+        cost[k] = h == UINT32_MAX || !key_wanted(h) ? 0 : index_off[h + 1] - index_off[h];
+        if (cost[k] > opt_max_postings) cost[k] = UINT64_MAX / 2;
+    }
+    match_budget_select(cost, r->count, (uint64_t)opt_max_hits, chosen);
     for (size_t k = 0; k < r->count; k++) {
         uint32_t hash = r->prints[k].hash;
         uint32_t h = hash_key(hash);
         if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
-        if (b - a > opt_max_postings) {
-            q->skipped++;
+        if (b - a > opt_max_postings || !chosen[k]) {
+            if (b > a) q->skipped++;
             continue;
         }
         if (nh + (b - a) > s->cap) {
@@ -544,6 +558,8 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
                                        .flags = (r->prints[k].hash & FP_HASH_TRIPLET)
                                                     ? FP_HIT_INVARIANT : 0};
     }
+    free(cost);
+    free(chosen);
     return nh;
 }
 
@@ -785,7 +801,7 @@ static const char usage[] =
     "usage: eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]\n"
     "            [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
     "            [--out FILE] [--dump FILE] [--title TEXT]\n"
-    "            [--hashes all|pair|triplet] [--unscaled] [--scaled-tracks N]\n";
+    "            [--hashes all|pair|triplet] [--unscaled] [--scaled-tracks N] [--max-hits N]\n";
 
 static long parse_long_opt(const char *name, const char *v, long lo, long hi)
 {
@@ -802,6 +818,11 @@ static long parse_long_opt(const char *name, const char *v, long lo, long hi)
 
 int main(int argc, char **argv)
 {
+    {
+        match_opts_t mo;
+        match_opts_default(&mo);
+        if (opt_max_hits < 0) opt_max_hits = (long)mo.max_hits;
+    }
     const char *catalog = NULL, *manifest = NULL, *out_file = NULL, *dump_file = NULL;
     const char *title = NULL;
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), check = 0;
@@ -820,6 +841,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--manifest") == 0) manifest = v;
         else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
         else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 0, 100000);
+        else if (strcmp(a, "--max-hits") == 0) opt_max_hits = parse_long_opt(a, v, 0, 1L << 40);
         else if (strcmp(a, "--scaled-tracks") == 0) opt_scaled_tracks = (size_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
