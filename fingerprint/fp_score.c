@@ -56,25 +56,42 @@ static inline int64_t key_offset(uint64_t key)
 /* LSD radix sort of hits by hit_key, 8 bits a pass; tmp holds n hits. */
 static void radix_sort(fp_hit_t *hits, fp_hit_t *tmp, uint64_t *keys, uint64_t *ktmp, size_t n)
 {
-    size_t count[256];
-    for (size_t i = 0; i < n; i++) keys[i] = hit_key(&hits[i]);
-    for (int shift = 0; shift < 64; shift += 8) {
-        memset(count, 0, sizeof count);
-        for (size_t i = 0; i < n; i++) count[(keys[i] >> shift) & 0xff]++;
-        if (count[(keys[0] >> shift) & 0xff] == n) continue; /* all agree */
+    /* all eight histograms in one pass; then each pass scatters from one
+     * buffer into the other, and only an odd number of passes needs a
+     * final copy back */
+    size_t count[8][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = hit_key(&hits[i]);
+        keys[i] = k;
+        for (int p = 0; p < 8; p++) count[p][(k >> (8 * p)) & 0xff]++;
+    }
+    fp_hit_t *src = hits, *dst = tmp;
+    uint64_t *ks = keys, *kd = ktmp;
+    for (int p = 0; p < 8 && n; p++) {
+        int shift = 8 * p;
+        if (count[p][(ks[0] >> shift) & 0xff] == n) continue; /* all agree */
         size_t sum = 0;
         for (int b = 0; b < 256; b++) {
-            size_t c = count[b];
-            count[b] = sum;
+            size_t c = count[p][b];
+            count[p][b] = sum;
             sum += c;
         }
         for (size_t i = 0; i < n; i++) {
-            size_t d = count[(keys[i] >> shift) & 0xff]++;
-            tmp[d] = hits[i];
-            ktmp[d] = keys[i];
+            size_t d = count[p][(ks[i] >> shift) & 0xff]++;
+            dst[d] = src[i];
+            kd[d] = ks[i];
         }
-        memcpy(hits, tmp, n * sizeof *hits);
-        memcpy(keys, ktmp, n * sizeof *keys);
+        fp_hit_t *h = src;
+        src = dst;
+        dst = h;
+        uint64_t *k = ks;
+        ks = kd;
+        kd = k;
+    }
+    if (src != hits) {
+        memcpy(hits, src, n * sizeof *hits);
+        memcpy(keys, ks, n * sizeof *keys);
     }
 }
 

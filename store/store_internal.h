@@ -9,10 +9,20 @@
 
 #include <stdarg.h>
 
+/* The first keys of a segment's rows, ascending: which row holds a key. */
+typedef struct stri_dir {
+    int64_t segment;
+    uint32_t *starts;
+    size_t n;
+} stri_dir_t;
+
 struct store {
     int64_t generation;     /* of the cached lists; -1: never loaded */
     int64_t *segments;      /* ids of the live segments, ascending */
     size_t nsegments;
+    stri_dir_t *dirs;       /* row directories of segments read so far
+                               (segments are immutable: kept while live) */
+    size_t ndirs;
     uint32_t *dead;         /* deleted tracks not yet purged, ascending */
     size_t ndead;
     uint16_t *counts;       /* postings per key over the live segments

@@ -41,6 +41,8 @@ void store_free(store_t *s)
     free(s->dead);
     free(s->track_tenant);
     free(s->counts);
+    for (size_t i = 0; i < s->ndirs; i++) free(s->dirs[i].starts);
+    free(s->dirs);
     free(s);
 }
 
@@ -255,6 +257,14 @@ done:
     free(s->dead);
     s->segments = segs;
     s->nsegments = nseg;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->ndirs; i++) {
+        int live = 0;
+        for (size_t k = 0; k < nseg && !live; k++) live = segs[k] == s->dirs[i].segment;
+        if (live) s->dirs[kept++] = s->dirs[i];
+        else free(s->dirs[i].starts);
+    }
+    s->ndirs = kept;
     s->dead = dead;
     s->ndead = ndead;
     s->generation = gen;
