@@ -40,24 +40,6 @@ static void help(void)
            USAGE);
 }
 
-/* The factors as the API reports them: speed (tempo and pitch together),
- * tempo (time only), pitch (semitones, frequency only). */
-static void factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)
-{
-    *speed = *tempo = 1.0;
-    *pitch_st = 0.0;
-    switch (r->change) {
-    case MATCH_SPEED: *speed = r->speed; break;
-    case MATCH_TEMPO: *tempo = r->speed; break;
-    case MATCH_PITCH: *pitch_st = r->pitch_semitones; break;
-    case MATCH_MIXED:
-        *tempo = r->speed;
-        *pitch_st = r->pitch_semitones;
-        break;
-    default: break;
-    }
-}
-
 static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
                        char **names)
 {
@@ -65,7 +47,7 @@ static void print_text(const char *clip, double dur, const match_result_t *m, si
     for (size_t i = 0; i < n; i++) {
         const match_result_t *r = &m[i];
         double sp, te, st;
-        factors(r, &sp, &te, &st);
+        match_factors(r, &sp, &te, &st);
         printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints",
                i + 1, names[i], r->query_start, r->query_end, r->ref_start, r->ref_end,
                r->frames, r->prints);
@@ -88,7 +70,7 @@ static void print_json(const char *clip, double dur, const match_result_t *m, si
     for (size_t i = 0; i < n; i++) {
         const match_result_t *r = &m[i];
         double sp, te, st;
-        factors(r, &sp, &te, &st);
+        match_factors(r, &sp, &te, &st);
         printf("%s{\"reference\":", i ? "," : "");
         cli_json_string(stdout, names[i]);
         if (tracks) {

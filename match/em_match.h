@@ -163,6 +163,13 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen);
 
+/*
+ * The factors as earmark reports them: speed (tempo and pitch together,
+ * 1.1 = 10% faster), tempo (time only) and pitch in semitones (frequency
+ * only); those the change does not involve are 1, 1 and 0.
+ */
+void match_factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st);
+
 /* Free results and their points.  NULL is a no-op. */
 void match_results_free(match_result_t *r, size_t n);
 

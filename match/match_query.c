@@ -29,6 +29,22 @@ void match_opts_default(match_opts_t *o)
     o->max_hits = 0;
 }
 
+void match_factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)
+{
+    *speed = *tempo = 1.0;
+    *pitch_st = 0.0;
+    switch (r->change) {
+    case MATCH_SPEED: *speed = r->speed; break;
+    case MATCH_TEMPO: *tempo = r->speed; break;
+    case MATCH_PITCH: *pitch_st = r->pitch_semitones; break;
+    case MATCH_MIXED:
+        *tempo = r->speed;
+        *pitch_st = r->pitch_semitones;
+        break;
+    default: break;
+    }
+}
+
 void match_results_free(match_result_t *r, size_t n)
 {
     if (!r) return;

@@ -207,27 +207,10 @@ static double round4(double x)
     return round(x * 10000.0) / 10000.0;
 }
 
-/* The factors the API reports: speed (tempo and pitch together), tempo, pitch. */
-static void factors(const match_result_t *m, double *speed, double *tempo, double *pitch_st)
-{
-    *speed = *tempo = 1.0;
-    *pitch_st = 0.0;
-    switch (m->change) {
-    case MATCH_SPEED: *speed = m->speed; break;
-    case MATCH_TEMPO: *tempo = m->speed; break;
-    case MATCH_PITCH: *pitch_st = m->pitch_semitones; break;
-    case MATCH_MIXED:
-        *tempo = m->speed;
-        *pitch_st = m->pitch_semitones;
-        break;
-    default: break;
-    }
-}
-
 static json_t *segment_json(const match_result_t *m)
 {
     double sp, te, st;
-    factors(m, &sp, &te, &st);
+    match_factors(m, &sp, &te, &st);
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:s}", "query_start",
                      round3(m->query_start), "query_end", round3(m->query_end), "ref_start",
                      round3(m->ref_start), "ref_end", round3(m->ref_end), "matched_seconds",
@@ -438,7 +421,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         if (flag > upload_flag) upload_flag = flag;
         srv_metrics_match(s->metrics, flag);
         double sp, te, st;
-        factors(best, &sp, &te, &st);
+        match_factors(best, &sp, &te, &st);
         char tid[16];
         snprintf(tid, sizeof tid, "%u", best->track);
         json_t *md = json_object_get(meta, tid);

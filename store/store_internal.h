@@ -72,6 +72,14 @@ db_err_t stri_copy_end(stri_copy_t *c, char *err, size_t errlen);
 db_err_t stri_save_counts(db_conn_t *conn, int64_t segment, const uint32_t *counts, char *err,
                           size_t errlen);
 
+/*
+ * A new segment in the caller's transaction: its print_segments row (level,
+ * prints and tracks as given; key_lo..key_hi the whole key space) and its
+ * empty table; *id its id.
+ */
+db_err_t stri_new_segment(db_conn_t *conn, int level, size_t prints, size_t tracks, int64_t *id,
+                          char *err, size_t errlen);
+
 /* CREATE TABLE postings_<id> (start int4, data bytea) with storage set. */
 db_err_t stri_create_segment_table(db_conn_t *conn, int64_t segment, char *err, size_t errlen);
 

@@ -155,19 +155,8 @@ static db_err_t merge_once(db_conn_t *conn, const seg_t *segs, const size_t *pic
     size_t nchunks = (size_t)(total / (int64_t)chunk) + 1;
     uint32_t step = (uint32_t)((STORE_KEY_SPACE + nchunks - 1) / nchunks);
 
-    char a[32], b[32];
-    snprintf(a, sizeof a, "%u", STORE_KEY_SPACE);
-    snprintf(b, sizeof b, "%d", level);
-    const char *params[2] = {a, b};
-    PGresult *res;
-    db_err_t rc = db_query(conn,
-                           "INSERT INTO print_segments (key_lo, key_hi, level, prints) "
-                           "VALUES (0, $1, $2, 0) RETURNING id",
-                           2, params, 0, &res, err, errlen);
-    if (rc != DB_OK) return rc;
-    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    rc = stri_create_segment_table(conn, id, err, errlen);
+    int64_t id;
+    db_err_t rc = stri_new_segment(conn, level, 0, 0, &id, err, errlen);
     if (rc != DB_OK) return rc;
 
     store_posting_t *p = NULL;

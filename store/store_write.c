@@ -286,6 +286,26 @@ db_err_t stri_create_segment_table(db_conn_t *conn, int64_t segment, char *err, 
     return db_exec(conn, sql, err, errlen);
 }
 
+db_err_t stri_new_segment(db_conn_t *conn, int level, size_t prints, size_t tracks, int64_t *id,
+                          char *err, size_t errlen)
+{
+    char a[32], b[32], c[32], d[32];
+    snprintf(a, sizeof a, "%u", STORE_KEY_SPACE);
+    snprintf(b, sizeof b, "%d", level);
+    snprintf(c, sizeof c, "%zu", prints);
+    snprintf(d, sizeof d, "%zu", tracks);
+    const char *params[4] = {a, b, c, d};
+    PGresult *res;
+    db_err_t rc = db_query(conn,
+                           "INSERT INTO print_segments (key_lo, key_hi, level, prints, tracks) "
+                           "VALUES (0, $1, $2, $3, $4) RETURNING id",
+                           4, params, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return stri_create_segment_table(conn, *id, err, errlen);
+}
+
 db_err_t stri_index_segment_table(db_conn_t *conn, int64_t segment, char *err, size_t errlen)
 {
     char sql[256];
@@ -461,21 +481,8 @@ void store_batch_abort(store_batch_t *b)
 db_err_t stri_write_segment(db_conn_t *conn, const store_posting_t *p, size_t n, int level,
                             size_t ntracks, int64_t *segment, char *err, size_t errlen)
 {
-    char a[32], b[32], c[32], d[32];
-    snprintf(a, sizeof a, "%u", STORE_KEY_SPACE);
-    snprintf(b, sizeof b, "%d", level);
-    snprintf(c, sizeof c, "%zu", n);
-    snprintf(d, sizeof d, "%zu", ntracks);
-    const char *params[4] = {a, b, c, d};
-    PGresult *res;
-    db_err_t rc = db_query(conn,
-                           "INSERT INTO print_segments (key_lo, key_hi, level, prints, tracks) "
-                           "VALUES (0, $1, $2, $3, $4) RETURNING id",
-                           4, params, 0, &res, err, errlen);
-    if (rc != DB_OK) return rc;
-    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    rc = stri_create_segment_table(conn, id, err, errlen);
+    int64_t id;
+    db_err_t rc = stri_new_segment(conn, level, n, ntracks, &id, err, errlen);
     if (rc != DB_OK) return rc;
     stri_copy_t cp;
     rc = stri_copy_begin(&cp, conn, id, err, errlen);
