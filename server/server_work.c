@@ -118,11 +118,16 @@ static void drop_db(srv_worker_t *w)
 
 /*
  * A working connection and store handle, connecting (one attempt, a short
- * timeout) when there is none.  0, or -1 with w->err.
+ * timeout) when there is none or the one there broke.  0, or -1 with
+ * w->err.
  */
 static int ensure_db(srv_worker_t *w)
 {
-    if (w->conn && PQstatus(db_pg(w->conn)) != CONNECTION_OK) drop_db(w);
+    /* a connection the server closed (a restart) still looks fine until it
+     * is used: one empty round trip finds out, and reconnects in place */
+    if (w->conn && (PQstatus(db_pg(w->conn)) != CONNECTION_OK ||
+                    db_ping(w->conn, w->err, sizeof w->err) != DB_OK))
+        drop_db(w);
     if (w->conn) return 0;
     db_connect_opts_t o;
     db_connect_opts_default(&o);

@@ -316,6 +316,9 @@ try:
             break
         time.sleep(0.25)
     check("database back: matches again without a restart", ok and doc["matches"], (st, doc))
+    # every worker had a connection the restart broke: none may fail a request for it
+    sts = [request(port, "POST", "/v1/matches", wav, dict(aud, **A))[0] for _ in range(6)]
+    check("database back: no worker answers 503 for its old connection", sts == [200] * 6, sts)
     st, _, _, _ = request(port, "GET", "/readyz")
     check("database back: /readyz 200", st == 200, st)
 
