@@ -26,20 +26,6 @@ static const char *USAGE =
     "earmark catalog ls [--tenant NAME] [--all] [--limit N] [--json] | show ID [--json] |\n"
     "                rm ID... | stats [--json] | compact";
 
-static db_conn_t *open_db(void)
-{
-    char conninfo[4096], err[2048];
-    db_conn_t *conn = NULL;
-    if (db_conninfo_resolve(conninfo, sizeof conninfo) != DB_OK ||
-        db_connect(conninfo, &conn, err, sizeof err) != DB_OK ||
-        db_schema_check(conn, DB_SCHEMA_VERSION, err, sizeof err) != DB_OK) {
-        cli_error("catalog", "%s", err);
-        db_close(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 static void json_or_null(const char *s)
 {
     if (s) cli_json_string(stdout, s);
@@ -249,7 +235,7 @@ int cmd_catalog(int argc, char **argv)
     if (strcmp(action, "ls") && strcmp(action, "show") && strcmp(action, "rm") &&
         strcmp(action, "stats") && strcmp(action, "compact"))
         return cli_usage("catalog", USAGE, "unknown action '%s'", action);
-    db_conn_t *conn = open_db();
+    db_conn_t *conn = cli_db_open("catalog");
     if (!conn) return EXIT_FAIL;
     int status;
     if (!strcmp(action, "ls")) status = do_ls(conn, tenant, all, limit, json);

@@ -27,6 +27,12 @@ int cli_ncpu(void);
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 /* Print s as a JSON string literal (quotes, escapes) on f. */
 void cli_json_string(FILE *f, const char *s);
+/*
+ * Connect to the database earmark uses (db_conninfo_resolve()) and check
+ * its schema; on failure print "earmark CMD: ..." and return NULL.  The
+ * caller closes the connection (db_close()).
+ */
+struct db_conn *cli_db_open(const char *cmd);
 /* 1 when stdout / stderr is a terminal. */
 int cli_isatty(int fd);
 

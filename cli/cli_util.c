@@ -1,5 +1,6 @@
 /* cli_util.c -- helpers shared by the subcommands; see cli.h. */
 #include "cli.h"
+#include "em_db.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,4 +59,22 @@ void cli_json_string(FILE *f, const char *s)
 int cli_isatty(int fd)
 {
     return isatty(fd);
+}
+
+struct db_conn *cli_db_open(const char *cmd)
+{
+    char conninfo[4096], err[2048] = "";
+    db_conn_t *conn = NULL;
+    if (db_conninfo_resolve(conninfo, sizeof conninfo) != DB_OK) {
+        cli_error(cmd, "cannot tell where the database is: the current folder is unreadable "
+                       "or $EARMARK_DB is too long");
+        return NULL;
+    }
+    if (db_connect(conninfo, &conn, err, sizeof err) != DB_OK ||
+        db_schema_check(conn, DB_SCHEMA_VERSION, err, sizeof err) != DB_OK) {
+        cli_error(cmd, "%s", err);
+        db_close(conn);
+        return NULL;
+    }
+    return conn;
 }

@@ -71,26 +71,6 @@ static void print_help(void)
            USAGE, HELP_FOOTER);
 }
 
-/* Connect and check the schema, as every subcommand does; NULL after an
- * error message. */
-static db_conn_t *open_db(void)
-{
-    char conninfo[4096], err[2048] = "";
-    db_conn_t *conn = NULL;
-    if (db_conninfo_resolve(conninfo, sizeof conninfo) != DB_OK) {
-        cli_error("keys", "cannot tell where the database is: the current folder is unreadable "
-                          "or $EARMARK_DB is too long");
-        return NULL;
-    }
-    if (db_connect(conninfo, &conn, err, sizeof err) != DB_OK ||
-        db_schema_check(conn, DB_SCHEMA_VERSION, err, sizeof err) != DB_OK) {
-        cli_error("keys", "%s", err);
-        db_close(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 /*
  * getopt_long over the action's own arguments: argv[0] is the action, and
  * optind = 0 makes glibc start afresh.  Returns the option, or -2 after a
@@ -148,7 +128,7 @@ static int do_create(int argc, char **argv)
         return cli_usage("keys", USAGE, "--tenant and --name take at most %d bytes",
                          KEYS_NAME_MAX);
 
-    db_conn_t *conn = open_db();
+    db_conn_t *conn = cli_db_open("keys");
     if (!conn) return EXIT_FAIL;
     int status = EXIT_OK;
     char token[KEYS_TOKEN_SIZE], err[2048];
@@ -236,7 +216,7 @@ static int do_list(int argc, char **argv)
     if (optind < argc) return cli_usage("keys", USAGE, "list takes no argument '%s'", argv[optind]);
     if (tenant && !*tenant) return cli_usage("keys", USAGE, "--tenant wants a name");
 
-    db_conn_t *conn = open_db();
+    db_conn_t *conn = cli_db_open("keys");
     if (!conn) return EXIT_FAIL;
     keys_key_t *keys = NULL;
     size_t n = 0;
@@ -324,7 +304,7 @@ static int do_revoke(int argc, char **argv)
                          "'%s' is neither a key id nor a prefix (em_...) as list shows them",
                          what);
 
-    db_conn_t *conn = open_db();
+    db_conn_t *conn = cli_db_open("keys");
     if (!conn) return EXIT_FAIL;
     char err[2048];
     int64_t id;
