@@ -108,11 +108,7 @@ static void db_stop_at_exit(void)
     db_cluster_stop(db_var, NULL, 0);
 }
 
-/*
- * A child that waits for this process to end (the pipe reaches end of file
- * however it ends, kill -9 included) and then stops the cluster.
- */
-static void db_guard(void)
+void test_db_guard(const char *var_dir, const char *rm_dir)
 {
     int fd[2];
     if (pipe2(fd, O_CLOEXEC)) return;
@@ -122,10 +118,11 @@ static void db_guard(void)
         close(fd[1]);
         while (read(fd[0], &c, 1) < 0 && errno == EINTR) {
         }
-        db_cluster_stop(db_var, NULL, 0);
+        db_cluster_stop(var_dir, NULL, 0);
+        if (rm_dir) test_sh("rm -rf '%s'", rm_dir);
         _exit(0);
     }
-    close(fd[0]);
+    close(fd[0]); /* fd[1] stays open, unseen by exec'd children, until exit */
 }
 
 const char *test_db_start(void)
@@ -136,7 +133,7 @@ const char *test_db_start(void)
     if (chmod(tmp, 0711)) perror("chmod"); /* the cluster's user must pass */
     snprintf(db_var, sizeof db_var, "%s/var", tmp);
     if (db_cluster_conninfo(db_var, db_conninfo, sizeof db_conninfo) != DB_OK) exit(2);
-    db_guard();
+    test_db_guard(db_var, NULL);
     atexit(db_stop_at_exit); /* registered after test_tmpdir(): runs first */
     if (db_cluster_start(db_var, err, sizeof err) != DB_OK) {
         fprintf(stderr, "cannot start a scratch cluster: %s\n", err);

@@ -35,6 +35,13 @@ const char *test_tmpdir(void);
  * returns its conninfo.  Exits with status 2 when it cannot be started.
  */
 const char *test_db_start(void);
+/*
+ * A child that waits for this process to end (the pipe reaches end of file
+ * however it ends, kill -9 included), then stops the private cluster of
+ * var_dir and removes rm_dir (may be NULL).  After a normal exit both are
+ * usually done already and it finds nothing to do.
+ */
+void test_db_guard(const char *var_dir, const char *rm_dir);
 /* Its var folder (NULL before test_db_start()). */
 const char *test_db_var(void);
 /* Run a shell command; returns its exit status (or -1). */

@@ -49,28 +49,6 @@ static void stop_at_exit(void)
         fprintf(stderr, "test_db: cannot stop the scratch cluster: %s\n", err);
 }
 
-/*
- * A child that waits for this process to end (the pipe reaches end of file
- * however it ends) and then stops the cluster and removes the scratch
- * folder.  After a normal exit both are already done and it finds nothing.
- */
-static void start_guard(const char *tmp)
-{
-    int fd[2];
-    if (pipe2(fd, O_CLOEXEC)) return;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char c;
-        close(fd[1]);
-        while (read(fd[0], &c, 1) < 0 && errno == EINTR) {
-        }
-        db_cluster_stop(var_dir, NULL, 0);
-        test_sh("rm -rf '%s'", tmp);
-        _exit(0);
-    }
-    close(fd[0]); /* fd[1] stays open, unseen by exec'd children, until exit */
-}
-
 /* ------------------------------------------------------------------------ */
 
 static void test_errors(void)
@@ -507,7 +485,7 @@ int main(void)
     snprintf(scratch, sizeof scratch, "%s dbname=earmark_scratch", conninfo);
     if (db_sql_dir_resolve(sql_dir, sizeof sql_dir) != DB_OK) return 2;
     n_sql = test_sh("exit $(ls '%s'/[0-9]*_*.sql | wc -l)", sql_dir);
-    start_guard(tmp);
+    test_db_guard(var_dir, tmp);
     atexit(stop_at_exit); /* after test_tmpdir(): runs before its removal */
 
     RUN(test_errors);
