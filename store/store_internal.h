@@ -7,7 +7,9 @@
 
 #include "em_store.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
+#include <string.h>
 
 /* The first keys of a segment's rows, ascending: which row holds a key. */
 typedef struct stri_dir {
@@ -34,6 +36,21 @@ struct store {
 
 /* Reload the cached lists when the store's generation has moved. */
 db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);
+
+/* A binary int4 result field (network order) as a host integer. */
+static inline uint32_t stri_int4(const PGresult *res, int row, int col)
+{
+    uint32_t v;
+    memcpy(&v, PQgetvalue(res, row, col), 4);
+    return ntohl(v);
+}
+
+/* A binary bytea result field: its bytes and length. */
+static inline const uint8_t *stri_bytes(const PGresult *res, int row, int col, size_t *len)
+{
+    *len = (size_t)PQgetlength(res, row, col);
+    return (const uint8_t *)PQgetvalue(res, row, col);
+}
 
 /* The tenant of a track (0 when unknown). */
 static inline uint32_t stri_tenant_of(const store_t *s, uint32_t track)

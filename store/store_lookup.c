@@ -96,11 +96,7 @@ static db_err_t dir_of(store_t *s, db_conn_t *conn, int64_t segment, const stri_
         return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     }
     s->dirs = d;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v;
-        memcpy(&v, PQgetvalue(res, (int)i, 0), 4);
-        starts[i] = ntohl(v);
-    }
+    for (size_t i = 0; i < n; i++) starts[i] = stri_int4(res, (int)i, 0);
     PQclear(res);
     s->dirs[s->ndirs] = (stri_dir_t){segment, starts, n};
     *out = &s->dirs[s->ndirs++];
@@ -169,13 +165,6 @@ static void free_params(char **params, int n)
     if (!params) return;
     for (int i = 0; i < n; i++) free(params[i]);
     free(params);
-}
-
-static uint32_t be32(const char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return ntohl(v);
 }
 
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
@@ -259,7 +248,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
             rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
             goto done;
         }
-        rows[i] = (row_ref_t){be32(PQgetvalue(res, i, 0)), be32(PQgetvalue(res, i, 1)), i};
+        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i};
     }
     qsort(rows, (size_t)ntup, sizeof *rows, cmp_row);
 
@@ -267,8 +256,8 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     if (!totals) goto nomem;
     for (int r = 0; r < ntup; r++) {
         if (r && rows[r].seg == rows[r - 1].seg && rows[r].start == rows[r - 1].start) continue;
-        const uint8_t *data = (const uint8_t *)PQgetvalue(res, rows[r].tuple, 2);
-        size_t len = (size_t)PQgetlength(res, rows[r].tuple, 2);
+        size_t len;
+        const uint8_t *data = stri_bytes(res, rows[r].tuple, 2, &len);
         size_t pos = 0;
         uint32_t prev = rows[r].start;
         store_group_t g;

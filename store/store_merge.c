@@ -103,11 +103,9 @@ static db_err_t read_range(db_conn_t *conn, int64_t id, uint32_t k0, uint32_t k1
     if (rc != DB_OK) return rc;
     int rows = PQntuples(res);
     for (int r = 0; r < rows && rc == DB_OK; r++) {
-        uint32_t start;
-        memcpy(&start, PQgetvalue(res, r, 0), 4);
-        start = ntohl(start);
-        const uint8_t *data = (const uint8_t *)PQgetvalue(res, r, 1);
-        size_t len = (size_t)PQgetlength(res, r, 1), pos = 0;
+        uint32_t start = stri_int4(res, r, 0);
+        size_t len, pos = 0;
+        const uint8_t *data = stri_bytes(res, r, 1, &len);
         store_group_t g;
         int st;
         while ((st = store_row_next(data, len, &pos, &start, &g)) == 1) {

@@ -98,11 +98,9 @@ static db_err_t load_counts(store_t *s, db_conn_t *conn, char *err, size_t errle
         rc = db_query(conn, sql, 0, NULL, 1, &res, err, errlen);
         if (rc != DB_OK) break;
         for (int r = 0; r < PQntuples(res); r++) {
-            uint32_t start;
-            memcpy(&start, PQgetvalue(res, r, 0), 4);
-            start = ntohl(start);
-            const uint8_t *data = (const uint8_t *)PQgetvalue(res, r, 1);
-            size_t len = (size_t)PQgetlength(res, r, 1), pos = 0;
+            uint32_t start = stri_int4(res, r, 0);
+            size_t len, pos = 0;
+            const uint8_t *data = stri_bytes(res, r, 1, &len);
             store_group_t g;
             while (store_row_next(data, len, &pos, &start, &g) == 1) sum[g.key] += g.count;
         }
