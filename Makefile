@@ -30,7 +30,7 @@ DB_PKGS    := libpq libcrypto jansson libmicrohttpd
 DB_CFLAGS  := $(shell pkg-config --cflags $(DB_PKGS) 2>/dev/null)
 DB_LIBS    := $(shell pkg-config --libs $(DB_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Istore -Icatalog -Ikeys -Iserver -Icli -Iindexer -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -pthread -Ifingerprint -Imatch -Idb -Istore -Icatalog -Ikeys -Iserver -Icli -Iindexer -Ireview -Itests $(PKG_CFLAGS) $(DB_CFLAGS)
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += $(PKG_LIBS) -lm
 
@@ -40,13 +40,13 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c
 STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c \
-             catalog/catalog.c keys/keys.c
+             catalog/catalog.c keys/keys.c review/review.c review/review_plot.c
 SERVER_SRC := server/server_http.c server/server_work.c server/server_policy.c \
               server/server_limits.c server/server_metrics.c server/server_json.c
 IDX_SRC  := indexer/idx_error.c indexer/idx_list.c indexer/idx_manifest.c indexer/idx_walk.c
 CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c \
             indexer/cmd_index.c catalog/cmd_catalog.c keys/cmd_keys.c \
-            server/cmd_serve.c
+            server/cmd_serve.c review/cmd_review.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := bench/bench_fp.c
 EVAL_SRC := bench/eval/eval.c
@@ -71,7 +71,7 @@ EARMARK   := $(BUILD)/earmark
 .PHONY: all test asan bench bench-index eval eval-small fuzz install clean deps check-tools
 all: $(EARMARK) $(LIBFP) $(LIBMATCH) $(LIBDB) $(LIBSTORE) $(LIBIDX)
 
-$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h keys/*.h server/*.h cli/*.h indexer/*.h tests/*.h)
+$(BUILD)/%.o: %.c fingerprint/earmark_fp.h $(wildcard fingerprint/*.h match/*.h db/*.h store/*.h catalog/*.h keys/*.h server/*.h cli/*.h indexer/*.h review/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

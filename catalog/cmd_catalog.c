@@ -211,6 +211,7 @@ int cmd_catalog(int argc, char **argv)
                                          {"all", no_argument, NULL, 'a'},
                                          {"limit", required_argument, NULL, 'l'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *tenant = NULL;
     int all = 0, json = 0, c;
@@ -221,6 +222,7 @@ int cmd_catalog(int argc, char **argv)
         case 't': tenant = optarg; break;
         case 'a': all = 1; break;
         case 'j': json = 1; break;
+        case 'h': printf("usage: %s\n", USAGE); return EXIT_OK;
         case 'l':
             if (cli_parse_int(optarg, 1, 100000000, &limit))
                 return cli_usage("catalog", USAGE, "--limit wants a positive number");

@@ -43,5 +43,6 @@ int cmd_index(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_review(int argc, char **argv);
 
 #endif

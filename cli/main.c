@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"match", cmd_match, "find reference recordings in clips"},
     {"index", cmd_index, "fingerprint audio files into the catalog"},
     {"catalog", cmd_catalog, "the catalog's tracks: ls, show, rm, stats, compact"},
+    {"review", cmd_review, "review stored matches: list, show, confirm, dismiss, export, stats"},
     {"keys", cmd_keys, "API keys of the HTTP service: create, list, revoke"},
     {"serve", cmd_serve, "the HTTP matching service"},
     {"db", cmd_db, "the database: start, stop, status, migrate, psql"},

@@ -225,6 +225,46 @@ static json_t *segment_json(const match_result_t *m)
                      match_change_name(m->change));
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+#define QUERY_PEAKS_MAX 1500 /* spectral peaks kept per match for review */
+
+/*
+ * The distinct anchors (frame, frequency in 1/16 bin) of the query's prints
+ * within [qs, qe] seconds (plus a second either side), as [[t, f], ...]:
+ * the query's side of the review picture, since the upload itself is not
+ * kept.  At most QUERY_PEAKS_MAX, evenly thinned.  NULL when out of memory.
+ */
+static json_t *query_peaks_json(const fp_print_t *pr, size_t n, double fs, double qs, double qe)
+{
+    double lo = (qs - 1.0) / fs, hi = (qe + 1.0) / fs;
+    uint64_t *v = malloc((n ? n : 1) * sizeof *v);
+    json_t *out = json_array();
+    if (!v || !out) {
+        free(v);
+        json_decref(out);
+        return NULL;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pr[i].t >= lo && pr[i].t <= hi) v[m++] = (uint64_t)pr[i].t << 16 | pr[i].f;
+    qsort(v, m, sizeof *v, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || v[i] != v[u - 1]) v[u++] = v[i];
+    double step = u > QUERY_PEAKS_MAX ? (double)u / QUERY_PEAKS_MAX : 1.0;
+    for (double x = 0; (size_t)x < u; x += step) {
+        uint64_t e = v[(size_t)x];
+        json_array_append_new(out, json_pack("[I,i]", (json_int_t)(e >> 16), (int)(e & 0xffff)));
+    }
+    free(v);
+    return out;
+}
+
 /* Store the upload and its matches in one transaction; fills r->upload_id. */
 static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, double duration,
                         size_t nprints, double ms, srv_flag_t flag, json_t *matches,
@@ -444,10 +484,11 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                               round3(st), "change", match_change_name(best->change), "prints",
                               (int)best->prints, "flag", srv_flag_name(flag), "segments", segs);
         json_array_append_new(matches, o);
+        double fs = fp_config_frame_seconds(&s->fpcfg);
         json_array_append_new(evidence,
-                              json_pack("{s:f, s:o, s:o}", "frame_seconds",
-                                        fp_config_frame_seconds(&s->fpcfg), "segments", ev_segs,
-                                        "points", pts));
+                              json_pack("{s:f, s:o, s:o, s:o*}", "frame_seconds", fs, "segments",
+                                        ev_segs, "points", pts, "query_peaks",
+                                        query_peaks_json(prints, nprints, fs, qs, qe)));
     }
     srv_metrics_upload(s->metrics, upload_flag);
     double took = (srv_now() - t0) * 1e3;

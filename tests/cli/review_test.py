@@ -121,6 +121,10 @@ try:
         r = review(act, "--help")
         check("earmark review %s --help: exit 0" % act, r.returncode == 0 and "usage" in r.stdout,
               r.returncode)
+    for sub in (("catalog", "ls"), ("catalog", "show"), ("keys", "create"), ("db", "status")):
+        r = run(*sub, "--help")
+        check("earmark %s %s --help: exit 0" % sub, r.returncode == 0 and "usage" in r.stdout,
+              (r.returncode, r.stderr[-200:]))
     r = run("no-such-command")
     check("an unknown command: exit 2", r.returncode == 2, r.returncode)
     r = review("list", "--status", "maybe")
