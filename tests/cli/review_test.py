@@ -21,31 +21,16 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-EM = os.environ.get("EARMARK_BIN") or os.path.abspath("build/earmark")
-MUSIC = "/usr/share/games/supertuxkart/data/music"
-failures = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import EM, MUSIC, check, failures, index_two_tenants, scratch, sox  # noqa: E402
 
 
-def check(name, cond, detail=""):
-    global failures
-    if cond:
-        print("ok - " + name)
-    else:
-        failures += 1
-        print("not ok - " + name + (": " + str(detail) if detail else ""))
 
 
-tmp = tempfile.mkdtemp(prefix="earmark-review-")
-os.chmod(tmp, 0o711)
-ENV = dict(os.environ)
-for k in ("EARMARK_DB", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE",
-          "EARMARK_TENANT", "EARMARK_REVIEWER"):
-    ENV.pop(k, None)
-ENV["EARMARK_VAR"] = os.path.join(tmp, "var")
+tmp, ENV = scratch("earmark-review-")
 server = None
 
 
@@ -70,10 +55,6 @@ def cleanup():
     run("db", "stop")
     shutil.rmtree(tmp, ignore_errors=True)
 
-
-def sox(src, dst, *effects):
-    subprocess.run(["sox", "-V1", src, "-r", "44100", "-b", "16", "-c", "2", dst] + list(effects),
-                   check=True)
 
 
 def upload(port, key, path, ref):
@@ -142,11 +123,7 @@ try:
     r = review("list")
     check("an empty queue: exit 0, says so", r.returncode == 0 and "no matches" in r.stdout,
           (r.returncode, r.stdout, r.stderr))
-    acme = [MUSIC + "/Snowy.ogg", MUSIC + "/Lava.ogg", MUSIC + "/bay.ogg"]
-    r = run("index", "--quiet", "--tenant", "acme", *acme)
-    check("index acme's catalog", r.returncode == 0, r.stderr)
-    r = run("index", "--quiet", "--tenant", "other", MUSIC + "/egypt.ogg")
-    check("index other's catalog", r.returncode == 0, r.stderr)
+    index_two_tenants(run)
     key_a = run("keys", "create", "--tenant", "acme", "--name", "t").stdout.strip()
     key_b = run("keys", "create", "--tenant", "other", "--name", "t").stdout.strip()
 
@@ -387,5 +364,5 @@ try:
 finally:
     cleanup()
 
-print("%d failed" % failures)
-sys.exit(1 if failures else 0)
+print("review_test: %d failed" % failures())
+sys.exit(1 if failures() else 0)

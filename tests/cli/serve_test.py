@@ -17,36 +17,22 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import yaml
 
-EM = os.environ.get("EARMARK_BIN") or os.path.abspath("build/earmark")
-MUSIC = "/usr/share/games/supertuxkart/data/music"
-failures = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clitest import EM, MUSIC, check, failures, index_two_tenants, scratch, sox  # noqa: E402
 
 
-def check(name, cond, detail=""):
-    global failures
-    if cond:
-        print("ok - " + name)
-    else:
-        failures += 1
-        print("not ok - " + name + (": " + str(detail) if detail else ""))
 
 
 def run(*args, **kw):
     return subprocess.run([EM] + list(args), capture_output=True, text=True, env=ENV, **kw)
 
 
-tmp = tempfile.mkdtemp(prefix="earmark-serve-")
-os.chmod(tmp, 0o711)
-ENV = dict(os.environ)
-for k in ("EARMARK_DB", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"):
-    ENV.pop(k, None)
-ENV["EARMARK_VAR"] = os.path.join(tmp, "var")
+tmp, ENV = scratch("earmark-serve-")
 servers = []
 
 
@@ -88,10 +74,6 @@ def request(port, method, path, body=None, headers=None, timeout=60):
         doc = None
     return r.status, dict(r.getheaders()), doc, data
 
-
-def sox(src, dst, *effects):
-    subprocess.run(["sox", "-V1", src, "-r", "44100", "-b", "16", "-c", "2", dst] + list(effects),
-                   check=True)
 
 
 # -- the spec: required properties of each schema ------------------------------
@@ -148,11 +130,7 @@ try:
     # -- catalog: tenant acme (3 recordings), tenant other (1) -----------------
     assert run("db", "start").returncode == 0, "db start"
     assert run("db", "migrate").returncode == 0, "db migrate"
-    acme = [MUSIC + "/Snowy.ogg", MUSIC + "/Lava.ogg", MUSIC + "/bay.ogg"]
-    r = run("index", "--quiet", "--tenant", "acme", *acme)
-    check("index acme's catalog", r.returncode == 0, r.stderr)
-    r = run("index", "--quiet", "--tenant", "other", MUSIC + "/egypt.ogg")
-    check("index other's catalog", r.returncode == 0, r.stderr)
+    index_two_tenants(run)
     key_a = run("keys", "create", "--tenant", "acme", "--name", "test").stdout.strip()
     key_admin = run("keys", "create", "--tenant", "acme", "--name", "ops", "--role", "admin").stdout.strip()
     key_b = run("keys", "create", "--tenant", "other", "--name", "test").stdout.strip()
@@ -368,5 +346,5 @@ try:
 finally:
     cleanup()
 
-print("serve_test: %d failed" % failures)
-sys.exit(1 if failures else 0)
+print("serve_test: %d failed" % failures())
+sys.exit(1 if failures() else 0)
