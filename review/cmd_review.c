@@ -36,6 +36,7 @@ static const char *USAGE =
     "       earmark review confirm|dismiss|reopen --all-matching FILTERS [--note TEXT] [--yes]\n"
     "       earmark review export [FILTERS] [--format csv|json] [--output FILE]\n"
     "       earmark review stats [FILTERS] [--json]\n"
+    "       earmark review reviewers [add NAME [--tenant NAME] | disable NAME]\n"
     "FILTERS: --tenant NAME --status pending|confirmed|dismissed\n"
     "         --flag likely_infringement|possible_reuse|none --min-score N\n"
     "         --since TIME --until TIME --track ID";
@@ -55,9 +56,13 @@ static const char *HELP =
     "  export    decisions and evidence for other systems (CSV, or JSON Lines with the\n"
     "            full evidence and history)\n"
     "  stats     matches by tenant, flag and decision; the dismissal rate of each flag\n"
+    "  reviewers the registry of reviewers: add one (confined to a tenant with --tenant),\n"
+    "            disable one.  Once anyone is registered, decisions need a registered\n"
+    "            reviewer, and a reviewer confined to a tenant sees only its matches\n"
     "\n"
     "  --tenant NAME     only this tenant's matches ($EARMARK_TENANT)\n"
-    "  --reviewer NAME   who decides ($EARMARK_REVIEWER); decisions need one\n"
+    "  --reviewer NAME   who decides ($EARMARK_REVIEWER); decisions need one, and a\n"
+    "                    registered reviewer's tenant scope applies to every action\n"
     "  --since, --until  a date (2026-11-01) or a time (2026-11-01T12:00:00Z)\n"
     "\n"
     "Exit status: 0 done, 1 failed (database, no such match, ...), 2 bad command line.\n";
@@ -742,6 +747,60 @@ static int do_decide(db_conn_t *conn, const opts_t *o, const char *action, int n
 }
 
 /* ------------------------------------------------------------------------ */
+/* The registry of reviewers                                                */
+/* ------------------------------------------------------------------------ */
+
+static int do_reviewers(db_conn_t *conn, const opts_t *o, const char *tenant, int n, char **args)
+{
+    char err[2048];
+    review_reviewer_t me;
+    if (o->reviewer && *o->reviewer) {
+        if (review_reviewer_get(conn, o->reviewer, &me, err, sizeof err) != DB_OK) return fail(err);
+        if (me.registered && (me.disabled || me.tenant[0])) {
+            cli_error("review", "reviewer '%s' cannot manage reviewers (%s)", o->reviewer,
+                      me.disabled ? "disabled" : "confined to one tenant");
+            return EXIT_FAIL;
+        }
+    }
+    if (n == 0) {
+        PGresult *res;
+        if (review_reviewer_list(conn, &res, err, sizeof err) != DB_OK) return fail(err);
+        if (!o->json) printf("%-20s  %-16s  %-20s  %s\n", "reviewer", "tenant", "added", "state");
+        for (int i = 0; i < PQntuples(res); i++) {
+            if (o->json) {
+                fputs("{\"name\":", stdout);
+                cli_json_string(stdout, PQgetvalue(res, i, 0));
+                fputs(",\"tenant\":", stdout);
+                if (PQgetisnull(res, i, 1)) fputs("null", stdout);
+                else cli_json_string(stdout, PQgetvalue(res, i, 1));
+                printf(",\"created_at\":\"%s\",\"disabled\":%s}\n", PQgetvalue(res, i, 2),
+                       PQgetisnull(res, i, 3) ? "false" : "true");
+            } else {
+                printf("%-20s  %-16s  %-20s  %s\n", PQgetvalue(res, i, 0),
+                       val(res, i, 1, "(all tenants)"), PQgetvalue(res, i, 2),
+                       PQgetisnull(res, i, 3) ? "enabled" : "disabled");
+            }
+        }
+        if (!o->json && PQntuples(res) == 0)
+            printf("(none: any name may decide until a reviewer is added)\n");
+        PQclear(res);
+        return EXIT_OK;
+    }
+    if (!strcmp(args[0], "add") && n == 2) {
+        if (review_reviewer_add(conn, args[1], tenant, err, sizeof err) != DB_OK) return fail(err);
+        printf("reviewer %s added, %s%s\n", args[1], tenant ? "for tenant " : "for all tenants",
+               tenant ? tenant : "");
+        return EXIT_OK;
+    }
+    if (!strcmp(args[0], "disable") && n == 2) {
+        if (review_reviewer_disable(conn, args[1], err, sizeof err) != DB_OK) return fail(err);
+        printf("reviewer %s disabled\n", args[1]);
+        return EXIT_OK;
+    }
+    return cli_usage("review", USAGE, "reviewers takes: add NAME [--tenant NAME] | disable NAME");
+}
+
+/* ------------------------------------------------------------------------ */
 /* The command line                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -780,8 +839,8 @@ int cmd_review(int argc, char **argv)
         printf("usage: %s\n%s", USAGE, HELP);
         return EXIT_OK;
     }
-    static const char *actions[] = {"list", "show", "confirm", "dismiss", "reopen", "export",
-                                    "stats"};
+    static const char *actions[] = {"list",   "show",  "confirm",  "dismiss",
+                                    "reopen", "export", "stats", "reviewers"};
     int known = 0;
     for (size_t i = 0; i < sizeof actions / sizeof *actions; i++) known |= !strcmp(action, actions[i]);
     if (!known) return cli_usage("review", USAGE, "unknown action '%s'", action);
@@ -789,12 +848,13 @@ int cmd_review(int argc, char **argv)
                    !strcmp(action, "reopen");
     long v;
     int c;
+    const char *tenant_opt = NULL;
     optind = 2;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (c) {
         case 'h': printf("usage: %s\n%s", USAGE, HELP); return EXIT_OK;
-        case 'T': o.f.tenant = optarg; break;
+        case 'T': o.f.tenant = tenant_opt = optarg; break;
         case 's':
             if (!review_status_valid(optarg))
                 return cli_usage("review", USAGE, "--status is pending, confirmed or dismissed");
@@ -875,13 +935,25 @@ int cmd_review(int argc, char **argv)
         if (!o.all_matching && !nargs)
             return cli_usage("review", USAGE, "%s which match? (ids, or --all-matching FILTERS)",
                              action);
-    } else if (nargs) {
+    } else if (nargs && strcmp(action, "reviewers")) {
         return cli_usage("review", USAGE, "%s takes no arguments ('%s')", action, args[0]);
     }
 
     db_conn_t *conn = cli_db_open("review");
     if (!conn) return EXIT_FAIL;
     int status;
+    char err[2048], scope[256];
+    if (!strcmp(action, "reviewers")) {
+        status = do_reviewers(conn, &o, tenant_opt, nargs, args);
+        db_close(conn);
+        return status;
+    }
+    /* a registered reviewer's tenant is the scope of everything below */
+    if (review_reviewer_scope(conn, o.reviewer, &o.f, scope, sizeof scope, err, sizeof err) !=
+        DB_OK) {
+        db_close(conn);
+        return fail(err);
+    }
     if (!strcmp(action, "list")) status = do_list(conn, &o);
     else if (!strcmp(action, "show")) status = do_show(conn, &o);
     else if (!strcmp(action, "export")) status = do_export(conn, &o);

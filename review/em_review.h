@@ -130,8 +130,9 @@ db_err_t review_history(db_conn_t *conn, const review_filter_t *f, PGresult **ou
 /*
  * Move every match the filter selects that is not already in state `to` to
  * `to`, in one transaction: one review_log row each, then matches.status.
- * reviewer must not be empty; note may be NULL, but matches that leave
- * confirmed or dismissed need one (else DB_ERR_INVALID and nothing is
+ * reviewer must not be empty and must pass review_reviewer_scope() (which
+ * confines f to the reviewer's tenant); note may be NULL, but matches that
+ * leave confirmed or dismissed need one (else DB_ERR_INVALID and nothing is
  * changed).  *n (may be NULL) gets how many matches changed.
  *
  * With f->match_id set, the one match must exist within the filter's scope
@@ -159,6 +160,55 @@ enum {
 
 db_err_t review_stats(db_conn_t *conn, const review_filter_t *f, PGresult **out, char *err,
                       size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/* Reviewers                                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The registry of reviewers (sql/006_reviewers.sql).  While it is empty,
+ * any name may decide (a small install).  Once it holds anyone, decisions
+ * need a registered, enabled reviewer, and a reviewer confined to a tenant
+ * decides, lists, shows, exports and counts that tenant's matches only.
+ */
+typedef struct review_reviewer {
+    int registry_used;    /* 1 when anyone is registered */
+    int registered;       /* 1 when the name is */
+    int disabled;         /* 1 when registered and disabled */
+    char tenant[256];     /* the tenant it is confined to; "" for all */
+} review_reviewer_t;
+
+/* What the registry says of `name` (always DB_OK for an unknown name). */
+db_err_t review_reviewer_get(db_conn_t *conn, const char *name, review_reviewer_t *out, char *err,
+                             size_t errlen);
+
+/*
+ * Register `name`, confined to `tenant` (an existing tenant's name) or to
+ * none (NULL: every tenant); a disabled reviewer of that name is enabled
+ * again with the new scope.  DB_ERR_INVALID when the tenant does not exist
+ * or the name is empty.
+ */
+db_err_t review_reviewer_add(db_conn_t *conn, const char *name, const char *tenant, char *err,
+                             size_t errlen);
+
+/* Disable `name`: its decisions stay in the log, new ones are refused.
+ * DB_ERR_INVALID when there is no such enabled reviewer. */
+db_err_t review_reviewer_disable(db_conn_t *conn, const char *name, char *err, size_t errlen);
+
+/* The registry, by name: name, tenant (NULL: all), created_at, disabled_at
+ * (NULL: enabled), as text. */
+db_err_t review_reviewer_list(db_conn_t *conn, PGresult **out, char *err, size_t errlen);
+
+/*
+ * Apply the registry to a filter: DB_OK when `reviewer` may work within
+ * f's scope, and then f->tenant is set to the tenant the reviewer is
+ * confined to (tenant_buf holds it).  DB_ERR_INVALID with the reason when
+ * the reviewer is disabled, is unknown while the registry is in use, or is
+ * confined to another tenant than f->tenant.  reviewer NULL or "": DB_OK
+ * and f unchanged (reading without a name is the administrators').
+ */
+db_err_t review_reviewer_scope(db_conn_t *conn, const char *reviewer, review_filter_t *f,
+                               char *tenant_buf, size_t buflen, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
 /* The picture                                                              */

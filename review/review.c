@@ -226,6 +226,11 @@ db_err_t review_decide(db_conn_t *conn, const review_filter_t *f, const char *to
                          "a decision needs the reviewer's name\n"
                          "hint: pass --reviewer NAME or set EARMARK_REVIEWER");
     if (note && !*note) note = NULL;
+    review_filter_t scoped = f ? *f : (review_filter_t){0};
+    char tenant[256];
+    rc = review_reviewer_scope(conn, reviewer, &scoped, tenant, sizeof tenant, err, errlen);
+    if (rc != DB_OK) return rc;
+    f = &scoped;
     rc = db_exec(conn, "BEGIN", err, errlen);
     if (rc != DB_OK) return rc;
     if (f && f->match_id) {
@@ -287,4 +292,97 @@ out:
     PQclear(upd);
     free(ids);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reviewers                                                                */
+/* ------------------------------------------------------------------------ */
+
+db_err_t review_reviewer_get(db_conn_t *conn, const char *name, review_reviewer_t *out, char *err,
+                             size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *p[1] = {name ? name : ""};
+    memset(out, 0, sizeof *out);
+    db_err_t rc = db_query(conn,
+                           "SELECT EXISTS (SELECT 1 FROM reviewers), r.name IS NOT NULL, "
+                           "r.disabled_at IS NOT NULL, coalesce(n.name, '') "
+                           "FROM (SELECT 1) one LEFT JOIN reviewers r ON r.name = $1 "
+                           "LEFT JOIN tenants n ON n.id = r.tenant_id",
+                           1, p, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    out->registry_used = PQgetvalue(res, 0, 0)[0] == 't';
+    out->registered = PQgetvalue(res, 0, 1)[0] == 't';
+    out->disabled = PQgetvalue(res, 0, 2)[0] == 't';
+    snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(res, 0, 3));
+    PQclear(res);
+    return DB_OK;
+}
+
+db_err_t review_reviewer_add(db_conn_t *conn, const char *name, const char *tenant, char *err,
+                             size_t errlen)
+{
+    PGresult *res = NULL;
+    if (!name || !*name) return db_errorf(DB_ERR_INVALID, err, errlen, "a reviewer needs a name");
+    const char *p[2] = {name, tenant};
+    db_err_t rc = db_query(conn,
+                           "INSERT INTO reviewers (name, tenant_id) "
+                           "SELECT $1, n.id FROM (SELECT 1) one LEFT JOIN tenants n ON n.name = $2 "
+                           "WHERE $2::text IS NULL OR n.id IS NOT NULL "
+                           "ON CONFLICT (name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+                           "disabled_at = NULL",
+                           2, p, 0, &res, err, errlen);
+    if (rc == DB_OK && strcmp(PQcmdTuples(res), "1"))
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "no tenant '%s'\nhint: 'earmark catalog ls' "
+                       "shows the tenants with tracks", tenant);
+    PQclear(res);
+    return rc;
+}
+
+db_err_t review_reviewer_disable(db_conn_t *conn, const char *name, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *p[1] = {name ? name : ""};
+    db_err_t rc = db_query(conn,
+                           "UPDATE reviewers SET disabled_at = now() "
+                           "WHERE name = $1 AND disabled_at IS NULL",
+                           1, p, 0, &res, err, errlen);
+    if (rc == DB_OK && strcmp(PQcmdTuples(res), "1"))
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "no enabled reviewer '%s'", p[0]);
+    PQclear(res);
+    return rc;
+}
+
+db_err_t review_reviewer_list(db_conn_t *conn, PGresult **out, char *err, size_t errlen)
+{
+    return db_query(conn,
+                    "SELECT r.name, n.name, " ISO_UTC("r.created_at") ", " ISO_UTC("r.disabled_at")
+                    " FROM reviewers r LEFT JOIN tenants n ON n.id = r.tenant_id ORDER BY r.name",
+                    0, NULL, 0, out, err, errlen);
+}
+
+db_err_t review_reviewer_scope(db_conn_t *conn, const char *reviewer, review_filter_t *f,
+                               char *tenant_buf, size_t buflen, char *err, size_t errlen)
+{
+    review_reviewer_t r;
+    if (!reviewer || !*reviewer) return DB_OK;
+    db_err_t rc = review_reviewer_get(conn, reviewer, &r, err, errlen);
+    if (rc != DB_OK) return rc;
+    if (!r.registered)
+        return r.registry_used
+                   ? db_errorf(DB_ERR_INVALID, err, errlen,
+                               "'%s' is not a registered reviewer\nhint: an administrator runs "
+                               "'earmark review reviewers add %s [--tenant NAME]'",
+                               reviewer, reviewer)
+                   : DB_OK;
+    if (r.disabled)
+        return db_errorf(DB_ERR_INVALID, err, errlen, "reviewer '%s' is disabled", reviewer);
+    if (!r.tenant[0]) return DB_OK;
+    if (f->tenant && strcmp(f->tenant, r.tenant))
+        return db_errorf(DB_ERR_INVALID, err, errlen,
+                         "reviewer '%s' works for tenant '%s' only, not '%s'", reviewer, r.tenant,
+                         f->tenant);
+    snprintf(tenant_buf, buflen, "%s", r.tenant);
+    f->tenant = tenant_buf;
+    return DB_OK;
 }

@@ -361,6 +361,45 @@ try:
     r = review("stats")
     check("stats on a terminal: a table with the rate", r.returncode == 0 and "dismissal rate" in r.stdout,
           r.stdout)
+
+    # -- the registry of reviewers ------------------------------------------------------------------
+    r = review("reviewers")
+    check("no reviewer registered: says any name may decide", r.returncode == 0 and "any name" in r.stdout,
+          r.stdout)
+    r = review("reviewers", "add", "carol", "--tenant", "nosuch")
+    check("a reviewer for a tenant that does not exist: refused", r.returncode == 1, r.returncode)
+    r1 = review("reviewers", "add", "carol", "--tenant", "other")
+    r2 = review("reviewers", "add", "alice")
+    check("register carol (tenant other) and alice (all tenants)", r1.returncode == 0 and r2.returncode == 0,
+          (r1.stderr, r2.stderr))
+    regs = {x["name"]: x for x in jsonl(review("reviewers", "--json").stdout)}
+    check("the registry lists them with their scope",
+          regs.get("carol", {}).get("tenant") == "other" and regs.get("alice", {}).get("tenant") is None,
+          regs)
+    carol = {"EARMARK_REVIEWER": "carol"}
+    got = jsonl(review("list", "--json", env=carol).stdout)
+    check("a registered reviewer confined to a tenant lists only its matches, without --tenant",
+          got and all(x["tenant"] == "other" for x in got), got)
+    r = review("show", str(lava_id), env=carol)
+    check("... cannot see another tenant's match", r.returncode == 1 and "no match" in r.stderr, r.stderr)
+    r = review("dismiss", str(lava_id), "--note", "x", env=carol)
+    check("... cannot decide on it", r.returncode == 1, r.returncode)
+    r = review("list", "--tenant", "acme", env=carol)
+    check("... cannot ask for another tenant", r.returncode == 1 and "works for tenant 'other'" in r.stderr,
+          r.stderr)
+    r = review("export", "--format", "json", env=carol)
+    check("... exports only its tenant", all(x["tenant"] == "other" for x in jsonl(r.stdout)), r.stdout[:300])
+    r = review("reviewers", "add", "mallory", env=carol)
+    check("... cannot manage reviewers", r.returncode == 1, r.returncode)
+    r = review("confirm", str(lava_id), "--note", "x", env={"EARMARK_REVIEWER": "dave"})
+    check("once the registry is used, an unregistered name cannot decide",
+          r.returncode == 1 and "not a registered reviewer" in r.stderr, r.stderr)
+    r = review("reviewers", "disable", "alice")
+    r2 = review("dismiss", str(lava_id), "--note", "x", env=alice)
+    check("a disabled reviewer cannot decide", r.returncode == 0 and r2.returncode == 1 and "disabled" in r2.stderr,
+          (r.stderr, r2.stderr))
+    h = json.loads(review("show", str(lava_id), "--json").stdout)["history"]
+    check("... and the history keeps the name", [x["reviewer"] for x in h] == ["alice"], h)
 finally:
     cleanup()
 
