@@ -94,7 +94,8 @@ static const col_t LIST_COLS[REVIEW_NCOLS] = {
     {"artist", K_STR},      {"source", K_STR},        {"score", K_NUM},         {"confidence", K_NUM},
     {"query_start", K_NUM}, {"query_end", K_NUM},     {"ref_start", K_NUM},
     {"ref_end", K_NUM},     {"matched_seconds", K_NUM}, {"coverage", K_NUM},
-    {"speed", K_NUM},       {"change", K_STR},        {"flag", K_STR},
+    {"speed", K_NUM},       {"tempo", K_NUM},         {"pitch_semitones", K_NUM},
+    {"change", K_STR},        {"flag", K_STR},
     {"status", K_STR},      {"decided_by", K_STR},    {"decided_at", K_STR},
     {"note", K_STR},        {"decisions", K_NUM},     {"evidence", K_JSON},
 };
@@ -178,6 +179,19 @@ static void recording_name(const PGresult *res, int i, char *buf, size_t len)
         snprintf(buf, len, "%s", PQgetvalue(res, i, REVIEW_COL_EXTERNAL_ID));
     else if (src && *src) snprintf(buf, len, "%s", strrchr(src, '/') ? strrchr(src, '/') + 1 : src);
     else snprintf(buf, len, "-");
+}
+
+/* What changed between the recording and the upload, in words. */
+static void change_text(const char *change, double speed, double tempo, double pitch, char *buf,
+                        size_t len)
+{
+    if (!change) snprintf(buf, len, "-");
+    else if (!strcmp(change, "speed")) snprintf(buf, len, "speed %+.1f%%", 100 * (speed - 1));
+    else if (!strcmp(change, "tempo"))
+        snprintf(buf, len, "tempo %+.1f%%, pitch kept", 100 * (tempo - 1));
+    else if (!strcmp(change, "pitch")) snprintf(buf, len, "pitch %+.2f semitones", pitch);
+    else if (!strcmp(change, "same")) snprintf(buf, len, "same speed and pitch");
+    else snprintf(buf, len, "%s", change);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -623,12 +637,14 @@ static int do_show(db_conn_t *conn, const opts_t *o)
                PQgetvalue(res, 0, REVIEW_COL_TRACK), t.status,
                val(res, 0, REVIEW_COL_EXTERNAL_ID, "-"), val(res, 0, REVIEW_COL_TITLE, "-"),
                val(res, 0, REVIEW_COL_ARTIST, "-"), t.duration_s, t.source ? t.source : "-");
-        printf("\nmatch\n  matched     %s s of the upload (coverage %s)\n  change      %s",
+        char chg[96];
+        change_text(val(res, 0, REVIEW_COL_CHANGE, NULL), atof(val(res, 0, REVIEW_COL_SPEED, "1")),
+                    atof(val(res, 0, REVIEW_COL_TEMPO, "1")),
+                    atof(val(res, 0, REVIEW_COL_PITCH, "0")), chg, sizeof chg);
+        printf("\nmatch\n  matched     %s s of the upload (coverage %s)\n  change      %s\n",
                PQgetvalue(res, 0, REVIEW_COL_MATCHED_SECONDS),
-               PQgetvalue(res, 0, REVIEW_COL_COVERAGE), val(res, 0, REVIEW_COL_CHANGE, "-"));
-        if (!PQgetisnull(res, 0, REVIEW_COL_SPEED))
-            printf(" (speed %s)", PQgetvalue(res, 0, REVIEW_COL_SPEED));
-        printf("\n\nsegments\n  %-17s  %-17s  %8s  %6s  %7s  %s\n", "query s", "reference s",
+               PQgetvalue(res, 0, REVIEW_COL_COVERAGE), chg);
+        printf("\nsegments\n  %-17s  %-17s  %8s  %6s  %7s  %s\n", "query s", "reference s",
                "matched", "score", "speed", "change");
         json_t *ev = json_loads(val(res, 0, REVIEW_COL_EVIDENCE, "{}"), 0, NULL), *seg;
         size_t i;
@@ -639,11 +655,15 @@ static int do_show(db_conn_t *conn, const opts_t *o)
                      json_number_value(json_object_get(seg, "query_end")));
             snprintf(rs, sizeof rs, "%.2f - %.2f", json_number_value(json_object_get(seg, "ref_start")),
                      json_number_value(json_object_get(seg, "ref_end")));
+            char sc[96];
+            change_text(json_string_value(json_object_get(seg, "change")),
+                        json_number_value(json_object_get(seg, "speed")),
+                        json_number_value(json_object_get(seg, "tempo")),
+                        json_number_value(json_object_get(seg, "pitch_semitones")), sc, sizeof sc);
             printf("  %-17s  %-17s  %7.2fs  %6d  %7.4f  %s\n", qs, rs,
                    json_number_value(json_object_get(seg, "matched_seconds")),
                    (int)json_integer_value(json_object_get(seg, "score")),
-                   json_number_value(json_object_get(seg, "speed")),
-                   json_string_value(json_object_get(seg, "change")) ? json_string_value(json_object_get(seg, "change")) : "-");
+                   json_number_value(json_object_get(seg, "speed")), sc);
         }
         printf("  aligned prints kept as evidence: %zu\n", json_array_size(json_object_get(ev, "points")));
         json_decref(ev);

@@ -89,7 +89,9 @@ enum {
     REVIEW_COL_REF_END,
     REVIEW_COL_MATCHED_SECONDS,
     REVIEW_COL_COVERAGE,
-    REVIEW_COL_SPEED,           /* NULL when unknown */
+    REVIEW_COL_SPEED,           /* playback speed factor; NULL when unknown */
+    REVIEW_COL_TEMPO,           /* tempo factor; NULL when unknown */
+    REVIEW_COL_PITCH,           /* pitch shift in semitones; NULL when unknown */
     REVIEW_COL_CHANGE,          /* none, speed, tempo, pitch; NULL when unknown */
     REVIEW_COL_FLAG,
     REVIEW_COL_STATUS,

@@ -202,6 +202,7 @@ try:
     check("review show: the upload, the segments, the recording, no decision yet",
           r.returncode == 0 and "clip-lava" in r.stdout and "segments" in r.stdout
           and "Lava" in r.stdout and "no decision yet" in r.stdout, r.stdout + r.stderr)
+    check("review show says what changed: the clip is 5% faster", "speed +5.0%" in r.stdout, r.stdout)
     r = review("show", str(lava_id), "--json")
     doc = json.loads(r.stdout) if r.returncode == 0 else {}
     ev = doc.get("evidence") or {}
