@@ -7,10 +7,10 @@
 #
 # Steps, all in a private cluster of their own:
 #   1. the cluster in $BENCH_VAR/pg: `earmark db start`, `earmark db migrate`;
-#   2. a small real catalog indexed for tenant "bench": the files of
+#   2. a small real catalog indexed for tenant $TENANT ("bench"): the files of
 #      var/eval/catalog_full.tsv (column 2) when it exists, else the Ogg
 #      files of supertuxkart's music folder (a re-run skips what is there);
-#   3. an API key for "bench" (`earmark keys create`);
+#   3. an API key for that tenant (`earmark keys create`);
 #   4. the clip: 10 s of a catalog file from 30 s on, as 16-bit 44.1 kHz
 #      stereo WAV (sox), a typical upload;
 #   5. `earmark serve --port 0 --port-file FILE` in the background, and one
@@ -30,7 +30,10 @@
 # threads, default one per core), SOAK=1, SOAK_SECONDS (300), SOAK_WARMUP
 # (30), SLOPE_MAX (1.0), SERVE_ARGS (more `earmark serve` flags; default
 # "--rate 0": the per-key rate limit off, as one key sends everything here),
-# BENCH_HTTP_ARGS (more bench_http flags, e.g. --json).  Run it with sh:
+# BENCH_HTTP_ARGS (more bench_http flags, e.g. --json), TENANT (default
+# "bench"; with BENCH_VAR=var/bench-store and TENANT=bench-store the real
+# files join the 10 000 synthetic tracks `make bench-store` keeps, for the
+# service at catalog scale).  Run it with sh:
 # bash keeps its own SECONDS (seconds since it started), so under bash set
 # BENCH_SECONDS instead.
 #
@@ -52,6 +55,7 @@ SOAK_WARMUP=${SOAK_WARMUP:-30}
 SLOPE_MAX=${SLOPE_MAX:-1.0}
 if [ -z "${SERVE_ARGS+set}" ]; then SERVE_ARGS="--rate 0"; fi
 BENCH_HTTP_ARGS=${BENCH_HTTP_ARGS:-}
+TENANT=${TENANT:-bench}
 var=${BENCH_VAR:-$PWD/var/bench-http}
 case $var in /*) ;; *) var=$PWD/$var ;; esac
 
@@ -100,12 +104,12 @@ done <"$files.all"
 rm -f "$files.all"
 n=$(wc -l <"$files")
 [ "$n" -gt 0 ] || die "no catalog files: neither var/eval/catalog_full.tsv nor supertuxkart's music"
-say "indexing $n files for tenant bench (skipped when already there)"
-tr '\n' '\0' <"$files" | xargs -0 "$EM" index --tenant bench --quiet ||
+say "indexing $n files for tenant $TENANT (skipped when already there)"
+tr '\n' '\0' <"$files" | xargs -0 "$EM" index --tenant "$TENANT" --quiet ||
     say "some files were not indexed (above); going on with the rest"
 
 # 3. the key
-token=$("$EM" keys create --tenant bench --name bench 2>"$var/keys.err") || {
+token=$("$EM" keys create --tenant "$TENANT" --name bench 2>"$var/keys.err") || {
     cat "$var/keys.err" >&2
     die "earmark keys create failed"
 }
