@@ -5,8 +5,13 @@
  * ref_t - query_t is (nearly) the same: a spike in that track's offset
  * histogram.  Random hash collisions spread evenly over offsets.  So:
  *
- *   1. sort the hits by (track, offset) with an LSD radix sort (linear time;
- *      byte passes where every key agrees are skipped);
+ *   1. group the hits by track (a counting sort of 12-byte references), and
+ *      drop every track that cannot reach min_count hits in one band of
+ *      offsets, nor min_count invariant hits in the window the scaled
+ *      search looks at (a coarse bucket count, O(hits)): on a large
+ *      catalog that is all but a few tracks of hundreds of thousands of
+ *      chance hits.  The hits of the tracks left are copied out sorted by
+ *      (track, offset, position in the input);
  *   2. per track, count the hits of each offset and of its +-tolerance band,
  *      and take band maxima with at least min_count hits, strongest first,
  *      suppressing maxima that overlap one already taken;
@@ -22,8 +27,9 @@
  *      (+-tolerance), and keep what beats the unscaled alignment of the same
  *      part of the query.
  *
- * Pure computation: no I/O, no globals; the only allocations are scratch
- * arrays freed before returning and the result array.
+ * Pure computation: no I/O, no globals; the input is not modified; the only
+ * allocations are scratch arrays freed before returning and the result
+ * array.
  */
 #include "fp_internal.h"
 
@@ -42,10 +48,14 @@ void fp_score_opts_default(fp_score_opts_t *o)
 }
 
 /* Frames are below 2^31 (checked), so the offset fits 32 bits. */
-static inline uint64_t hit_key(const fp_hit_t *h)
+static inline uint32_t hit_offset(const fp_hit_t *h)
 {
-    int64_t off = (int64_t)h->ref_t - (int64_t)h->query_t;
-    return (uint64_t)h->track << 32 | (uint64_t)(off + ((int64_t)1 << 31));
+    return (uint32_t)((int64_t)h->ref_t - (int64_t)h->query_t + ((int64_t)1 << 31));
+}
+
+static inline uint64_t hit_key(uint32_t track, uint32_t offset)
+{
+    return (uint64_t)track << 32 | offset;
 }
 
 static inline int64_t key_offset(uint64_t key)
@@ -53,46 +63,118 @@ static inline int64_t key_offset(uint64_t key)
     return (int64_t)(key & 0xffffffffu) - ((int64_t)1 << 31);
 }
 
-/* LSD radix sort of hits by hit_key, 8 bits a pass; tmp holds n hits. */
-static void radix_sort(fp_hit_t *hits, fp_hit_t *tmp, uint64_t *keys, uint64_t *ktmp, size_t n)
+/*
+ * A hit while the tracks are sorted out: 12 bytes instead of the hit's 24,
+ * so that the one pass over all hits moves half the data.  off is the
+ * biased offset (hit_offset); idx the hit's index in the caller's array
+ * (below 2^31), with REF_INVARIANT set when the hit is FP_HIT_INVARIANT.
+ */
+typedef struct hitref {
+    uint32_t track, off, idx;
+} hitref_t;
+
+#define REF_INVARIANT 0x80000000u
+
+/*
+ * Counting sort of hits[0 .. n) by track into out[0 .. n) (stable: a
+ * track's hits keep their order, so idx ascends within a track).  Track
+ * ids are dense in practice: tmin + range covers them, and range < 2^16
+ * takes a single pass; wider ranges take two passes of at most 16 bits
+ * through tmp (n entries).  count holds 2^16 + 1 entries.
+ */
+static void sort_by_track(const fp_hit_t *hits, size_t n, uint32_t tmin, uint32_t range,
+                          hitref_t *out, hitref_t *tmp, uint32_t *count)
 {
-    /* all eight histograms in one pass; then each pass scatters from one
-     * buffer into the other, and only an odd number of passes needs a
-     * final copy back */
-    size_t count[8][256];
-    memset(count, 0, sizeof count);
+    int bits = 1;
+    while (bits < 32 && range >> bits) bits++;
+    int lo_bits = bits <= 16 ? bits : bits / 2, hi_bits = bits - lo_bits;
+    uint32_t lo_mask = (1u << lo_bits) - 1;
+    hitref_t *first = hi_bits ? tmp : out;
+
+    memset(count, 0, ((size_t)1 << lo_bits) * sizeof *count);
+    for (size_t i = 0; i < n; i++) count[(hits[i].track - tmin) & lo_mask]++;
+    uint32_t sum = 0;
+    for (size_t d = 0; d <= lo_mask; d++) {
+        uint32_t c = count[d];
+        count[d] = sum;
+        sum += c;
+    }
     for (size_t i = 0; i < n; i++) {
-        uint64_t k = hit_key(&hits[i]);
-        keys[i] = k;
-        for (int p = 0; p < 8; p++) count[p][(k >> (8 * p)) & 0xff]++;
+        const fp_hit_t *h = &hits[i];
+        first[count[(h->track - tmin) & lo_mask]++] =
+            (hitref_t){h->track, hit_offset(h),
+                       (uint32_t)i | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
     }
-    fp_hit_t *src = hits, *dst = tmp;
-    uint64_t *ks = keys, *kd = ktmp;
-    for (int p = 0; p < 8 && n; p++) {
-        int shift = 8 * p;
-        if (count[p][(ks[0] >> shift) & 0xff] == n) continue; /* all agree */
-        size_t sum = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = count[p][b];
-            count[p][b] = sum;
-            sum += c;
+    if (!hi_bits) return;
+    size_t nd = (size_t)1 << hi_bits;
+    memset(count, 0, nd * sizeof *count);
+    for (size_t i = 0; i < n; i++) count[(tmp[i].track - tmin) >> lo_bits]++;
+    sum = 0;
+    for (size_t d = 0; d < nd; d++) {
+        uint32_t c = count[d];
+        count[d] = sum;
+        sum += c;
+    }
+    for (size_t i = 0; i < n; i++) out[count[(tmp[i].track - tmin) >> lo_bits]++] = tmp[i];
+}
+
+#define COARSE_SLOTS 8192 /* counters of window_may_hold, by bucket number mod this */
+
+/*
+ * Does some window of `width` consecutive offsets hold min_count of one
+ * track's references r[0 .. m) (only the invariant ones when `invariant`)?
+ * Offsets are cut into buckets of at least `width` (bucket = off * scale >>
+ * 32 with scale = 2^32 / width rounded down: a multiply, not a division):
+ * any such window lies in two neighbouring buckets, so when no two
+ * neighbours together hold min_count, no window does.  Buckets are counted
+ * in slots (bucket number mod COARSE_SLOTS; zero on entry and on return):
+ * buckets that share a slot only add up, which can give a false yes but
+ * never a false no.  O(m).
+ */
+static int window_may_hold(const hitref_t *r, size_t m, int invariant, uint32_t width,
+                           uint32_t min_count, uint32_t *slots)
+{
+    const uint32_t mask = COARSE_SLOTS - 1, need = invariant ? REF_INVARIANT : 0;
+    const uint64_t scale = ((uint64_t)1 << 32) / width;
+    int found = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if ((r[i].idx & need) != need) continue;
+        slots[(uint32_t)((r[i].off * scale) >> 32) & mask]++;
+        k++;
+    }
+    if (k >= min_count)
+        for (size_t i = 0; i < m && !found; i++) {
+            if ((r[i].idx & need) != need) continue;
+            uint32_t b = (uint32_t)((r[i].off * scale) >> 32), here = slots[b & mask];
+            found = here + slots[(b + 1) & mask] >= min_count ||
+                    here + slots[(b - 1) & mask] >= min_count;
         }
-        for (size_t i = 0; i < n; i++) {
-            size_t d = count[p][(ks[i] >> shift) & 0xff]++;
-            dst[d] = src[i];
-            kd[d] = ks[i];
-        }
-        fp_hit_t *h = src;
-        src = dst;
-        dst = h;
-        uint64_t *k = ks;
-        ks = kd;
-        kd = k;
-    }
-    if (src != hits) {
-        memcpy(hits, src, n * sizeof *hits);
-        memcpy(keys, ks, n * sizeof *keys);
-    }
+    for (size_t i = 0; i < m; i++) slots[(uint32_t)((r[i].off * scale) >> 32) & mask] = 0;
+    return found;
+}
+
+/*
+ * Can a track whose references are r[0 .. m) give a candidate?  Unscaled
+ * voting needs min_count hits within a band of 2 tolerance + 1 offsets;
+ * the scaled search needs min_count invariant hits within `width` offsets
+ * (densest_window).  Most tracks have neither: their hits are chance
+ * collisions spread over the whole recording.
+ */
+static int track_may_align(const hitref_t *r, size_t m, const fp_score_opts_t *o,
+                           int scaled, uint32_t width, uint32_t *slots)
+{
+    if (m < o->min_count) return 0;
+    if (window_may_hold(r, m, 0, 2 * (uint32_t)o->tolerance + 1, o->min_count, slots)) return 1;
+    return scaled && window_may_hold(r, m, 1, width, o->min_count, slots);
+}
+
+static int cmp_hitref(const void *a, const void *b)
+{
+    const hitref_t *x = a, *y = b;
+    if (x->off != y->off) return x->off < y->off ? -1 : 1;
+    uint32_t i = x->idx & ~REF_INVARIANT, j = y->idx & ~REF_INVARIANT;
+    return i < j ? -1 : i > j;
 }
 
 typedef struct bin {
@@ -470,14 +552,25 @@ static void drop_overlaps(scratch_t *s)
     s->ncands = w;
 }
 
-fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
+/*
+ * The order of work: one pass over all hits for their frame ranges and
+ * track ids; a counting sort of compact references by track; a coarse
+ * bucket test per track (track_may_align) that drops the tracks that cannot hold
+ * an alignment; then, for the few tracks left, their hits sorted by
+ * (offset, index) and copied out, and the voting on those.  A track's hits
+ * come out in the same order as a stable sort of all hits by (track,
+ * offset) would give, so the result is that of voting over every track.
+ */
+fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opts,
                        fp_candidate_t **out, size_t *n_out)
 {
     fp_err_t rc = FP_OK;
     fp_score_opts_t o;
     scratch_t s;
-    fp_hit_t *tmp = NULL;
-    uint64_t *keys = NULL, *ktmp = NULL;
+    hitref_t *refs = NULL, *rtmp = NULL;
+    uint32_t *count = NULL, *slots = NULL;
+    fp_hit_t *hits = NULL;
+    uint64_t *keys = NULL;
     span_t *spans = NULL;
     size_t nspans = 0, spans_cap = 0;
 
@@ -486,30 +579,60 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
     *n_out = 0;
     if (opts) o = *opts;
     else fp_score_opts_default(&o);
-    if ((!hits && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0 ||
+    if ((!all && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0 ||
         !(o.min_speed > 0.1 && o.min_speed <= 1.0 && o.max_speed >= 1.0 && o.max_speed < 10.0))
         return FP_ERR_INVALID;
     if (o.min_count < 1) o.min_count = 1;
     if (n < o.min_count) return FP_OK;
-    if (n > SIZE_MAX / sizeof(fp_hit_t)) return FP_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        if ((hits[i].ref_t | hits[i].query_t) >= (uint32_t)1 << 31) return FP_ERR_INVALID;
-
-    tmp = malloc(n * sizeof *tmp);
-    keys = malloc(n * sizeof *keys);
-    ktmp = malloc(n * sizeof *ktmp);
-    if (!tmp || !keys || !ktmp) {
-        rc = FP_ERR_NOMEM;
-        goto out;
-    }
-    radix_sort(hits, tmp, keys, ktmp, n);
-    uint32_t qmin = UINT32_MAX, qmax = 0;
+    if (n > INT32_MAX) return FP_ERR_INVALID;
+    uint32_t qmin = UINT32_MAX, qmax = 0, tmin = UINT32_MAX, tmax = 0;
     for (size_t i = 0; i < n; i++) {
-        if (hits[i].query_t < qmin) qmin = hits[i].query_t;
-        if (hits[i].query_t > qmax) qmax = hits[i].query_t;
+        const fp_hit_t *h = &all[i];
+        if ((h->ref_t | h->query_t) >= (uint32_t)1 << 31) return FP_ERR_INVALID;
+        if (h->query_t < qmin) qmin = h->query_t;
+        if (h->query_t > qmax) qmax = h->query_t;
+        if (h->track < tmin) tmin = h->track;
+        if (h->track > tmax) tmax = h->track;
     }
     double reach = fmax(1.0 - o.min_speed, o.max_speed - 1.0);
     int64_t width = (int64_t)ceil(reach * (double)(qmax - qmin)) + 2 * o.tolerance + 2;
+
+    refs = malloc(n * sizeof *refs);
+    count = malloc((((size_t)1 << 16) + 1) * sizeof *count);
+    slots = calloc(COARSE_SLOTS, sizeof *slots);
+    if (tmax - tmin >= (uint32_t)1 << 16) rtmp = malloc(n * sizeof *rtmp);
+    if (!refs || !count || !slots || (tmax - tmin >= (uint32_t)1 << 16 && !rtmp)) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    sort_by_track(all, n, tmin, tmax - tmin, refs, rtmp, count);
+
+    /* keep the tracks that can align; their references move to the front */
+    int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
+    uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
+    size_t kept = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && refs[j].track == refs[i].track) j++;
+        if (track_may_align(refs + i, j - i, &o, scaled, wide, slots)) {
+            if (kept < i) memmove(refs + kept, refs + i, (j - i) * sizeof *refs);
+            qsort(refs + kept, j - i, sizeof *refs, cmp_hitref);
+            kept += j - i;
+        }
+        i = j;
+    }
+    n = kept;
+    hits = malloc((n ? n : 1) * sizeof *hits);
+    keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!hits || !keys) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hits[i] = all[refs[i].idx & ~REF_INVARIANT];
+        keys[i] = hit_key(refs[i].track, refs[i].off);
+    }
+
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && hits[j].track == hits[i].track) j++;
@@ -561,9 +684,12 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         s.cands = NULL;
     }
 out:
-    free(tmp);
+    free(refs);
+    free(rtmp);
+    free(count);
+    free(slots);
+    free(hits);
     free(keys);
-    free(ktmp);
     free(s.bins);
     free(s.order);
     free(s.band);
