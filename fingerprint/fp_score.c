@@ -80,7 +80,7 @@ typedef struct hitref {
  * track's hits keep their order, so idx ascends within a track).  Track
  * ids are dense in practice: tmin + range covers them, and range < 2^16
  * takes a single pass; wider ranges take two passes of at most 16 bits
- * through tmp (n entries).  count holds 2^16 + 1 entries.
+ * through tmp (n entries).  count holds 2^min(16, bits of range) entries.
  */
 static void sort_by_track(const fp_hit_t *hits, size_t n, uint32_t tmin, uint32_t range,
                           hitref_t *out, hitref_t *tmp, uint32_t *count)
@@ -169,12 +169,37 @@ static int track_may_align(const hitref_t *r, size_t m, const fp_score_opts_t *o
     return scaled && window_may_hold(r, m, 1, width, o->min_count, slots);
 }
 
-static int cmp_hitref(const void *a, const void *b)
+/*
+ * Stable LSD radix sort of r[0 .. n) by (track, off), 11 bits a pass,
+ * through tmp (n entries); count holds 2048 entries.  Here `track` is the
+ * rank of the kept track (below 2^rank_bits) and off lies within
+ * [omin, omin + 2^off_bits), so the key has rank_bits + off_bits bits;
+ * passes where every key has the same digit are skipped.  Stability keeps
+ * the input order (idx ascending) among equal keys.
+ */
+static void sort_by_offset(hitref_t *r, hitref_t *tmp, size_t n, int rank_bits, uint32_t omin,
+                           int off_bits, uint32_t *count)
 {
-    const hitref_t *x = a, *y = b;
-    if (x->off != y->off) return x->off < y->off ? -1 : 1;
-    uint32_t i = x->idx & ~REF_INVARIANT, j = y->idx & ~REF_INVARIANT;
-    return i < j ? -1 : i > j;
+    hitref_t *src = r, *dst = tmp;
+    for (int shift = 0; shift < rank_bits + off_bits && n; shift += 11) {
+        memset(count, 0, 2048 * sizeof *count);
+#define REF_DIGIT(x) \
+    ((uint32_t)((((uint64_t)(x).track << off_bits) | ((x).off - omin)) >> shift) & 2047)
+        for (size_t i = 0; i < n; i++) count[REF_DIGIT(src[i])]++;
+        if (count[REF_DIGIT(src[0])] == n) continue;
+        uint32_t sum = 0;
+        for (int d = 0; d < 2048; d++) {
+            uint32_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) dst[count[REF_DIGIT(src[i])]++] = src[i];
+#undef REF_DIGIT
+        hitref_t *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != r) memcpy(r, src, n * sizeof *r);
 }
 
 typedef struct bin {
@@ -597,8 +622,12 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     double reach = fmax(1.0 - o.min_speed, o.max_speed - 1.0);
     int64_t width = (int64_t)ceil(reach * (double)(qmax - qmin)) + 2 * o.tolerance + 2;
 
+    /* counters for the sort by track (2^16 at most, fewer when the track
+     * ids span less) and for sort_by_offset (2048) */
+    size_t ncount = 2048;
+    while (ncount < ((size_t)1 << 16) && (tmax - tmin) >= ncount) ncount *= 2;
     refs = malloc(n * sizeof *refs);
-    count = malloc((((size_t)1 << 16) + 1) * sizeof *count);
+    count = malloc(ncount * sizeof *count);
     slots = calloc(COARSE_SLOTS, sizeof *slots);
     if (tmax - tmin >= (uint32_t)1 << 16) rtmp = malloc(n * sizeof *rtmp);
     if (!refs || !count || !slots || (tmax - tmin >= (uint32_t)1 << 16 && !rtmp)) {
@@ -607,30 +636,44 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     }
     sort_by_track(all, n, tmin, tmax - tmin, refs, rtmp, count);
 
-    /* keep the tracks that can align; their references move to the front */
+    /* keep the tracks that can align: their references move to the front,
+     * the track replaced by its rank among the kept ones for the sort by
+     * offset (the hit has the track) */
     int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
     uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
     size_t kept = 0;
+    uint32_t ranks = 0, omin = UINT32_MAX, omax = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && refs[j].track == refs[i].track) j++;
         if (track_may_align(refs + i, j - i, &o, scaled, wide, slots)) {
-            if (kept < i) memmove(refs + kept, refs + i, (j - i) * sizeof *refs);
-            qsort(refs + kept, j - i, sizeof *refs, cmp_hitref);
-            kept += j - i;
+            for (size_t k = i; k < j; k++) {
+                hitref_t rf = refs[k];
+                rf.track = ranks;
+                if (rf.off < omin) omin = rf.off;
+                if (rf.off > omax) omax = rf.off;
+                refs[kept++] = rf;
+            }
+            ranks++;
         }
         i = j;
     }
     n = kept;
+    int rank_bits = 0, off_bits = 0;
+    while (rank_bits < 32 && (ranks - 1) >> rank_bits) rank_bits++;
+    while (n && off_bits < 32 && (omax - omin) >> off_bits) off_bits++;
     hits = malloc((n ? n : 1) * sizeof *hits);
     keys = malloc((n ? n : 1) * sizeof *keys);
     if (!hits || !keys) {
         rc = FP_ERR_NOMEM;
         goto out;
     }
+    /* the hits' array is the sort's scratch (12 of its 24 bytes a hit)
+     * until the sorted hits are copied into it */
+    sort_by_offset(refs, (hitref_t *)(void *)hits, n, rank_bits, omin, off_bits, count);
     for (size_t i = 0; i < n; i++) {
         hits[i] = all[refs[i].idx & ~REF_INVARIANT];
-        keys[i] = hit_key(refs[i].track, refs[i].off);
+        keys[i] = hit_key(hits[i].track, refs[i].off);
     }
 
     for (size_t i = 0; i < n;) {
