@@ -5,13 +5,15 @@
  * ref_t - query_t is (nearly) the same: a spike in that track's offset
  * histogram.  Random hash collisions spread evenly over offsets.  So:
  *
- *   1. group the hits by track (a counting sort of 12-byte references), and
- *      drop every track that cannot reach min_count hits in one band of
+ *   1. drop every track that cannot reach min_count hits in one band of
  *      offsets, nor min_count invariant hits in the window the scaled
- *      search looks at (a coarse bucket count, O(hits)): on a large
- *      catalog that is all but a few tracks of hundreds of thousands of
- *      chance hits.  The hits of the tracks left are copied out sorted by
- *      (track, offset, position in the input);
+ *      search looks at: on a large catalog that is all but a few tracks of
+ *      hundreds of thousands of chance hits.  A hashed sieve over all hits
+ *      (sieve_tracks, cache-sized tables) marks the tracks that may; their
+ *      hits, grouped by track with a radix sort of 12-byte references, go
+ *      through the exact test (track_may_align); the hits of the tracks
+ *      left are copied out sorted by (track, offset, position in the
+ *      input);
  *   2. per track, count the hits of each offset and of its +-tolerance band,
  *      and take band maxima with at least min_count hits, strongest first,
  *      suppressing maxima that overlap one already taken;
@@ -65,7 +67,7 @@ static inline int64_t key_offset(uint64_t key)
 
 /*
  * A hit while the tracks are sorted out: 12 bytes instead of the hit's 24,
- * so that the one pass over all hits moves half the data.  off is the
+ * so that sorting moves half the data.  off is the
  * biased offset (hit_offset); idx the hit's index in the caller's array
  * (below 2^31), with REF_INVARIANT set when the hit is FP_HIT_INVARIANT.
  */
@@ -75,47 +77,65 @@ typedef struct hitref {
 
 #define REF_INVARIANT 0x80000000u
 
-/*
- * Counting sort of hits[0 .. n) by track into out[0 .. n) (stable: a
- * track's hits keep their order, so idx ascends within a track).  Track
- * ids are dense in practice: tmin + range covers them, and range < 2^16
- * takes a single pass; wider ranges take two passes of at most 16 bits
- * through tmp (n entries).  count holds 2^min(16, bits of range) entries.
- */
-static void sort_by_track(const fp_hit_t *hits, size_t n, uint32_t tmin, uint32_t range,
-                          hitref_t *out, hitref_t *tmp, uint32_t *count)
-{
-    int bits = 1;
-    while (bits < 32 && range >> bits) bits++;
-    int lo_bits = bits <= 16 ? bits : bits / 2, hi_bits = bits - lo_bits;
-    uint32_t lo_mask = (1u << lo_bits) - 1;
-    hitref_t *first = hi_bits ? tmp : out;
+#define SIEVE_NARROW 19 /* log2 of the sieve's counters of bands */
+#define SIEVE_WIDE 17   /* ... of scaled-search windows */
+#define SIEVE_MARK 20   /* ... of its bits of tracks */
 
-    memset(count, 0, ((size_t)1 << lo_bits) * sizeof *count);
-    for (size_t i = 0; i < n; i++) count[(hits[i].track - tmin) & lo_mask]++;
-    uint32_t sum = 0;
-    for (size_t d = 0; d <= lo_mask; d++) {
-        uint32_t c = count[d];
-        count[d] = sum;
-        sum += c;
+static inline uint8_t sieve_add(uint8_t c)
+{
+    return (uint8_t)(c + (c != 255));
+}
+
+/*
+ * A first, cheap sieve over all n hits, before any sorting: which tracks
+ * may hold min_count hits within one band of 2 tolerance + 1 offsets, or
+ * (when `scaled`) min_count invariant hits within `width` offsets?  Each
+ * hit is counted in a table slot of (a hash of its track) + (its offset's
+ * bucket, as in window_may_hold), so neighbouring buckets of a track are
+ * neighbouring slots; a hit whose slot and a neighbour together reach
+ * min_count marks its track's bit (a hash of the track) in mark.  Other
+ * tracks sharing a slot or a bit, and counters saturating at 255 (callers
+ * use it for min_count <= 255), can only mark more tracks, never fewer:
+ * the exact test (track_may_align) follows on the hits of marked tracks.
+ * The tables (2^SIEVE_NARROW and 2^SIEVE_WIDE bytes, 2^SIEVE_MARK bits)
+ * are zero on entry; they fit in a core's cache, where a sort of all the
+ * hits by track would not.
+ */
+static void sieve_tracks(const fp_hit_t *h, size_t n, uint32_t min_count, uint32_t tolerance,
+                         int scaled, uint32_t width, uint8_t *narrow, uint8_t *wide,
+                         uint8_t *mark)
+{
+    const uint32_t nmask = (1u << SIEVE_NARROW) - 1, wmask = (1u << SIEVE_WIDE) - 1;
+    const uint64_t nscale = ((uint64_t)1 << 32) / (2 * tolerance + 1),
+                   wscale = ((uint64_t)1 << 32) / width;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t off = hit_offset(&h[i]), base = h[i].track * 0x9E3779B1u;
+        uint32_t a = (base + (uint32_t)((off * nscale) >> 32)) & nmask;
+        narrow[a] = sieve_add(narrow[a]);
+        if (scaled && (h[i].flags & FP_HIT_INVARIANT)) {
+            uint32_t b = (base + (uint32_t)((off * wscale) >> 32)) & wmask;
+            wide[b] = sieve_add(wide[b]);
+        }
     }
     for (size_t i = 0; i < n; i++) {
-        const fp_hit_t *h = &hits[i];
-        first[count[(h->track - tmin) & lo_mask]++] =
-            (hitref_t){h->track, hit_offset(h),
-                       (uint32_t)i | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
+        uint32_t base = h[i].track * 0x9E3779B1u, bit = base >> (32 - SIEVE_MARK);
+        if (mark[bit >> 3] & (1u << (bit & 7))) continue;
+        uint32_t off = hit_offset(&h[i]);
+        uint32_t a = base + (uint32_t)((off * nscale) >> 32), c = narrow[a & nmask];
+        int yes = c + narrow[(a + 1) & nmask] >= min_count || c + narrow[(a - 1) & nmask] >= min_count;
+        if (!yes && scaled && (h[i].flags & FP_HIT_INVARIANT)) {
+            uint32_t b = base + (uint32_t)((off * wscale) >> 32);
+            c = wide[b & wmask];
+            yes = c + wide[(b + 1) & wmask] >= min_count || c + wide[(b - 1) & wmask] >= min_count;
+        }
+        if (yes) mark[bit >> 3] |= (uint8_t)(1u << (bit & 7));
     }
-    if (!hi_bits) return;
-    size_t nd = (size_t)1 << hi_bits;
-    memset(count, 0, nd * sizeof *count);
-    for (size_t i = 0; i < n; i++) count[(tmp[i].track - tmin) >> lo_bits]++;
-    sum = 0;
-    for (size_t d = 0; d < nd; d++) {
-        uint32_t c = count[d];
-        count[d] = sum;
-        sum += c;
-    }
-    for (size_t i = 0; i < n; i++) out[count[(tmp[i].track - tmin) >> lo_bits]++] = tmp[i];
+}
+
+static inline int sieve_marked(const uint8_t *mark, uint32_t track)
+{
+    uint32_t bit = (track * 0x9E3779B1u) >> (32 - SIEVE_MARK);
+    return mark[bit >> 3] >> (bit & 7) & 1;
 }
 
 #define COARSE_SLOTS 8192 /* counters of window_may_hold, by bucket number mod this */
@@ -170,25 +190,35 @@ static int track_may_align(const hitref_t *r, size_t m, const fp_score_opts_t *o
 }
 
 /*
- * Stable LSD radix sort of r[0 .. n) by (track, off), 11 bits a pass,
- * through tmp (n entries); count holds 2048 entries.  Here `track` is the
- * rank of the kept track (below 2^rank_bits) and off lies within
- * [omin, omin + 2^off_bits), so the key has rank_bits + off_bits bits;
- * passes where every key has the same digit are skipped.  Stability keeps
- * the input order (idx ascending) among equal keys.
+ * Stable LSD radix sort of r[0 .. n) through tmp (n entries) by the key
+ * (track - tbase) << off_bits | (off - omin) when by_offset, else by track
+ * alone (off_bits 0).  The key has track_bits + off_bits bits, sorted in as
+ * few passes of at most 11 bits (16 by track alone: one pass for up to
+ * 65536 tracks) as cover them, each pass as narrow as that allows (fewer
+ * buckets scatter faster); count holds 2^16 entries.  Passes where every
+ * key has the same digit are skipped.  Stability keeps the input order
+ * among equal keys.
  */
-static void sort_by_offset(hitref_t *r, hitref_t *tmp, size_t n, int rank_bits, uint32_t omin,
-                           int off_bits, uint32_t *count)
+static void sort_refs(hitref_t *r, hitref_t *tmp, size_t n, uint32_t tbase, int track_bits,
+                      int by_offset, uint32_t omin, int off_bits, uint32_t *count)
 {
     hitref_t *src = r, *dst = tmp;
-    for (int shift = 0; shift < rank_bits + off_bits && n; shift += 11) {
-        memset(count, 0, 2048 * sizeof *count);
-#define REF_DIGIT(x) \
-    ((uint32_t)((((uint64_t)(x).track << off_bits) | ((x).off - omin)) >> shift) & 2047)
+    const uint32_t off_mask = by_offset ? UINT32_MAX : 0;
+    if (!by_offset) off_bits = 0;
+    int bits = track_bits + off_bits, widest = by_offset ? 11 : 16;
+    int passes = (bits + widest - 1) / widest;
+    int digit = passes ? (bits + passes - 1) / passes : 0;
+    uint32_t mask = (1u << digit) - 1;
+    for (int shift = 0; shift < bits && n; shift += digit) {
+        memset(count, 0, ((size_t)mask + 1) * sizeof *count);
+#define REF_DIGIT(x)                                                                   \
+    ((uint32_t)((((uint64_t)((x).track - tbase) << off_bits) | (((x).off - omin) & off_mask)) >> \
+                shift) &                                                               \
+     mask)
         for (size_t i = 0; i < n; i++) count[REF_DIGIT(src[i])]++;
         if (count[REF_DIGIT(src[0])] == n) continue;
         uint32_t sum = 0;
-        for (int d = 0; d < 2048; d++) {
+        for (size_t d = 0; d <= mask; d++) {
             uint32_t c = count[d];
             count[d] = sum;
             sum += c;
@@ -200,6 +230,14 @@ static void sort_by_offset(hitref_t *r, hitref_t *tmp, size_t n, int rank_bits, 
         dst = x;
     }
     if (src != r) memcpy(r, src, n * sizeof *r);
+}
+
+/* Bits of the values 0 .. range. */
+static int bits_of(uint32_t range)
+{
+    int b = 0;
+    while (b < 32 && range >> b) b++;
+    return b;
 }
 
 typedef struct bin {
@@ -578,13 +616,13 @@ static void drop_overlaps(scratch_t *s)
 }
 
 /*
- * The order of work: one pass over all hits for their frame ranges and
- * track ids; a counting sort of compact references by track; a coarse
- * bucket test per track (track_may_align) that drops the tracks that cannot hold
- * an alignment; then, for the few tracks left, their hits sorted by
- * (offset, index) and copied out, and the voting on those.  A track's hits
- * come out in the same order as a stable sort of all hits by (track,
- * offset) would give, so the result is that of voting over every track.
+ * The order of work: one pass over all hits for their frame ranges; the
+ * sieve (two passes); references to the hits of marked tracks, sorted by
+ * track; the exact test per track (track_may_align); for the tracks left,
+ * their references sorted by (rank, offset) and the hits copied out in
+ * that order; then the voting on those.  A track's hits come out in the
+ * same order as a stable sort of all hits by (track, offset) would give,
+ * so the result is that of voting over every track.
  */
 fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opts,
                        fp_candidate_t **out, size_t *n_out)
@@ -594,6 +632,7 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     scratch_t s;
     hitref_t *refs = NULL, *rtmp = NULL;
     uint32_t *count = NULL, *slots = NULL;
+    uint8_t *narrow = NULL, *wider = NULL, *mark = NULL;
     fp_hit_t *hits = NULL;
     uint64_t *keys = NULL;
     span_t *spans = NULL;
@@ -610,39 +649,61 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     if (o.min_count < 1) o.min_count = 1;
     if (n < o.min_count) return FP_OK;
     if (n > INT32_MAX) return FP_ERR_INVALID;
-    uint32_t qmin = UINT32_MAX, qmax = 0, tmin = UINT32_MAX, tmax = 0;
+    uint32_t qmin = UINT32_MAX, qmax = 0;
     for (size_t i = 0; i < n; i++) {
         const fp_hit_t *h = &all[i];
         if ((h->ref_t | h->query_t) >= (uint32_t)1 << 31) return FP_ERR_INVALID;
         if (h->query_t < qmin) qmin = h->query_t;
         if (h->query_t > qmax) qmax = h->query_t;
-        if (h->track < tmin) tmin = h->track;
-        if (h->track > tmax) tmax = h->track;
     }
     double reach = fmax(1.0 - o.min_speed, o.max_speed - 1.0);
     int64_t width = (int64_t)ceil(reach * (double)(qmax - qmin)) + 2 * o.tolerance + 2;
 
-    /* counters for the sort by track (2^16 at most, fewer when the track
-     * ids span less) and for sort_by_offset (2048) */
-    size_t ncount = 2048;
-    while (ncount < ((size_t)1 << 16) && (tmax - tmin) >= ncount) ncount *= 2;
-    refs = malloc(n * sizeof *refs);
-    count = malloc(ncount * sizeof *count);
+    int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
+    uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
+
+    /* the sieve, then references to the hits of the tracks it marked */
+    narrow = calloc((size_t)1 << SIEVE_NARROW, 1);
+    wider = calloc((size_t)1 << SIEVE_WIDE, 1);
+    mark = calloc((size_t)1 << (SIEVE_MARK - 3), 1);
+    count = malloc(((size_t)1 << 16) * sizeof *count);
     slots = calloc(COARSE_SLOTS, sizeof *slots);
-    if (tmax - tmin >= (uint32_t)1 << 16) rtmp = malloc(n * sizeof *rtmp);
-    if (!refs || !count || !slots || (tmax - tmin >= (uint32_t)1 << 16 && !rtmp)) {
+    refs = malloc(n * sizeof *refs); /* pages are touched only for marked tracks */
+    if (!narrow || !wider || !mark || !count || !slots || !refs) {
         rc = FP_ERR_NOMEM;
         goto out;
     }
-    sort_by_track(all, n, tmin, tmax - tmin, refs, rtmp, count);
-
-    /* keep the tracks that can align: their references move to the front,
-     * the track replaced by its rank among the kept ones for the sort by
-     * offset (the hit has the track) */
-    int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
-    uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
+    /* the sieve pays when chance collisions in its counters stay well below
+     * min_count: an eighth of min_count hits a counter on average */
+    if (o.min_count <= 255 && n <= ((size_t)o.min_count << SIEVE_NARROW) / 8)
+        sieve_tracks(all, n, o.min_count, (uint32_t)o.tolerance, scaled, wide, narrow, wider, mark);
+    else
+        memset(mark, 0xff, (size_t)1 << (SIEVE_MARK - 3));
     size_t kept = 0;
-    uint32_t ranks = 0, omin = UINT32_MAX, omax = 0;
+    uint32_t tmin = UINT32_MAX, tmax = 0, omin, omax;
+    for (size_t i = 0; i < n; i++) {
+        const fp_hit_t *h = &all[i];
+        if (!sieve_marked(mark, h->track)) continue;
+        hitref_t rf = {h->track, hit_offset(h),
+                       (uint32_t)i | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
+        if (rf.track < tmin) tmin = rf.track;
+        if (rf.track > tmax) tmax = rf.track;
+        refs[kept++] = rf;
+    }
+    rtmp = malloc((kept ? kept : 1) * sizeof *rtmp);
+    if (!rtmp) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    sort_refs(refs, rtmp, kept, tmin, bits_of(tmax - tmin), 0, 0, 0, count);
+
+    /* the exact test on each marked track; the references of the tracks
+     * that pass move to the front, the track replaced by its rank for the
+     * sort by offset (the hit has the track) */
+    n = kept;
+    kept = 0;
+    uint32_t ranks = 0;
+    omin = UINT32_MAX, omax = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && refs[j].track == refs[i].track) j++;
@@ -659,18 +720,13 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
         i = j;
     }
     n = kept;
-    int rank_bits = 0, off_bits = 0;
-    while (rank_bits < 32 && (ranks - 1) >> rank_bits) rank_bits++;
-    while (n && off_bits < 32 && (omax - omin) >> off_bits) off_bits++;
+    sort_refs(refs, rtmp, n, 0, n ? bits_of(ranks - 1) : 0, 1, omin, bits_of(omax - omin), count);
     hits = malloc((n ? n : 1) * sizeof *hits);
     keys = malloc((n ? n : 1) * sizeof *keys);
     if (!hits || !keys) {
         rc = FP_ERR_NOMEM;
         goto out;
     }
-    /* the hits' array is the sort's scratch (12 of its 24 bytes a hit)
-     * until the sorted hits are copied into it */
-    sort_by_offset(refs, (hitref_t *)(void *)hits, n, rank_bits, omin, off_bits, count);
     for (size_t i = 0; i < n; i++) {
         hits[i] = all[refs[i].idx & ~REF_INVARIANT];
         keys[i] = hit_key(hits[i].track, refs[i].off);
@@ -727,6 +783,9 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
         s.cands = NULL;
     }
 out:
+    free(narrow);
+    free(wider);
+    free(mark);
     free(refs);
     free(rtmp);
     free(count);
