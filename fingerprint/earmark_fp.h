@@ -375,12 +375,13 @@ void fp_score_opts_default(fp_score_opts_t *opts);
  * alignments are searched among all hits of every track; scaled ones
  * (speed != 1) among the FP_HIT_INVARIANT hits of the scaled_tracks tracks
  * with most of them, over a grid of speeds refined to 0.1%.  The hits array is
- * reordered in place.  On success *out is a new array of *n_out candidates
+ * only read (at most INT32_MAX hits).  On success *out is a new array of *n_out candidates
  * (owned by the caller, free()), best first: by frames, then count, then
  * track, then offset, so the result is deterministic.  *out is NULL when none qualifies.
- * Errors: FP_ERR_INVALID (a frame >= 2^31, a bad option), FP_ERR_NOMEM.
+ * Errors: FP_ERR_INVALID (a frame >= 2^31, more than INT32_MAX hits, a bad
+ * option), FP_ERR_NOMEM.  Thread-safe: no shared state.
  */
-fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
+fp_err_t fp_score_hits(const fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
                        fp_candidate_t **out, size_t *n_out);
 
 #ifdef __cplusplus

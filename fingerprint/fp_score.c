@@ -5,8 +5,15 @@
  * ref_t - query_t is (nearly) the same: a spike in that track's offset
  * histogram.  Random hash collisions spread evenly over offsets.  So:
  *
- *   1. sort the hits by (track, offset) with an LSD radix sort (linear time;
- *      byte passes where every key agrees are skipped);
+ *   1. drop every track that cannot reach min_count hits in one band of
+ *      offsets, nor min_count invariant hits in the window the scaled
+ *      search looks at: on a large catalog that is all but a few tracks of
+ *      hundreds of thousands of chance hits.  A hashed sieve over all hits
+ *      (sieve_tracks, cache-sized tables) marks the tracks that may; their
+ *      hits, grouped by track with a radix sort of 12-byte references, go
+ *      through the exact test (track_may_align); the hits of the tracks
+ *      left are copied out sorted by (track, offset, position in the
+ *      input);
  *   2. per track, count the hits of each offset and of its +-tolerance band,
  *      and take band maxima with at least min_count hits, strongest first,
  *      suppressing maxima that overlap one already taken;
@@ -22,8 +29,9 @@
  *      (+-tolerance), and keep what beats the unscaled alignment of the same
  *      part of the query.
  *
- * Pure computation: no I/O, no globals; the only allocations are scratch
- * arrays freed before returning and the result array.
+ * Pure computation: no I/O, no globals; the input is not modified; the only
+ * allocations are scratch arrays freed before returning and the result
+ * array.
  */
 #include "fp_internal.h"
 
@@ -42,10 +50,14 @@ void fp_score_opts_default(fp_score_opts_t *o)
 }
 
 /* Frames are below 2^31 (checked), so the offset fits 32 bits. */
-static inline uint64_t hit_key(const fp_hit_t *h)
+static inline uint32_t hit_offset(const fp_hit_t *h)
 {
-    int64_t off = (int64_t)h->ref_t - (int64_t)h->query_t;
-    return (uint64_t)h->track << 32 | (uint64_t)(off + ((int64_t)1 << 31));
+    return (uint32_t)((int64_t)h->ref_t - (int64_t)h->query_t + ((int64_t)1 << 31));
+}
+
+static inline uint64_t hit_key(uint32_t track, uint32_t offset)
+{
+    return (uint64_t)track << 32 | offset;
 }
 
 static inline int64_t key_offset(uint64_t key)
@@ -53,46 +65,179 @@ static inline int64_t key_offset(uint64_t key)
     return (int64_t)(key & 0xffffffffu) - ((int64_t)1 << 31);
 }
 
-/* LSD radix sort of hits by hit_key, 8 bits a pass; tmp holds n hits. */
-static void radix_sort(fp_hit_t *hits, fp_hit_t *tmp, uint64_t *keys, uint64_t *ktmp, size_t n)
+/*
+ * A hit while the tracks are sorted out: 12 bytes instead of the hit's 24,
+ * so that sorting moves half the data.  off is the
+ * biased offset (hit_offset); idx the hit's index in the caller's array
+ * (below 2^31), with REF_INVARIANT set when the hit is FP_HIT_INVARIANT.
+ */
+typedef struct hitref {
+    uint32_t track, off, idx;
+} hitref_t;
+
+#define REF_INVARIANT 0x80000000u
+
+#define SIEVE_NARROW 19 /* log2 of the sieve's counters of bands */
+#define SIEVE_WIDE 17   /* ... of scaled-search windows */
+#define SIEVE_MARK 20   /* ... of its bits of tracks */
+
+static inline uint8_t sieve_add(uint8_t c)
 {
-    /* all eight histograms in one pass; then each pass scatters from one
-     * buffer into the other, and only an odd number of passes needs a
-     * final copy back */
-    size_t count[8][256];
-    memset(count, 0, sizeof count);
+    return (uint8_t)(c + (c != 255));
+}
+
+/*
+ * A first, cheap sieve over all n hits, before any sorting: which tracks
+ * may hold min_count hits within one band of 2 tolerance + 1 offsets, or
+ * (when `scaled`) min_count invariant hits within `width` offsets?  Each
+ * hit is counted in a table slot of (a hash of its track) + (its offset's
+ * bucket, as in window_may_hold), so neighbouring buckets of a track are
+ * neighbouring slots; a hit whose slot and a neighbour together reach
+ * min_count marks its track's bit (a hash of the track) in mark.  Other
+ * tracks sharing a slot or a bit, and counters saturating at 255 (callers
+ * use it for min_count <= 255), can only mark more tracks, never fewer:
+ * the exact test (track_may_align) follows on the hits of marked tracks.
+ * The tables (2^SIEVE_NARROW and 2^SIEVE_WIDE bytes, 2^SIEVE_MARK bits)
+ * are zero on entry; they fit in a core's cache, where a sort of all the
+ * hits by track would not.
+ */
+static void sieve_tracks(const fp_hit_t *h, size_t n, uint32_t min_count, uint32_t tolerance,
+                         int scaled, uint32_t width, uint8_t *narrow, uint8_t *wide,
+                         uint8_t *mark)
+{
+    const uint32_t nmask = (1u << SIEVE_NARROW) - 1, wmask = (1u << SIEVE_WIDE) - 1;
+    const uint64_t nscale = ((uint64_t)1 << 32) / (2 * tolerance + 1),
+                   wscale = ((uint64_t)1 << 32) / width;
     for (size_t i = 0; i < n; i++) {
-        uint64_t k = hit_key(&hits[i]);
-        keys[i] = k;
-        for (int p = 0; p < 8; p++) count[p][(k >> (8 * p)) & 0xff]++;
+        uint32_t off = hit_offset(&h[i]), base = h[i].track * 0x9E3779B1u;
+        uint32_t a = (base + (uint32_t)((off * nscale) >> 32)) & nmask;
+        narrow[a] = sieve_add(narrow[a]);
+        if (scaled && (h[i].flags & FP_HIT_INVARIANT)) {
+            uint32_t b = (base + (uint32_t)((off * wscale) >> 32)) & wmask;
+            wide[b] = sieve_add(wide[b]);
+        }
     }
-    fp_hit_t *src = hits, *dst = tmp;
-    uint64_t *ks = keys, *kd = ktmp;
-    for (int p = 0; p < 8 && n; p++) {
-        int shift = 8 * p;
-        if (count[p][(ks[0] >> shift) & 0xff] == n) continue; /* all agree */
-        size_t sum = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = count[p][b];
-            count[p][b] = sum;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t base = h[i].track * 0x9E3779B1u, bit = base >> (32 - SIEVE_MARK);
+        if (mark[bit >> 3] & (1u << (bit & 7))) continue;
+        uint32_t off = hit_offset(&h[i]);
+        uint32_t a = base + (uint32_t)((off * nscale) >> 32), c = narrow[a & nmask];
+        int yes = c + narrow[(a + 1) & nmask] >= min_count || c + narrow[(a - 1) & nmask] >= min_count;
+        if (!yes && scaled && (h[i].flags & FP_HIT_INVARIANT)) {
+            uint32_t b = base + (uint32_t)((off * wscale) >> 32);
+            c = wide[b & wmask];
+            yes = c + wide[(b + 1) & wmask] >= min_count || c + wide[(b - 1) & wmask] >= min_count;
+        }
+        if (yes) mark[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+    }
+}
+
+static inline int sieve_marked(const uint8_t *mark, uint32_t track)
+{
+    uint32_t bit = (track * 0x9E3779B1u) >> (32 - SIEVE_MARK);
+    return mark[bit >> 3] >> (bit & 7) & 1;
+}
+
+#define COARSE_SLOTS 8192 /* counters of window_may_hold, by bucket number mod this */
+
+/*
+ * Does some window of `width` consecutive offsets hold min_count of one
+ * track's references r[0 .. m) (only the invariant ones when `invariant`)?
+ * Offsets are cut into buckets of at least `width` (bucket = off * scale >>
+ * 32 with scale = 2^32 / width rounded down: a multiply, not a division):
+ * any such window lies in two neighbouring buckets, so when no two
+ * neighbours together hold min_count, no window does.  Buckets are counted
+ * in slots (bucket number mod COARSE_SLOTS; zero on entry and on return):
+ * buckets that share a slot only add up, which can give a false yes but
+ * never a false no.  O(m).
+ */
+static int window_may_hold(const hitref_t *r, size_t m, int invariant, uint32_t width,
+                           uint32_t min_count, uint32_t *slots)
+{
+    const uint32_t mask = COARSE_SLOTS - 1, need = invariant ? REF_INVARIANT : 0;
+    const uint64_t scale = ((uint64_t)1 << 32) / width;
+    int found = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if ((r[i].idx & need) != need) continue;
+        slots[(uint32_t)((r[i].off * scale) >> 32) & mask]++;
+        k++;
+    }
+    if (k >= min_count)
+        for (size_t i = 0; i < m && !found; i++) {
+            if ((r[i].idx & need) != need) continue;
+            uint32_t b = (uint32_t)((r[i].off * scale) >> 32), here = slots[b & mask];
+            found = here + slots[(b + 1) & mask] >= min_count ||
+                    here + slots[(b - 1) & mask] >= min_count;
+        }
+    for (size_t i = 0; i < m; i++) slots[(uint32_t)((r[i].off * scale) >> 32) & mask] = 0;
+    return found;
+}
+
+/*
+ * Can a track whose references are r[0 .. m) give a candidate?  Unscaled
+ * voting needs min_count hits within a band of 2 tolerance + 1 offsets;
+ * the scaled search needs min_count invariant hits within `width` offsets
+ * (densest_window).  Most tracks have neither: their hits are chance
+ * collisions spread over the whole recording.
+ */
+static int track_may_align(const hitref_t *r, size_t m, const fp_score_opts_t *o,
+                           int scaled, uint32_t width, uint32_t *slots)
+{
+    if (m < o->min_count) return 0;
+    if (window_may_hold(r, m, 0, 2 * (uint32_t)o->tolerance + 1, o->min_count, slots)) return 1;
+    return scaled && window_may_hold(r, m, 1, width, o->min_count, slots);
+}
+
+/*
+ * Stable LSD radix sort of r[0 .. n) through tmp (n entries) by the key
+ * (track - tbase) << off_bits | (off - omin) when by_offset, else by track
+ * alone (off_bits 0).  The key has track_bits + off_bits bits, sorted in as
+ * few passes of at most 11 bits (16 by track alone: one pass for up to
+ * 65536 tracks) as cover them, each pass as narrow as that allows (fewer
+ * buckets scatter faster); count holds 2^16 entries.  Passes where every
+ * key has the same digit are skipped.  Stability keeps the input order
+ * among equal keys.
+ */
+static void sort_refs(hitref_t *r, hitref_t *tmp, size_t n, uint32_t tbase, int track_bits,
+                      int by_offset, uint32_t omin, int off_bits, uint32_t *count)
+{
+    hitref_t *src = r, *dst = tmp;
+    const uint32_t off_mask = by_offset ? UINT32_MAX : 0;
+    if (!by_offset) off_bits = 0;
+    int bits = track_bits + off_bits, widest = by_offset ? 11 : 16;
+    int passes = (bits + widest - 1) / widest;
+    int digit = passes ? (bits + passes - 1) / passes : 0;
+    uint32_t mask = (1u << digit) - 1;
+    for (int shift = 0; shift < bits && n; shift += digit) {
+        memset(count, 0, ((size_t)mask + 1) * sizeof *count);
+#define REF_DIGIT(x)                                                                   \
+    ((uint32_t)((((uint64_t)((x).track - tbase) << off_bits) | (((x).off - omin) & off_mask)) >> \
+                shift) &                                                               \
+     mask)
+        for (size_t i = 0; i < n; i++) count[REF_DIGIT(src[i])]++;
+        if (count[REF_DIGIT(src[0])] == n) continue;
+        uint32_t sum = 0;
+        for (size_t d = 0; d <= mask; d++) {
+            uint32_t c = count[d];
+            count[d] = sum;
             sum += c;
         }
-        for (size_t i = 0; i < n; i++) {
-            size_t d = count[p][(ks[i] >> shift) & 0xff]++;
-            dst[d] = src[i];
-            kd[d] = ks[i];
-        }
-        fp_hit_t *h = src;
+        for (size_t i = 0; i < n; i++) dst[count[REF_DIGIT(src[i])]++] = src[i];
+#undef REF_DIGIT
+        hitref_t *x = src;
         src = dst;
-        dst = h;
-        uint64_t *k = ks;
-        ks = kd;
-        kd = k;
+        dst = x;
     }
-    if (src != hits) {
-        memcpy(hits, src, n * sizeof *hits);
-        memcpy(keys, ks, n * sizeof *keys);
-    }
+    if (src != r) memcpy(r, src, n * sizeof *r);
+}
+
+/* Bits of the values 0 .. range. */
+static int bits_of(uint32_t range)
+{
+    int b = 0;
+    while (b < 32 && range >> b) b++;
+    return b;
 }
 
 typedef struct bin {
@@ -470,14 +615,26 @@ static void drop_overlaps(scratch_t *s)
     s->ncands = w;
 }
 
-fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
+/*
+ * The order of work: one pass over all hits for their frame ranges; the
+ * sieve (two passes); references to the hits of marked tracks, sorted by
+ * track; the exact test per track (track_may_align); for the tracks left,
+ * their references sorted by (rank, offset) and the hits copied out in
+ * that order; then the voting on those.  A track's hits come out in the
+ * same order as a stable sort of all hits by (track, offset) would give,
+ * so the result is that of voting over every track.
+ */
+fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opts,
                        fp_candidate_t **out, size_t *n_out)
 {
     fp_err_t rc = FP_OK;
     fp_score_opts_t o;
     scratch_t s;
-    fp_hit_t *tmp = NULL;
-    uint64_t *keys = NULL, *ktmp = NULL;
+    hitref_t *refs = NULL, *rtmp = NULL;
+    uint32_t *count = NULL, *slots = NULL;
+    uint8_t *narrow = NULL, *wider = NULL, *mark = NULL;
+    fp_hit_t *hits = NULL;
+    uint64_t *keys = NULL;
     span_t *spans = NULL;
     size_t nspans = 0, spans_cap = 0;
 
@@ -486,30 +643,95 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
     *n_out = 0;
     if (opts) o = *opts;
     else fp_score_opts_default(&o);
-    if ((!hits && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0 ||
+    if ((!all && n) || o.tolerance < 0 || o.tolerance > 1000 || o.max_candidates == 0 ||
         !(o.min_speed > 0.1 && o.min_speed <= 1.0 && o.max_speed >= 1.0 && o.max_speed < 10.0))
         return FP_ERR_INVALID;
     if (o.min_count < 1) o.min_count = 1;
     if (n < o.min_count) return FP_OK;
-    if (n > SIZE_MAX / sizeof(fp_hit_t)) return FP_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        if ((hits[i].ref_t | hits[i].query_t) >= (uint32_t)1 << 31) return FP_ERR_INVALID;
-
-    tmp = malloc(n * sizeof *tmp);
-    keys = malloc(n * sizeof *keys);
-    ktmp = malloc(n * sizeof *ktmp);
-    if (!tmp || !keys || !ktmp) {
-        rc = FP_ERR_NOMEM;
-        goto out;
-    }
-    radix_sort(hits, tmp, keys, ktmp, n);
+    if (n > INT32_MAX) return FP_ERR_INVALID;
     uint32_t qmin = UINT32_MAX, qmax = 0;
     for (size_t i = 0; i < n; i++) {
-        if (hits[i].query_t < qmin) qmin = hits[i].query_t;
-        if (hits[i].query_t > qmax) qmax = hits[i].query_t;
+        const fp_hit_t *h = &all[i];
+        if ((h->ref_t | h->query_t) >= (uint32_t)1 << 31) return FP_ERR_INVALID;
+        if (h->query_t < qmin) qmin = h->query_t;
+        if (h->query_t > qmax) qmax = h->query_t;
     }
     double reach = fmax(1.0 - o.min_speed, o.max_speed - 1.0);
     int64_t width = (int64_t)ceil(reach * (double)(qmax - qmin)) + 2 * o.tolerance + 2;
+
+    int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
+    uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
+
+    /* the sieve, then references to the hits of the tracks it marked */
+    narrow = calloc((size_t)1 << SIEVE_NARROW, 1);
+    wider = calloc((size_t)1 << SIEVE_WIDE, 1);
+    mark = calloc((size_t)1 << (SIEVE_MARK - 3), 1);
+    count = malloc(((size_t)1 << 16) * sizeof *count);
+    slots = calloc(COARSE_SLOTS, sizeof *slots);
+    refs = malloc(n * sizeof *refs); /* pages are touched only for marked tracks */
+    if (!narrow || !wider || !mark || !count || !slots || !refs) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    /* the sieve pays when chance collisions in its counters stay well below
+     * min_count: an eighth of min_count hits a counter on average */
+    if (o.min_count <= 255 && n <= ((size_t)o.min_count << SIEVE_NARROW) / 8)
+        sieve_tracks(all, n, o.min_count, (uint32_t)o.tolerance, scaled, wide, narrow, wider, mark);
+    else
+        memset(mark, 0xff, (size_t)1 << (SIEVE_MARK - 3));
+    size_t kept = 0;
+    uint32_t tmin = UINT32_MAX, tmax = 0, omin, omax;
+    for (size_t i = 0; i < n; i++) {
+        const fp_hit_t *h = &all[i];
+        if (!sieve_marked(mark, h->track)) continue;
+        hitref_t rf = {h->track, hit_offset(h),
+                       (uint32_t)i | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
+        if (rf.track < tmin) tmin = rf.track;
+        if (rf.track > tmax) tmax = rf.track;
+        refs[kept++] = rf;
+    }
+    rtmp = malloc((kept ? kept : 1) * sizeof *rtmp);
+    if (!rtmp) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    sort_refs(refs, rtmp, kept, tmin, bits_of(tmax - tmin), 0, 0, 0, count);
+
+    /* the exact test on each marked track; the references of the tracks
+     * that pass move to the front, the track replaced by its rank for the
+     * sort by offset (the hit has the track) */
+    n = kept;
+    kept = 0;
+    uint32_t ranks = 0;
+    omin = UINT32_MAX, omax = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && refs[j].track == refs[i].track) j++;
+        if (track_may_align(refs + i, j - i, &o, scaled, wide, slots)) {
+            for (size_t k = i; k < j; k++) {
+                hitref_t rf = refs[k];
+                rf.track = ranks;
+                if (rf.off < omin) omin = rf.off;
+                if (rf.off > omax) omax = rf.off;
+                refs[kept++] = rf;
+            }
+            ranks++;
+        }
+        i = j;
+    }
+    n = kept;
+    sort_refs(refs, rtmp, n, 0, n ? bits_of(ranks - 1) : 0, 1, omin, bits_of(omax - omin), count);
+    hits = malloc((n ? n : 1) * sizeof *hits);
+    keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!hits || !keys) {
+        rc = FP_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hits[i] = all[refs[i].idx & ~REF_INVARIANT];
+        keys[i] = hit_key(hits[i].track, refs[i].off);
+    }
+
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && hits[j].track == hits[i].track) j++;
@@ -561,9 +783,15 @@ fp_err_t fp_score_hits(fp_hit_t *hits, size_t n, const fp_score_opts_t *opts,
         s.cands = NULL;
     }
 out:
-    free(tmp);
+    free(narrow);
+    free(wider);
+    free(mark);
+    free(refs);
+    free(rtmp);
+    free(count);
+    free(slots);
+    free(hits);
     free(keys);
-    free(ktmp);
     free(s.bins);
     free(s.order);
     free(s.band);

@@ -71,24 +71,53 @@ static uint32_t runner_up(const fp_candidate_t *cand, size_t nc, size_t i)
 /*
  * The hits on a candidate's line (within +-1.5 frames) and span, as
  * (query, reference) frame pairs, at most max of them, in query order.
+ * When more than max qualify, the first max by (offset, position in h)
+ * are kept, whatever the order of h.
  */
+typedef struct point {
+    int64_t offset;
+    size_t idx;
+} point_t;
+
+static int cmp_point(const void *a, const void *b)
+{
+    const point_t *x = a, *y = b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
 static fp_err_t gather_points(const fp_hit_t *h, size_t n, const fp_candidate_t *c, size_t max,
                               match_result_t *r)
 {
+    point_t *pt = NULL;
+    size_t np = 0, cap = 0;
     r->points = malloc(2 * max * sizeof *r->points);
     if (!r->points) return FP_ERR_NOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < max; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (h[i].track != c->track || h[i].query_t < c->query_start || h[i].query_t > c->query_end)
             continue;
         double d = (double)h[i].ref_t - c->speed * (double)h[i].query_t - (double)c->offset;
         if (fabs(d) > 1.5) continue;
-        r->points[2 * k] = h[i].query_t;
-        r->points[2 * k + 1] = h[i].ref_t;
-        k++;
+        if (np == cap) {
+            cap = cap ? 2 * cap : 256;
+            point_t *x = realloc(pt, cap * sizeof *x);
+            if (!x) {
+                free(pt);
+                return FP_ERR_NOMEM;
+            }
+            pt = x;
+        }
+        pt[np++] = (point_t){(int64_t)h[i].ref_t - (int64_t)h[i].query_t, i};
     }
+    if (np > 1) qsort(pt, np, sizeof *pt, cmp_point);
+    size_t k = np < max ? np : max;
+    for (size_t i = 0; i < k; i++) {
+        r->points[2 * i] = h[pt[i].idx].query_t;
+        r->points[2 * i + 1] = h[pt[i].idx].ref_t;
+    }
+    free(pt);
     r->npoints = k;
-    /* insertion sort by query frame: the hits came sorted by offset */
+    /* insertion sort by query frame (stable: ties keep the offset order) */
     for (size_t i = 1; i < k; i++) {
         uint32_t q = r->points[2 * i], f = r->points[2 * i + 1];
         size_t j = i;

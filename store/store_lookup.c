@@ -176,7 +176,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     if (!nq || !s->nsegments) return DB_OK;
 
     qkey_t *qk = NULL;
-    uint32_t *keys = NULL, *totals = NULL;
+    uint32_t *keys = NULL, *totals = NULL, *qfirst = NULL, *qcount = NULL;
     uint64_t *cost = NULL;
     uint8_t *chosen = NULL;
     row_ref_t *rows = NULL;
@@ -185,7 +185,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     char *sql = NULL, **params = NULL;
     int nparams = 0;
     PGresult *res = NULL;
-    size_t nkeys = 0, nfound = 0, found_cap = 0, post_cap = 0;
+    size_t nkeys = 0, nfound = 0, found_cap = 0;
 
     qk = malloc(nq * sizeof *qk);
     keys = malloc(nq * sizeof *keys);
@@ -283,19 +283,43 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     }
     qsort(found, nfound, sizeof *found, cmp_found);
 
+    /* how many query prints share each key (qk is sorted by key), and so
+     * how many hits at most: the array grows once, not by doubling (each
+     * doubling of a 10 MB array copied it) */
+    qfirst = malloc(nkeys * sizeof *qfirst);
+    qcount = calloc(nkeys, sizeof *qcount);
+    if (!qfirst || !qcount) goto nomem;
+    for (size_t k = 0, qi = 0; k < nkeys; k++) {
+        while (qi < m && qk[qi].key < keys[k]) qi++;
+        qfirst[k] = (uint32_t)qi;
+        while (qi < m && qk[qi].key == keys[k]) qi++, qcount[k]++;
+    }
+    size_t need = 0, most = 0;
+    for (size_t f = 0; f < nfound; f++) {
+        uint32_t k = found[f].key;
+        if (max_postings && totals[k] > max_postings) continue;
+        need += (size_t)qcount[k] * found[f].count;
+        if (found[f].count > most) most = found[f].count;
+    }
+    if (need > SIZE_MAX / sizeof(fp_hit_t) - *n) goto nomem;
+    if (*n + need > *cap) {
+        fp_hit_t *x = realloc(*out, (*n + need) * sizeof *x);
+        if (!x) goto nomem;
+        *out = x;
+        *cap = *n + need;
+    }
+    post = malloc((most ? most : 1) * sizeof *post);
+    if (!post) goto nomem;
+    uint16_t ftab[1024]; /* store_f_unpack of every 10-bit value, once */
+    for (uint16_t v = 0; v < 1024; v++) ftab[v] = store_f_unpack(v);
+
     /* hits: every posting of a key, once per query print with that key */
-    size_t qi = 0;
+    fp_hit_t *o = *out + *n;
     for (size_t f = 0; f < nfound; f++) {
         uint32_t k = found[f].key;
         if (max_postings && totals[k] > max_postings) {
             if (skipped && (f == 0 || found[f - 1].key != k)) (*skipped)++;
             continue;
-        }
-        if (found[f].count > post_cap) {
-            post_cap = 2 * found[f].count;
-            store_posting_t *x = realloc(post, post_cap * sizeof *x);
-            if (!x) goto nomem;
-            post = x;
         }
         store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
         if (store_group_decode(&g, post)) {
@@ -303,30 +327,20 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
                             keys[k]);
             goto done;
         }
-        while (qi < m && qk[qi].key < keys[k]) qi++;
-        size_t qend = qi;
-        while (qend < m && qk[qend].key == keys[k]) qend++;
-        size_t add = (qend - qi) * g.count;
-        if (*n + add > *cap) {
-            size_t c = *cap ? *cap : 4096;
-            while (c < *n + add) c *= 2;
-            fp_hit_t *x = realloc(*out, c * sizeof *x);
-            if (!x) goto nomem;
-            *out = x;
-            *cap = c;
-        }
+        const qkey_t *qa = qk + qfirst[k], *qe = qa + qcount[k];
         for (uint32_t p = 0; p < g.count; p++) {
-            if (s->ndead && stri_is_dead(s->dead, s->ndead, post[p].track)) continue;
-            if (tenant && stri_tenant_of(s, post[p].track) != (uint32_t)tenant) continue;
-            uint16_t rf = store_f_unpack(post[p].f);
-            for (size_t j = qi; j < qend; j++) {
-                const fp_print_t *qp = &q[qk[j].idx];
-                (*out)[(*n)++] = (fp_hit_t){
-                    .track = post[p].track, .ref_t = post[p].t, .query_t = qp->t,
-                    .query_idx = qk[j].idx, .ref_f = rf, .query_f = qp->f,
-                    .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
+            uint32_t track = post[p].track;
+            if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
+            if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
+            uint16_t rf = post[p].f < 1024 ? ftab[post[p].f] : store_f_unpack(post[p].f);
+            for (const qkey_t *j = qa; j < qe; j++) {
+                const fp_print_t *qp = &q[j->idx];
+                *o++ = (fp_hit_t){.track = track, .ref_t = post[p].t, .query_t = qp->t,
+                                  .query_idx = j->idx, .ref_f = rf, .query_f = qp->f,
+                                  .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
             }
         }
+        *n = (size_t)(o - *out);
     }
     rc = DB_OK;
     goto done;
@@ -339,6 +353,8 @@ done:
     free(cost);
     free(chosen);
     free(totals);
+    free(qfirst);
+    free(qcount);
     free(rows);
     free(found);
     free(post);

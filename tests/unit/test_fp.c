@@ -342,6 +342,35 @@ static void test_score(void)
           c[1].track, (long long)c[1].offset, c[1].count);
     CHECK(c[1].query_start == 300 && c[1].query_end == 396);
     for (size_t i = 2; i < nc; i++) CHECK(c[i].count < 10, "noise candidate %u", c[i].count);
+    /* the hits are left as they were, and sparse track ids (a range past
+     * 2^16, sorted in two passes) give the same candidates */
+    {
+        fp_hit_t *copy = malloc(n * sizeof *copy);
+        fp_candidate_t *c2 = NULL;
+        size_t nc2 = 0;
+        REQUIRE(copy);
+        memcpy(copy, h, n * sizeof *h);
+        for (size_t i = 0; i < n; i++) copy[i].track = h[i].track * 70001u + 5;
+        REQUIRE(fp_score_hits(copy, n, NULL, &c2, &nc2) == FP_OK);
+        CHECK(nc2 == nc, "%zu candidates with sparse ids, %zu with dense", nc2, nc);
+        for (size_t i = 0; i < nc && i < nc2; i++) {
+            CHECK(c2[i].track == c[i].track * 70001u + 5, "candidate %zu: track %u", i,
+                  c2[i].track);
+            CHECK(c2[i].offset == c[i].offset && c2[i].frames == c[i].frames &&
+                      c2[i].count == c[i].count && c2[i].query_start == c[i].query_start &&
+                      c2[i].query_end == c[i].query_end && c2[i].ref_start == c[i].ref_start &&
+                      c2[i].ref_end == c[i].ref_end && c2[i].speed == c[i].speed &&
+                      c2[i].pitch == c[i].pitch,
+                  "candidate %zu differs", i);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (copy[i].track != h[i].track * 70001u + 5) {
+                CHECK(0, "hit %zu was changed", i);
+                break;
+            }
+        free(c2);
+        free(copy);
+    }
     free(c);
 
     /* the same recording heard twice, 1000 frames apart: two segments */
