@@ -70,9 +70,9 @@ static uint32_t runner_up(const fp_candidate_t *cand, size_t nc, size_t i)
 
 /*
  * The hits on a candidate's line (within +-1.5 frames) and span, as
- * (query, reference) frame pairs, at most max of them, in query order.
- * When more than max qualify, the first max by (offset, position in h)
- * are kept, whatever the order of h.
+ * (query, reference) frame pairs, at most max of them, ordered by offset
+ * (ref - query) and then by position in h: when more than max qualify,
+ * the first max in that order are kept, whatever the order of h.
  */
 typedef struct point {
     int64_t offset;
