@@ -15,7 +15,8 @@
  *   - Content-Length above max_upload_bytes: 413 before the body is read;
  *     a body without Content-Length that grows past it: the connection is
  *     closed;
- *   - a body that takes longer than request_timeout_s: 408;
+ *   - a body still arriving after request_timeout_s: the connection is
+ *     closed then, the rest unread (logged and counted as a 408);
  *   - idle connections: closed after idle_timeout_s;
  *   - connections in all and per client address: libmicrohttpd refuses
  *     more;
@@ -382,9 +383,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         /* the body, unless the answer is already given */
         if (r->state == ST_HEADERS) {
             if (srv_now() - r->t0 > s->cfg.request_timeout_s) {
+                /* libmicrohttpd can only answer at the headers or after the
+                 * whole body: rather than read a trickling body to its end,
+                 * close now (logged and counted as a 408) */
                 srv_problem(r, 408, "request_timeout", "the body took longer than %u s",
                             s->cfg.request_timeout_s);
                 r->state = ST_RESPOND;
+                return MHD_NO;
             } else if (r->kind == BODY_MULTIPART) {
                 if (MHD_post_process(r->pp, data, *size) != MHD_YES && !r->too_big) {
                     if (r->second_file)
@@ -444,6 +449,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
     double el = srv_now() - r->t0;
     unsigned status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 499;
     if (r->too_big && !r->status) status = 413;
+    if (r->status == 408) status = 408; /* closed by us at the body deadline */
     srv_metrics_request(s->metrics, r->route, status, el);
     srv_metrics_in_flight(s->metrics, -1);
     if (s->cfg.log_requests) {

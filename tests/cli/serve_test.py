@@ -318,6 +318,31 @@ try:
     srv2.send_signal(signal.SIGTERM)
     srv2.wait(10)
 
+    # -- a trickling body is cut off at the request deadline ----------------------------------------
+    srv3, port3 = start_server("--request-timeout", "2", "--idle-timeout", "30")
+    sk = socket.create_connection(("127.0.0.1", port3))
+    sk.sendall(("POST /v1/matches HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n" % key_a).encode())
+    sk.settimeout(0.25)
+    t0, closed_at = time.time(), None
+    while time.time() - t0 < 15 and closed_at is None:
+        try:
+            sk.sendall(b"x" * 10)
+            if sk.recv(4096) == b"":
+                closed_at = time.time() - t0
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.time() - t0
+    sk.close()
+    check("a body trickling past --request-timeout 2: the connection is closed at the deadline",
+          closed_at is not None and 1.9 <= closed_at < 4, closed_at)
+    srv3.send_signal(signal.SIGTERM)
+    srv3.wait(10)
+    log3 = open(os.path.join(tmp, "serve%d.log" % (len(servers) - 1))).read()
+    check("... and logged as a 408", " 408 " in log3 or "status=408" in log3 or '"status":408' in log3,
+          log3[-300:])
+
     # -- graceful shutdown: a request in flight completes, exit 0 -----------------------------------
     # the headers go first; the signal comes while the body is still on its way
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
