@@ -98,36 +98,42 @@ db_err_t review_list(db_conn_t *conn, const review_filter_t *f, review_order_t o
     return db_query(conn, sql, w.n, w.params, 0, out, err, errlen);
 }
 
+/* Run `sql`, whose one %s is where the filter's conditions go, with the
+ * filter's parameters. */
+static db_err_t query_filtered(db_conn_t *conn, const review_filter_t *f, const char *sql,
+                               PGresult **out, char *err, size_t errlen)
+{
+    where_t w;
+    char full[4096];
+    where_build(f, 0, &w);
+    snprintf(full, sizeof full, sql, w.sql);
+    return db_query(conn, full, w.n, w.params, 0, out, err, errlen);
+}
+
 db_err_t review_history(db_conn_t *conn, const review_filter_t *f, PGresult **out, char *err,
                         size_t errlen)
 {
-    where_t w;
-    char sql[2048];
-    where_build(f, 0, &w);
-    snprintf(sql, sizeof sql,
-             "SELECT l.id, l.match_id, l.from_status, l.to_status, l.reviewer, l.note, "
-             ISO_UTC("l.decided_at") " FROM review_log l JOIN matches m ON m.id = l.match_id "
-             "JOIN tenants n ON n.id = m.tenant_id WHERE true%s ORDER BY l.id",
-             w.sql);
-    return db_query(conn, sql, w.n, w.params, 0, out, err, errlen);
+    return query_filtered(conn, f,
+                          "SELECT l.id, l.match_id, l.from_status, l.to_status, l.reviewer, "
+                          "l.note, " ISO_UTC("l.decided_at") " FROM review_log l "
+                          "JOIN matches m ON m.id = l.match_id "
+                          "JOIN tenants n ON n.id = m.tenant_id WHERE true%s ORDER BY l.id",
+                          out, err, errlen);
 }
 
 db_err_t review_stats(db_conn_t *conn, const review_filter_t *f, PGresult **out, char *err,
                       size_t errlen)
 {
-    where_t w;
-    char sql[2048];
-    where_build(f, 0, &w);
-    snprintf(sql, sizeof sql,
-             "SELECT n.name, m.flag, count(*), count(*) FILTER (WHERE m.status = 'pending'), "
-             "count(*) FILTER (WHERE m.status = 'confirmed'), "
-             "count(*) FILTER (WHERE m.status = 'dismissed'), "
-             "round((count(*) FILTER (WHERE m.status = 'dismissed'))::numeric / "
-             "nullif(count(*) FILTER (WHERE m.status <> 'pending'), 0), 3)::text "
-             "FROM matches m JOIN tenants n ON n.id = m.tenant_id WHERE true%s "
-             "GROUP BY n.name, m.flag ORDER BY n.name, m.flag",
-             w.sql);
-    return db_query(conn, sql, w.n, w.params, 0, out, err, errlen);
+    return query_filtered(conn, f,
+                          "SELECT n.name, m.flag, count(*), "
+                          "count(*) FILTER (WHERE m.status = 'pending'), "
+                          "count(*) FILTER (WHERE m.status = 'confirmed'), "
+                          "count(*) FILTER (WHERE m.status = 'dismissed'), "
+                          "round((count(*) FILTER (WHERE m.status = 'dismissed'))::numeric / "
+                          "nullif(count(*) FILTER (WHERE m.status <> 'pending'), 0), 3)::text "
+                          "FROM matches m JOIN tenants n ON n.id = m.tenant_id WHERE true%s "
+                          "GROUP BY n.name, m.flag ORDER BY n.name, m.flag",
+                          out, err, errlen);
 }
 
 /* Why the one match f->match_id cannot move to `to`, or DB_OK when it can. */
