@@ -189,6 +189,15 @@ void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt);
 uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int band, int louder);
 #define FP_TRIPLET_BAND_SEMITONES 30 /* the band bit's boundary above min_bin */
 
+/*
+ * The spectral peaks prints were built from: the distinct anchors (t, f) of
+ * the prints p[0..n) with t_lo <= t <= t_hi, sorted by t then f, as pairs
+ * (*out)[2i] = t, (*out)[2i + 1] = f.  *out is malloc'd and owned by the
+ * caller (free()); NULL with *n_out 0 when there are none.  FP_ERR_NOMEM.
+ */
+fp_err_t fp_prints_anchors(const fp_print_t *p, size_t n, uint32_t t_lo, uint32_t t_hi,
+                           uint32_t **out, size_t *n_out);
+
 /* ------------------------------------------------------------------------ */
 /* Decoding                                                                 */
 /* ------------------------------------------------------------------------ */

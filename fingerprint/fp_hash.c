@@ -203,3 +203,40 @@ void fpi_hasher_free(fpi_hasher_t *h)
     free(h->peaks);
     free(h);
 }
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+fp_err_t fp_prints_anchors(const fp_print_t *p, size_t n, uint32_t t_lo, uint32_t t_hi,
+                           uint32_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t m = 0, u = 0;
+    for (size_t i = 0; i < n; i++) m += p[i].t >= t_lo && p[i].t <= t_hi;
+    if (m == 0) return FP_OK;
+    uint64_t *v = malloc(m * sizeof *v);
+    if (!v) return FP_ERR_NOMEM;
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i].t >= t_lo && p[i].t <= t_hi) v[m++] = (uint64_t)p[i].t << 16 | p[i].f;
+    qsort(v, m, sizeof *v, cmp_u64);
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || v[i] != v[u - 1]) v[u++] = v[i];
+    uint32_t *r = malloc(2 * u * sizeof *r);
+    if (!r) {
+        free(v);
+        return FP_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < u; i++) {
+        r[2 * i] = (uint32_t)(v[i] >> 16);
+        r[2 * i + 1] = (uint32_t)(v[i] & 0xffff);
+    }
+    free(v);
+    *out = r;
+    *n_out = u;
+    return FP_OK;
+}

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,12 +428,6 @@ static uint32_t *pairs_of(const json_t *a, size_t *n)
     return v;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /*
  * The reference's side of the picture: fingerprint the recording's source
  * file again (it must still be readable here, and the catalog's parameters
@@ -461,33 +456,18 @@ static uint32_t *ref_peaks(const catalog_track_t *t, double lo, double hi, size_
         snprintf(why, whylen, "no reference peaks: %s", err);
         return NULL;
     }
-    double fs = fp_config_frame_seconds(&cfg);
-    uint64_t *v = malloc((fr.count ? fr.count : 1) * sizeof *v);
+    double fs = fp_config_frame_seconds(&cfg), tlo = ceil(lo / fs), thi = floor(hi / fs);
     uint32_t *out = NULL;
-    size_t m = 0, u = 0;
-    if (v) {
-        for (size_t i = 0; i < fr.count; i++) {
-            double s = fr.prints[i].t * fs;
-            if (s >= lo && s <= hi) v[m++] = (uint64_t)fr.prints[i].t << 16 | fr.prints[i].f;
-        }
-        qsort(v, m, sizeof *v, cmp_u64);
-        out = malloc((m ? m : 1) * 2 * sizeof *out);
-        for (size_t i = 0; out && i < m; i++) {
-            if (u && v[i] == v[u - 1]) continue;
-            v[u++] = v[i];
-        }
-        for (size_t i = 0; out && i < u; i++) {
-            out[2 * i] = (uint32_t)(v[i] >> 16);
-            out[2 * i + 1] = (uint32_t)(v[i] & 0xffff);
-        }
-    }
-    free(v);
+    fp_err_t rc = FP_OK;
+    if (thi >= 0 && tlo <= UINT32_MAX)
+        rc = fp_prints_anchors(fr.prints, fr.count, tlo > 0 ? (uint32_t)tlo : 0,
+                               thi < UINT32_MAX ? (uint32_t)thi : UINT32_MAX, &out, n);
     fp_result_clear(&fr);
-    if (!out) {
+    if (rc != FP_OK) {
         snprintf(why, whylen, "no reference peaks: out of memory");
         return NULL;
     }
-    *n = u;
+    if (!out) snprintf(why, whylen, "no reference peaks in the aligned excerpt");
     return out;
 }
 

@@ -225,12 +225,6 @@ static json_t *segment_json(const match_result_t *m)
                      match_change_name(m->change));
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 #define QUERY_PEAKS_MAX 1500 /* spectral peaks kept per match for review */
 
 /*
@@ -241,27 +235,23 @@ static int cmp_u64(const void *a, const void *b)
  */
 static json_t *query_peaks_json(const fp_print_t *pr, size_t n, double fs, double qs, double qe)
 {
-    double lo = (qs - 1.0) / fs, hi = (qe + 1.0) / fs;
-    uint64_t *v = malloc((n ? n : 1) * sizeof *v);
+    double lo = ceil((qs - 1.0) / fs), hi = floor((qe + 1.0) / fs);
+    uint32_t *pk = NULL;
+    size_t u = 0;
     json_t *out = json_array();
-    if (!v || !out) {
-        free(v);
+    if (!out) return NULL;
+    if (hi >= 0 && lo <= UINT32_MAX &&
+        fp_prints_anchors(pr, n, lo > 0 ? (uint32_t)lo : 0, hi < UINT32_MAX ? (uint32_t)hi : UINT32_MAX,
+                          &pk, &u) != FP_OK) {
         json_decref(out);
         return NULL;
     }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (pr[i].t >= lo && pr[i].t <= hi) v[m++] = (uint64_t)pr[i].t << 16 | pr[i].f;
-    qsort(v, m, sizeof *v, cmp_u64);
-    size_t u = 0;
-    for (size_t i = 0; i < m; i++)
-        if (u == 0 || v[i] != v[u - 1]) v[u++] = v[i];
     double step = u > QUERY_PEAKS_MAX ? (double)u / QUERY_PEAKS_MAX : 1.0;
     for (double x = 0; (size_t)x < u; x += step) {
-        uint64_t e = v[(size_t)x];
-        json_array_append_new(out, json_pack("[I,i]", (json_int_t)(e >> 16), (int)(e & 0xffff)));
+        size_t i = (size_t)x;
+        json_array_append_new(out, json_pack("[I,i]", (json_int_t)pk[2 * i], (int)pk[2 * i + 1]));
     }
-    free(v);
+    free(pk);
     return out;
 }
 

@@ -438,12 +438,28 @@ static void test_score(void)
     free(h);
 }
 
+/* The anchors of prints: distinct (t, f), sorted, within the frame range. */
+static void test_prints_anchors(void)
+{
+    const fp_print_t p[] = {{1, 9, 300, 0}, {2, 5, 200, 0}, {3, 9, 300, 0}, {4, 9, 100, 0},
+                            {5, 2, 50, 0},  {6, 12, 70, 0}, {7, 5, 200, 0}};
+    uint32_t *a = NULL;
+    size_t n = 0;
+    REQUIRE(fp_prints_anchors(p, 7, 3, 11, &a, &n) == FP_OK, "fp_prints_anchors failed");
+    const uint32_t want[] = {5, 200, 9, 100, 9, 300};
+    CHECK(n == 3 && a && !memcmp(a, want, sizeof want), "got %zu anchors", n);
+    free(a);
+    CHECK(fp_prints_anchors(p, 7, 20, 30, &a, &n) == FP_OK && a == NULL && n == 0,
+          "an empty range gives no array");
+}
+
 int main(void)
 {
     alarm(600);
     RUN(test_config);
     RUN(test_hash_layout);
     RUN(test_score);
+    RUN(test_prints_anchors);
     RUN(test_stream_blocks);
     RUN(test_determinism_threads);
     RUN(test_memory_equals_path);
