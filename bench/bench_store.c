@@ -380,7 +380,8 @@ done:
 
 /* The real counts of each field (pairs, then triplets). */
 enum { W_F1, W_DFDT, W_RATIO, W_DL, W_LOUDER, W_BAND, W_N };
-static const uint32_t w_len[W_N] = {F1_N, DF_N * DT_N, 16, DL_N * DL_N, 8, 2};
+#define BAND_N 8 /* triplet anchor bands */
+static const uint32_t w_len[W_N] = {F1_N, DF_N * DT_N, 16, DL_N * DL_N, 8, BAND_N};
 
 typedef struct model {
     fp_config_t cfg;
@@ -398,8 +399,8 @@ typedef struct model {
     double *w[W_N];          /* real counts */
     alias_t a[W_N];          /* w^beta */
     alias_t foff;            /* f - 16 * anchor bin of the real pairs */
-    uint16_t *trip_f[2];     /* f of the real triplets of each band */
-    size_t ntrip_f[2];
+    uint16_t *trip_f[BAND_N]; /* f of the real triplets of each band */
+    size_t ntrip_f[BAND_N];
     /* G and the within-track process */
     double alpha, beta;      /* G = alpha POOL + (1 - alpha) MODEL_beta */
     double theta, discount;  /* Pitman-Yor; theta infinite: no repeats */
@@ -412,7 +413,7 @@ static void triplet_fields(uint32_t h, int *ratio, int *dl12, int *dl13, int *lo
     *dl12 = (int)((h >> 4) & 31u) - 12;
     *dl13 = (int)((h >> 9) & 31u) - 12;
     *louder = (int)((h >> 14) & 7u);
-    *band = (int)((h >> 17) & 1u);
+    *band = (int)((h >> 17) & (BAND_N - 1));
 }
 
 /* MODEL's probability of a store key. */
@@ -467,7 +468,7 @@ static int model_fit_marginals(model_t *m)
         if (!(m->w[i] = calloc(w_len[i], sizeof(double)))) return -1;
     size_t cap = 0;
     for (size_t i = 0; i < m->nfiles; i++) cap += m->nprints[i];
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < BAND_N; b++)
         if (!(m->trip_f[b] = malloc((cap + 1) * sizeof(uint16_t)))) return -1;
     for (size_t i = 0; i < m->nfiles; i++)
         for (size_t j = 0; j < m->nprints[i]; j++) {
@@ -496,10 +497,11 @@ static int model_fit_marginals(model_t *m)
             m->trip_f[band][m->ntrip_f[band]++] = p->f;
         }
     m->p_pair = all > 0 ? pairs / all : 1.0;
-    /* a band without real triplets borrows the other's frequencies */
-    for (int b = 0; b < 2; b++)
+    /* a band without real triplets (never drawn: its weight is 0) gets
+     * the frequency of its middle */
+    for (int b = 0; b < BAND_N; b++)
         if (!m->ntrip_f[b]) {
-            m->trip_f[b][0] = m->ntrip_f[!b] ? m->trip_f[!b][0] : 16 * 100;
+            m->trip_f[b][0] = (uint16_t)(16.0 * 9.0 * pow(2.0, (double)b + 0.5));
             m->ntrip_f[b] = 1;
         }
     if (alias_build(&m->foff, w_foff, 2 * FOFF_MAX + 1)) return -1;
@@ -780,8 +782,7 @@ static void model_free(model_t *m)
         alias_free(&m->a[i]);
     }
     alias_free(&m->foff);
-    free(m->trip_f[0]);
-    free(m->trip_f[1]);
+    for (int b = 0; b < BAND_N; b++) free(m->trip_f[b]);
 }
 
 /*

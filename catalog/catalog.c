@@ -139,6 +139,27 @@ db_err_t catalog_track_supersede(db_conn_t *conn, int64_t tenant_id, const char 
     return DB_OK;
 }
 
+db_err_t catalog_track_supersede_config(db_conn_t *conn, int64_t tenant_id,
+                                        const uint8_t sha256[32], uint32_t config_id, int64_t *n,
+                                        char *err, size_t errlen)
+{
+    char tenant[24], sha[67], cid[16];
+    snprintf(tenant, sizeof tenant, "%lld", (long long)tenant_id);
+    hex32(sha256, sha);
+    snprintf(cid, sizeof cid, "%u", config_id);
+    const char *p[3] = {tenant, sha, cid};
+    PGresult *res;
+    db_err_t rc = db_query(conn,
+                           "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
+                           "AND sha256 = $2::bytea AND config_id <> $3::bigint "
+                           "AND status <> 'deleted'",
+                           3, p, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    if (n) *n = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return DB_OK;
+}
+
 db_err_t catalog_track_get(db_conn_t *conn, int64_t id, catalog_track_t *out, char *err,
                            size_t errlen)
 {
@@ -201,18 +222,20 @@ static int cmp_sha(const void *a, const void *b)
     return memcmp(a, b, 32);
 }
 
-db_err_t catalog_tenant_shas(db_conn_t *conn, int64_t tenant_id, uint8_t **out, size_t *n,
-                             char *err, size_t errlen)
+db_err_t catalog_tenant_shas(db_conn_t *conn, int64_t tenant_id, uint32_t config_id,
+                             uint8_t **out, size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
-    char tenant[24];
+    char tenant[24], cid[16];
     snprintf(tenant, sizeof tenant, "%lld", (long long)tenant_id);
-    const char *p[1] = {tenant};
+    snprintf(cid, sizeof cid, "%u", config_id);
+    const char *p[2] = {tenant, cid};
     PGresult *res;
     db_err_t rc = db_query(conn,
-                           "SELECT sha256 FROM tracks WHERE tenant_id = $1 AND status <> 'deleted'",
-                           1, p, 1, &res, err, errlen);
+                           "SELECT sha256 FROM tracks WHERE tenant_id = $1 AND status <> 'deleted' "
+                           "AND config_id = $2::bigint",
+                           2, p, 1, &res, err, errlen);
     if (rc != DB_OK) return rc;
     int rows = PQntuples(res);
     uint8_t *s = malloc((size_t)rows * 32 + 32);

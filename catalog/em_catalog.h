@@ -76,11 +76,23 @@ db_err_t catalog_track_get(db_conn_t *conn, int64_t id, catalog_track_t *out, ch
 db_err_t catalog_track_delete(db_conn_t *conn, int64_t id, char *err, size_t errlen);
 
 /*
- * The SHA-256 of every live track of a tenant, sorted (32 bytes each, in
- * *out, malloc'd, owned by the caller): what a re-run may skip.
+ * Mark deleted the tenant's live track with this SHA-256 when its prints
+ * were made with another fingerprint configuration than config_id
+ * (fp_config_id()): prints of two configurations never match, so after an
+ * upgrade of the parameters a re-run fingerprints the file again in its
+ * place.  *n (may be NULL) gets how many (0 or 1).
  */
-db_err_t catalog_tenant_shas(db_conn_t *conn, int64_t tenant_id, uint8_t **out, size_t *n,
-                             char *err, size_t errlen);
+db_err_t catalog_track_supersede_config(db_conn_t *conn, int64_t tenant_id,
+                                        const uint8_t sha256[32], uint32_t config_id, int64_t *n,
+                                        char *err, size_t errlen);
+
+/*
+ * The SHA-256 of every live track of a tenant fingerprinted with config_id,
+ * sorted (32 bytes each, in *out, malloc'd, owned by the caller): what a
+ * re-run may skip.
+ */
+db_err_t catalog_tenant_shas(db_conn_t *conn, int64_t tenant_id, uint32_t config_id,
+                             uint8_t **out, size_t *n, char *err, size_t errlen);
 
 /* Is sha in the sorted list from catalog_tenant_shas()? */
 int catalog_sha_in(const uint8_t *shas, size_t n, const uint8_t sha[32]);

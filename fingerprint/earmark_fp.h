@@ -74,7 +74,7 @@ const char *fp_errname(fp_err_t code);
 
 /* Layout version of fp_config_t and of the hash bits; bumped on any change
  * that makes old prints incomparable with new ones. */
-#define FP_PARAMS_VERSION 2
+#define FP_PARAMS_VERSION 3
 
 /*
  * Every algorithm parameter, in one struct.  fp_config_default() fills in the
@@ -154,7 +154,7 @@ void fp_limits_default(fp_limits_t *lim);
  * last peak) in 1/16 frame, so that matching can estimate pitch and
  * time-scale factors without recomputing anything.
  *
- * Pair hash (FP_PARAMS_VERSION 2), bit 0 = least significant:
+ * Pair hash (FP_PARAMS_VERSION 3), bit 0 = least significant:
  *   bits  0..5   dt - 1        (frames from anchor to target, 1..64)
  *   bits  6..12  df + 64       (target bin - anchor bin, -64..63)
  *   bits 13..21  f1            (anchor bin, 0..511)
@@ -167,9 +167,10 @@ void fp_limits_default(fp_limits_t *lim);
  *   bits  9..13  dl13 + 12     (peak 3 - anchor, semitones, -12..12)
  *   bits 14..16  louder        (bit 0: anchor louder than peak 2; bit 1: anchor
  *                               louder than peak 3; bit 2: peak 2 louder than 3)
- *   bit  17      band          (anchor FP_TRIPLET_BAND_SEMITONES or more above
- *                               min_bin: ~550 Hz)
- *   bits 18..30  zero
+ *   bits 17..19  band          (the anchor's band above min_bin, in steps of
+ *                               FP_TRIPLET_BAND_SEMITONES, 0..7; an octave:
+ *                               ~97-194 Hz is band 0, ~3.1-5 kHz band 5)
+ *   bits 20..30  zero
  *   bit  31      1             (FP_HASH_TRIPLET)
  */
 typedef struct fp_print {
@@ -187,7 +188,7 @@ uint32_t fp_hash_pack(int f1, int df, int dt);
 void fp_hash_unpack(uint32_t hash, int *f1, int *df, int *dt);
 /* Pack a triplet hash (no range checks). */
 uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int band, int louder);
-#define FP_TRIPLET_BAND_SEMITONES 30 /* the band bit's boundary above min_bin */
+#define FP_TRIPLET_BAND_SEMITONES 12 /* width of a triplet's anchor band */
 
 /*
  * The spectral peaks prints were built from: the distinct anchors (t, f) of

@@ -27,7 +27,7 @@ void fp_config_default(fp_config_t *cfg)
     cfg->target_dt_min = 1;
     cfg->target_dt_max = 63;
     cfg->target_df = 63;
-    cfg->triplet_targets = 3;
+    cfg->triplet_targets = 4;
     cfg->triplet_dl = 12;
     cfg->repeat_frames = 43;
 }

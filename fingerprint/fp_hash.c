@@ -10,10 +10,11 @@
  * +-triplet_dl semitones after it (Panako's idea, Six 2014).  Their hash
  * holds only what those changes leave alone: the ratio of the two time
  * differences, the two frequency differences in semitones (log frequency),
- * the order of the three peaks' levels, and one bit of absolute frequency
- * (the anchor below or above ~550 Hz: the only field a change of speed or
- * pitch can flip, and only for anchors near that one boundary).  Triplet
- * hashes have bit 31 set; pair hashes never do.
+ * the order of the three peaks' levels, and the anchor's octave above
+ * min_bin (the only field a change of speed or pitch can change, and only
+ * for anchors within that change of an octave's edge; without it, triplets
+ * of a large catalog collide several times as often).  Triplet hashes have
+ * bit 31 set; pair hashes never do.
  *
  * Peaks arrive final and in time order; an anchor is paired as soon as a
  * peak beyond its target zone has arrived, so the delay is target_dt_max
@@ -42,7 +43,7 @@ uint32_t fp_hash_pack(int f1, int df, int dt)
 
 uint32_t fp_hash_pack_triplet(int ratio, int dl12, int dl13, int band, int louder)
 {
-    return FP_HASH_TRIPLET | ((uint32_t)band & 1u) << 17 | ((uint32_t)louder & 7u) << 14 |
+    return FP_HASH_TRIPLET | ((uint32_t)band & 7u) << 17 | ((uint32_t)louder & 7u) << 14 |
            ((uint32_t)(dl13 + 12) & 31u) << 9 | ((uint32_t)(dl12 + 12) & 31u) << 4 |
            ((uint32_t)ratio & 15u);
 }
@@ -118,7 +119,8 @@ static fp_err_t triplet_anchor(fpi_hasher_t *h, size_t i, fp_print_t **out, size
                            sizeof(fp_print_t));
     if (rc != FP_OK) return rc;
     float ta = (float)a->t + a->dt;
-    int band = la >= (float)FP_TRIPLET_BAND_SEMITONES;
+    int band = (int)(la / (float)FP_TRIPLET_BAND_SEMITONES);
+    if (band > 7) band = 7;
     for (int x = 0; x < nz; x++) {
         const fpi_peak_t *b = &h->peaks[zone[x]];
         for (int y = x + 1; y < nz; y++) {

@@ -7,7 +7,9 @@
  *
  * Worker threads (default: every core) read each file, take its SHA-256
  * and fingerprint it from memory; files whose digest the tenant already has
- * are skipped unread by the fingerprinter, so a re-run is a no-op.  The
+ * are skipped unread by the fingerprinter, so a re-run is a no-op (unless
+ * the fingerprint parameters changed since: a track made with other ones
+ * is fingerprinted again and replaces the old one).  The
  * main thread gathers finished files into batches of about --batch-prints
  * prints and writes each batch in one transaction: the tracks' catalog rows
  * and one store segment (COPY), then the run's counters.  A batch is in the
@@ -258,6 +260,10 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         t.params_version = FP_PARAMS_VERSION;
         t.config_id = fp_config_id(&cfg);
         t.prints = (int64_t)j->res.count;
+        /* the same file fingerprinted with other parameters: replaced */
+        rc = catalog_track_supersede_config(w->conn, j->tenant_id, j->sha, t.config_id, NULL, err,
+                                            errlen);
+        if (rc != DB_OK) goto fail;
         if (w->replace) {
             rc = catalog_track_supersede(w->conn, j->tenant_id, j->item->path,
                                          j->item->external_id, j->sha, NULL, err, errlen);
@@ -418,6 +424,7 @@ int cmd_index(int argc, char **argv)
         cli_error("index", "%s", err);
         goto out;
     }
+    fp_config_default(&p.cfg);
     p.jobs = calloc(list.count + 1, sizeof *p.jobs);
     p.done = calloc(list.count + 1, 1);
     if (!p.jobs || !p.done) goto out;
@@ -434,8 +441,9 @@ int cmd_index(int argc, char **argv)
             p.ntenants++;
             if (!p.tenants[k].name ||
                 catalog_tenant_ensure(conn, tn, &p.tenants[k].id, err, sizeof err) != DB_OK ||
-                catalog_tenant_shas(conn, p.tenants[k].id, &p.tenants[k].shas, &p.tenants[k].n,
-                                    err, sizeof err) != DB_OK) {
+                catalog_tenant_shas(conn, p.tenants[k].id, fp_config_id(&p.cfg),
+                                    &p.tenants[k].shas, &p.tenants[k].n, err,
+                                    sizeof err) != DB_OK) {
                 cli_error("index", "tenant %s: %s", tn, err);
                 goto out;
             }
@@ -454,7 +462,6 @@ int cmd_index(int argc, char **argv)
     /* the workers */
     p.n = list.count;
     p.max_pending = (size_t)batch_prints * 2;
-    fp_config_default(&p.cfg);
     fp_limits_default(&p.lim);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);

@@ -59,7 +59,7 @@ extern "C" {
 /* Keys and the posting codec (pure)                                        */
 /* ------------------------------------------------------------------------ */
 
-#define STORE_TRIPLET_BITS 19u                 /* low bits a triplet hash uses */
+#define STORE_TRIPLET_BITS 20u                 /* low bits a triplet hash uses */
 #define STORE_KEY_SPACE ((1u << FP_HASH_BITS) + (1u << STORE_TRIPLET_BITS))
 #define STORE_ROW_POSTINGS 64                  /* a row closes at this many */
 #define STORE_ROW_BYTES 1800                   /* ... or this many bytes, so
@@ -68,7 +68,7 @@ extern "C" {
 
 /*
  * The key of a hash: pair hashes map to themselves, triplet hashes to
- * 2^22 + their low 19 bits.  Returns 0, or -1 for a value outside both
+ * 2^22 + their low 20 bits.  Returns 0, or -1 for a value outside both
  * layouts (which the fingerprint core never makes).
  */
 int store_key(uint32_t hash, uint32_t *key);

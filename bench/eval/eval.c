@@ -439,6 +439,30 @@ static void build_index(void)
     free(fill);
 }
 
+/*
+ * Cross-track collisions of each family: the mean number of other tracks'
+ * postings that a catalog print's key holds (sum over keys of n_k^2 minus
+ * the within-track sum of squares, over the family's prints).
+ */
+static void collisions(double coll[2], double nfam[2])
+{
+    for (size_t k = 0; k < KEY_SPACE; k++) {
+        size_t a = index_off[k], b = index_off[k + 1];
+        if (a == b) continue;
+        double n = (double)(b - a), within = 0;
+        for (size_t j = a; j < b;) {
+            size_t e = j;
+            while (e < b && index_post[e].track == index_post[j].track) e++;
+            within += (double)(e - j) * (double)(e - j);
+            j = e;
+        }
+        int fam = k >= HASH_SPACE;
+        coll[fam] += n * n - within;
+        nfam[fam] += n;
+    }
+    for (int f = 0; f < 2; f++) coll[f] = nfam[f] > 0 ? coll[f] / nfam[f] : 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Repeats                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -521,6 +545,8 @@ static uint32_t opt_min_frames = 12;
 static size_t opt_scaled_tracks = 0; /* 0: the core's default */
 static double opt_min_ratio = 2.0;
 static size_t opt_max_postings = 2000;
+static size_t opt_emulate = 0;     /* --emulate-tracks: 0 off */
+static size_t cap_postings = 2000; /* the cap in force (scaled when emulating) */
 static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
 
 /*
@@ -535,7 +561,7 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
     for (size_t k = 0; k < r->count; k++) {
         uint32_t h = hash_key(r->prints[k].hash);
         cost[k] = h == UINT32_MAX || !key_wanted(h) ? 0 : index_off[h + 1] - index_off[h];
-        if (cost[k] > opt_max_postings) cost[k] = UINT64_MAX / 2;
+        if (cost[k] > cap_postings) cost[k] = UINT64_MAX / 2;
     }
     match_budget_select(cost, r->count, (uint64_t)opt_max_hits, chosen);
     for (size_t k = 0; k < r->count; k++) {
@@ -543,7 +569,7 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
         uint32_t h = hash_key(hash);
         if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
-        if (b - a > opt_max_postings || !chosen[k]) {
+        if (b - a > cap_postings || !chosen[k]) {
             if (b > a) q->skipped++;
             continue;
         }
@@ -844,6 +870,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--max-hits") == 0) opt_max_hits = parse_long_opt(a, v, 0, 1L << 40);
         else if (strcmp(a, "--scaled-tracks") == 0) opt_scaled_tracks = (size_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
+        else if (strcmp(a, "--emulate-tracks") == 0) opt_emulate = (size_t)parse_long_opt(a, v, 2, 100000000);
         else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
         else if (strcmp(a, "--min-ratio") == 0) {
             char *end;
@@ -902,6 +929,15 @@ int main(int argc, char **argv)
     if (failed) die("the catalog could not be indexed");
     build_index();
     double t_index = now_s() - t0;
+    cap_postings = opt_max_postings;
+    double scale = 1.0;
+    if (opt_emulate) {
+        scale = (double)opt_emulate / (double)ntracks;
+        cap_postings = (size_t)llround((double)opt_max_postings / scale);
+        if (cap_postings < 1) cap_postings = 1;
+    }
+    double coll[2] = {0, 0}, nfam[2] = {0, 0};
+    collisions(coll, nfam);
     double audio_s = 0;
     for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
     size_t index_bytes = (KEY_SPACE + 1) * sizeof *index_off + index_n * sizeof *index_post;
@@ -959,7 +995,7 @@ int main(int argc, char **argv)
             "postings per hash capped at %zu%s%s.  Recall and wrong track: of the n catalog "
             "clips.  Offset ok (within %.1f s, or a repeat of the same audio), speed ok and pitch ok (estimate within "
             "%.0f%%): of the correct matches.  FP rate: of the negative clips.\n",
-        opt_min_frames, opt_min_ratio, counts, opt_max_postings,
+        opt_min_frames, opt_min_ratio, counts, cap_postings,
         opt_family == 1 ? "; pair hashes only" : opt_family == 2 ? "; triplet hashes only" : "",
         opt_unscaled ? "; unscaled alignments only" : "", OFFSET_TOLERANCE_S,
         100 * SCALE_TOLERANCE);
@@ -980,6 +1016,23 @@ int main(int argc, char **argv)
         percentile(lat, nlat, 50), percentile(lat, nlat, 99));
     say(&o, "| query latency p50 / p99, 10 s clips (ms) | %.1f / %.1f |\n",
         percentile(lat10, nlat10, 50), percentile(lat10, nlat10, 99));
+    {
+        double *hh = xmalloc((nqueries + 1) * sizeof *hh);
+        size_t nhh = 0;
+        for (size_t i = 0; i < nqueries; i++)
+            if (queries[i].length == 10 && queries[i].query_off == 0 && !queries[i].negative &&
+                strcmp(queries[i].transform, "clean") == 0)
+                hh[nhh++] = (double)queries[i].nhits * scale;
+        qsort(hh, nhh, sizeof *hh, cmp_double);
+        size_t ptr = opt_emulate ? opt_emulate : ntracks;
+        say(&o, "| other tracks' postings per print, pairs / triplets (at %zu tracks) | %.0f / %.0f |\n",
+            ptr, coll[0] * (double)(ptr - 1) / (double)(ntracks - 1),
+            coll[1] * (double)(ptr - 1) / (double)(ntracks - 1));
+        say(&o, "| prints indexed, pairs / triplets | %.0f / %.0f |\n", nfam[0], nfam[1]);
+        say(&o, "| hits per clean 10 s clip p50 / p99 (at %zu tracks) | %.0f / %.0f |\n", ptr,
+            percentile(hh, nhh, 50), percentile(hh, nhh, 99));
+        free(hh);
+    }
     say(&o, "| queries that failed to decode | %zu |\n", qerr);
     say(&o, "| negatives claimed (all transforms) | %zu of %zu |\n", nfp, nneg);
     fprintf(stderr, "eval: indexing %.1f s (extraction %.1f s), queries %.1f s\n", t_index,

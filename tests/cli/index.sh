@@ -86,11 +86,25 @@ check "each failure names its file on stderr" 'grep -q "failed:.*random_bytes" "
 check "the failures are in the run's records" '[ "$(sql "SELECT count(*) FROM index_failures")" -eq 2 ]'
 snapshot >"$tmp/ref"
 match_line >"$tmp/ref_match"
+cut -d" " -f1 "$tmp/ref_match" >"$tmp/ref_match_track"
 check "the clip (10 s, 5% faster) matches Snowy.ogg" \
     '[ -s "$tmp/ref_match" ] && [ "$(cut -d" " -f1 "$tmp/ref_match" | head -1)" = "$(sha256sum /usr/share/games/supertuxkart/data/music/Snowy.ogg | cut -d" " -f1)" ]'
 "$EM" index "$tmp/cat" >"$tmp/out" 2>&1
 check "a re-run indexes nothing again" 'grep -q "0 indexed, $ngood already indexed" "$tmp/out"'
 check "a re-run leaves the catalog as it was" 'snapshot | cmp -s - "$tmp/ref"'
+# two tracks as if fingerprinted by an older configuration: a re-run makes
+# their prints again, in place of the old ones
+snowy=$(sha256sum /usr/share/games/supertuxkart/data/music/Snowy.ogg | cut -d" " -f1)
+sql "UPDATE tracks SET config_id = 1 WHERE id IN (SELECT id FROM tracks
+     WHERE sha256 = '\\x$snowy'::bytea UNION SELECT min(id) FROM tracks)" >/dev/null
+"$EM" index "$tmp/cat" >"$tmp/out" 2>&1
+check "tracks of another configuration are fingerprinted again" \
+    'grep -q "2 indexed, $((ngood - 2)) already indexed" "$tmp/out"'
+check "... and replace the old ones" \
+    '[ "$(sql "SELECT count(*) FROM tracks WHERE config_id = 1 AND status = '"'deleted'"'")" -eq 2 ] &&
+     [ "$(sql "SELECT count(*) FROM tracks WHERE config_id = 1 AND status <> '"'deleted'"'")" -eq 0 ]'
+check "... leaving the same live catalog" 'snapshot | cmp -s - "$tmp/ref"'
+check "... which matches the clip as before" 'match_line | cut -d" " -f1 | cmp -s - "$tmp/ref_match_track"'
 check "catalog ls lists the tracks" '[ "$("$EM" catalog ls --json | wc -l)" -eq $ngood ]'
 id=$("$EM" catalog ls --json | head -1 | sed 's/{"id":\([0-9]*\).*/\1/')
 check "catalog show gives the digest" '"$EM" catalog show "$id" | grep -q "sha256 *[0-9a-f]\{64\}"'
