@@ -4,8 +4,8 @@
  *
  *   build/bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]
  *                     [--reuse] [--conninfo STR] [--out FILE] [--seed N]
- *                     [--batch PRINTS] [--max-postings N] [--alpha A] [--theta T]
- *                     [FILE.ogg ...]
+ *                     [--batch PRINTS] [--max-postings N] [--max-hits N]
+ *                     [--cache-mb N] [--alpha A] [--theta T] [FILE.ogg ...]
  *
  *   make bench-store BENCH_STORE_ARGS='--tracks 1000,10000 --out var/bench-store.md'
  *
@@ -70,7 +70,9 @@
  * Options: --tracks the sizes (default 1000,10000; 100000 is ~2.5 billion
  * prints, ~15 GB of segments); --queries clips per lookup pass (200);
  * --batch prints per batch (2M); --max-postings the matcher's cap of
- * postings per key (default the matcher's, 2000); --seed; --out FILE
+ * postings per key (default the matcher's, 2000); --max-hits its budget of
+ * hits; --cache-mb a row cache of that size for the lookup passes (as
+ * `earmark serve --cache-mb`: the warm-up fills it); --seed; --out FILE
  * writes the report as a Markdown section; --alpha / --theta force the
  * generator's mixture (--alpha 1: real prints only) or a one-parameter
  * within-track process (--theta inf: no repeats); --reuse measures the
@@ -900,6 +902,7 @@ typedef struct bench {
     size_t queries;
     size_t max_postings;    /* match_opts_t.max_postings (0: the matcher's default) */
     long max_hits;          /* match_opts_t.max_hits (-1: the matcher's default) */
+    size_t cache_mb;        /* row cache of the lookups, MB (0: none) */
     size_t batch_prints;
     uint64_t seed;
     int keep;
@@ -1301,11 +1304,14 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
 {
     char err[2048];
     match_store_t *ms = NULL;
+    store_cache_t *cache = NULL;
     fp_hit_t *hits = NULL;
     double *fetch = calloc(count + 1, sizeof *fetch), *total = calloc(count + 1, sizeof *total);
     int rc = -1;
     memset(lf, 0, sizeof *lf);
     if (!fetch || !total) goto done;
+    if (b->cache_mb && store_cache_new(b->cache_mb << 20, &cache) != DB_OK) goto done;
+    store_set_cache(b->store, cache);
     if (store_match_new(b->store, b->conn, 0, &ms) != DB_OK) goto done;
     match_opts_t mo;
     match_opts_default(&mo);
@@ -1380,8 +1386,17 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     lf->recall = (double)recalled / (double)count;
     store_stats_t ss;
     if (store_stats(b->conn, &ss, err, sizeof err) == DB_OK) lf->segments = ss.segments;
+    if (cache) {
+        store_cache_stats_t cs;
+        store_cache_stats(cache, &cs);
+        printf("  row cache of %zu MB: %.1f%% of row lookups hit, %.0f MB held\n", b->cache_mb,
+               cs.hits + cs.misses ? 100.0 * (double)cs.hits / (double)(cs.hits + cs.misses) : 0.0,
+               (double)cs.bytes / 1048576.0);
+    }
     rc = 0;
 done:
+    store_set_cache(b->store, NULL);
+    store_cache_free(cache);
     match_store_free(ms);
     free(fetch);
     free(total);
@@ -1684,8 +1699,8 @@ static int usage(void)
     fprintf(stderr,
             "usage: bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]\n"
             "                   [--reuse] [--conninfo STR] [--out FILE] [--seed N]\n"
-            "                   [--batch PRINTS] [--max-postings N] [--alpha A] [--theta T]\n"
-            "                   [FILE.ogg ...]\n");
+            "                   [--batch PRINTS] [--max-postings N] [--max-hits N]\n"
+            "                   [--cache-mb N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
     return 2;
 }
 
@@ -1739,6 +1754,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max-postings") && more)
             b->max_postings = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--max-hits") && more) b->max_hits = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--cache-mb") && more) b->cache_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--alpha") && more) alpha = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--theta") && more) theta = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--keep")) b->keep = 1;

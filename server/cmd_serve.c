@@ -113,6 +113,8 @@ int cmd_serve(int argc, char **argv)
         {"--burst", "EARMARK_BURST", T_DOUBLE, &c.burst_per_key, "requests a key may send at once"},
         {"--queue-limit", "EARMARK_QUEUE_LIMIT", T_UINT, &c.queue_limit,
          "requests waiting for a worker before 503"},
+        {"--cache-mb", "EARMARK_CACHE_MB", T_SIZE_MB, &c.cache_bytes,
+         "print-store rows kept in memory, MB (0: none)"},
         {"--min-score", "EARMARK_MIN_SCORE", T_U32, &c.default_min_score,
          "default minimum score of a match"},
         {"--infringement-seconds", "EARMARK_INFRINGEMENT_SECONDS", T_DOUBLE,

@@ -57,6 +57,9 @@ typedef struct server_config {
     double burst_per_key;          /* bucket size (default 100) */
     size_t queue_limit;            /* jobs waiting for a worker before 503
                                       (default 1024) */
+    size_t cache_bytes;            /* rows of the print store kept in memory,
+                                      shared by the workers (default 1 GiB;
+                                      0: none, every lookup asks PostgreSQL) */
     uint32_t default_min_score;    /* a match's minimum score (default 12) */
     size_t default_max_results;    /* (default 10) */
     server_policy_t policy;

@@ -245,7 +245,7 @@ static int at_headers(struct server *s, srv_req_t *r, const char *method, const 
         size_t q = s->queued;
         int up = s->db_up;
         pthread_mutex_unlock(&s->lock);
-        r->resp = srv_metrics_render(s->metrics, q, up, &r->resp_len);
+        r->resp = srv_metrics_render(s->metrics, q, up, s->cache, &r->resp_len);
         r->resp_type = "text/plain; version=0.0.4";
         r->status = r->resp ? 200 : 500;
         return 0;
@@ -494,6 +494,7 @@ void server_config_default(server_config_t *c)
     c->rate_per_key = 50;
     c->burst_per_key = 100;
     c->queue_limit = 1024;
+    c->cache_bytes = (size_t)1 << 30;
     c->default_min_score = 12;
     c->default_max_results = 10;
     c->policy.infringement_seconds = 10;
@@ -535,6 +536,11 @@ int server_start(const server_config_t *cfg, server_t **out, char *err, size_t e
     s->keys = srv_key_cache_new();
     s->limiter = srv_limiter_new(cfg->rate_per_key, cfg->burst_per_key);
     s->metrics = srv_metrics_new();
+    if (s->cfg.cache_bytes && store_cache_new(s->cfg.cache_bytes, &s->cache) != DB_OK) {
+        snprintf(err, errlen, "out of memory");
+        server_free(s);
+        return -1;
+    }
     if (!s->keys || !s->limiter || !s->metrics) {
         snprintf(err, errlen, "out of memory");
         server_free(s);
@@ -603,6 +609,7 @@ void server_free(server_t *s)
     srv_key_cache_free(s->keys);
     srv_limiter_free(s->limiter);
     srv_metrics_free(s->metrics);
+    store_cache_free(s->cache);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);

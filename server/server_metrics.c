@@ -156,7 +156,8 @@ static void put_hist(buf_t *b, const char *name, const char *label, const char *
         (unsigned long long)__atomic_load_n(&h->count, __ATOMIC_RELAXED));
 }
 
-char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, size_t *len)
+char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, store_cache_t *cache,
+                         size_t *len)
 {
     buf_t b = {malloc(16384), 0, 16384, 0};
     if (!b.p) return NULL;
@@ -210,6 +211,20 @@ char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, size_t *len
             "# TYPE earmark_queue_depth gauge\nearmark_queue_depth %zu\n", queued);
     put(&b, "# HELP earmark_database_up 1 when the last contact with the database succeeded.\n"
             "# TYPE earmark_database_up gauge\nearmark_database_up %d\n", db_up ? 1 : 0);
+    store_cache_stats_t cs = {0};
+    if (cache) store_cache_stats(cache, &cs);
+    put(&b, "# HELP earmark_store_cache_lookups_total Rows of the print store looked up in the "
+            "row cache, by result (a miss is fetched from the database).\n"
+            "# TYPE earmark_store_cache_lookups_total counter\n"
+            "earmark_store_cache_lookups_total{result=\"hit\"} %llu\n"
+            "earmark_store_cache_lookups_total{result=\"miss\"} %llu\n",
+        (unsigned long long)cs.hits, (unsigned long long)cs.misses);
+    put(&b, "# HELP earmark_store_cache_evictions_total Rows evicted from the row cache.\n"
+            "# TYPE earmark_store_cache_evictions_total counter\n"
+            "earmark_store_cache_evictions_total %llu\n", (unsigned long long)cs.evictions);
+    put(&b, "# HELP earmark_store_cache_bytes Bytes held by the row cache.\n"
+            "# TYPE earmark_store_cache_bytes gauge\nearmark_store_cache_bytes %llu\n",
+        (unsigned long long)cs.bytes);
     if (b.failed) {
         free(b.p);
         return NULL;

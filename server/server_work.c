@@ -139,6 +139,7 @@ static int ensure_db(srv_worker_t *w)
         set_db_up(w->srv, 0);
         return -1;
     }
+    store_set_cache(w->store, w->srv->cache);
     set_db_up(w->srv, 1);
     return 0;
 }

@@ -8,6 +8,7 @@
  *                   tracks), the way a search engine merges its segments
  *   store_lookup.c  the postings of a clip's hashes, as fp_hit_t for the
  *                   matcher (match_store_t), and store statistics
+ *   store_cache.c   rows kept in memory, shared by threads
  *
  * The layout (docs/architecture.md has the reasons and the measurements):
  *
@@ -235,6 +236,45 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
  * it, and is used by one thread at a time.  Free with match_store_free().
  */
 db_err_t store_match_new(store_t *s, db_conn_t *conn, int64_t tenant, match_store_t **out);
+
+/* ---- the row cache ---------------------------------------------------- */
+
+/*
+ * Rows of the store kept in memory (store_cache.c), shared by any number of
+ * store_t handles and threads: a lookup fetches from PostgreSQL only the
+ * rows the cache does not hold, and adds those.  Segments never change, so
+ * cached rows never go stale; rows of segments a merge dropped age out.
+ * At most max_bytes of rows (and their entries) are kept, evicting the
+ * least recently used in CLOCK order.  Errors: DB_ERR_NOMEM.
+ */
+typedef struct store_cache store_cache_t;
+
+db_err_t store_cache_new(size_t max_bytes, store_cache_t **out);
+void store_cache_free(store_cache_t *c);      /* NULL is a no-op */
+
+/* Lookups of s use cache c from now on (borrowed: it must outlive s's
+ * lookups; NULL: no cache). */
+void store_set_cache(store_t *s, store_cache_t *c);
+
+/*
+ * The row of `segment` starting at key `start`: when cached, its bytes are
+ * appended to *buf (*used bytes in use, *cap allocated, grown with realloc)
+ * and 1 is returned; 0 when not cached, -1 out of memory.
+ */
+int store_cache_get(store_cache_t *c, int64_t segment, uint32_t start, uint8_t **buf,
+                    size_t *used, size_t *cap);
+
+/* Keep a copy of a row (a no-op when it is there already or larger than a
+ * 64th of the budget). */
+void store_cache_put(store_cache_t *c, int64_t segment, uint32_t start, const uint8_t *data,
+                     size_t len);
+
+typedef struct store_cache_stats {
+    uint64_t hits, misses, evictions;  /* rows, since the cache was made */
+    uint64_t rows, bytes;              /* held now */
+} store_cache_stats_t;
+
+void store_cache_stats(store_cache_t *c, store_cache_stats_t *st);
 
 typedef struct store_stats {
     int64_t segments;

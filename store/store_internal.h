@@ -32,6 +32,7 @@ struct store {
     uint32_t *track_tenant; /* tenant of each track id (0: none); tracks
                                never change tenant, so only new ids are read */
     size_t ntracks;         /* entries: ids below this are known */
+    store_cache_t *cache;   /* borrowed; NULL: none */
 };
 
 /* Reload the cached lists when the store's generation has moved. */

@@ -24,8 +24,17 @@ typedef struct qkey {
 typedef struct row_ref {
     uint32_t seg;   /* index into the segment list */
     uint32_t start;
-    int tuple;      /* in the result */
+    int tuple;      /* in the result; -1: from the cache */
+    size_t off, len; /* cached rows: their bytes in the arena */
 } row_ref_t;
+
+/* Rows found in the cache: references, and their bytes one after another. */
+typedef struct cached {
+    row_ref_t *rows;
+    size_t n, cap;
+    uint8_t *arena;
+    size_t used, arena_cap;
+} cached_t;
 
 typedef struct found {
     uint32_t key;   /* index into the distinct keys */
@@ -52,6 +61,16 @@ static int cmp_found(const void *a, const void *b)
 {
     const found_t *x = a, *y = b;
     return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int grow_cached(cached_t *c)
+{
+    size_t nc = c->cap ? 2 * c->cap : 256;
+    row_ref_t *x = realloc(c->rows, nc * sizeof *x);
+    if (!x) return -1;
+    c->rows = x;
+    c->cap = nc;
+    return 0;
 }
 
 /* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
@@ -117,12 +136,16 @@ static long row_of(const stri_dir_t *d, uint32_t key)
 
 /*
  * The statement and its parameters for keys[0 .. nkeys) (ascending): for
- * each segment, the distinct rows that can hold them, as an int4[] literal
- * ($i).  *sql and params[i] are malloc'd; segments with no row get none.
+ * each segment, the distinct rows that can hold them and that the cache
+ * (if any) does not, as an int4[] literal ($i); the rows the cache holds
+ * go to *c.  *sql and params[i] are malloc'd; segments with no row to
+ * fetch get none.
  */
 static db_err_t lookup_sql(store_t *s, db_conn_t *conn, const uint32_t *keys, size_t nkeys,
-                           char **sql, char ***params, int *nparams, char *err, size_t errlen)
+                           char **sql, char ***params, int *nparams, cached_t *c, char *err,
+                           size_t errlen)
 {
+    c->n = c->used = 0;
     *sql = NULL;
     *params = calloc(s->nsegments + 1, sizeof **params);
     *nparams = 0;
@@ -142,12 +165,26 @@ static db_err_t lookup_sql(store_t *s, db_conn_t *conn, const uint32_t *keys, si
         for (size_t k = 0; k < nkeys; k++) {
             long r = row_of(d, keys[k]);
             if (r < 0 || r == last) continue;
-            al += (size_t)sprintf(arr + al, last >= 0 ? ",%u" : "%u", d->starts[r]);
             last = r;
+            if (s->cache) {
+                size_t off = c->used;
+                int got = store_cache_get(s->cache, s->segments[i], d->starts[r], &c->arena,
+                                          &c->used, &c->arena_cap);
+                if (got < 0 || (got && c->n == c->cap && grow_cached(c))) {
+                    free(arr);
+                    return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+                }
+                if (got) {
+                    c->rows[c->n++] = (row_ref_t){(uint32_t)i, d->starts[r], -1, off,
+                                                  c->used - off};
+                    continue;
+                }
+            }
+            al += (size_t)sprintf(arr + al, al > 1 ? ",%u" : "%u", d->starts[r]);
         }
         arr[al++] = '}';
         arr[al] = '\0';
-        if (last < 0) {
+        if (al == 2) {
             free(arr);
             continue;
         }
@@ -186,6 +223,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     int nparams = 0;
     PGresult *res = NULL;
     size_t nkeys = 0, nfound = 0, found_cap = 0;
+    cached_t cached = {0};
 
     qk = malloc(nq * sizeof *qk);
     keys = malloc(nq * sizeof *keys);
@@ -226,9 +264,9 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     for (int attempt = 0; attempt < 2; attempt++) {
         free(sql);
         free_params(params, nparams);
-        rc = lookup_sql(s, conn, keys, nkeys, &sql, &params, &nparams, err, errlen);
-        if (rc == DB_OK && !nparams) goto done;
-        if (rc == DB_OK)
+        rc = lookup_sql(s, conn, keys, nkeys, &sql, &params, &nparams, &cached, err, errlen);
+        if (rc == DB_OK && !nparams && !cached.n) goto done;
+        if (rc == DB_OK && nparams)
             rc = db_query(conn, sql, nparams, (const char *const *)params, 1, &res, err, errlen);
         /* a merge may have dropped a segment between refresh and query:
          * reload the list once and try again */
@@ -239,17 +277,26 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     }
     if (rc != DB_OK) goto done;
 
-    /* distinct rows: several keys fall in one row */
-    int ntup = PQntuples(res);
+    /* the rows fetched (kept in the cache for next time) and the rows the
+     * cache had, in one list by (segment, start) */
+    int nfetched = res ? PQntuples(res) : 0;
+    int ntup = nfetched + (int)cached.n;
     rows = malloc(((size_t)ntup + 1) * sizeof *rows);
     if (!rows) goto nomem;
-    for (int i = 0; i < ntup; i++) {
-        if (PQgetlength(res, i, 0) != 4 || PQgetlength(res, i, 1) != 4) {
+    for (int i = 0; i < nfetched; i++) {
+        if (PQgetlength(res, i, 0) != 4 || PQgetlength(res, i, 1) != 4 ||
+            stri_int4(res, i, 0) >= s->nsegments) {
             rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
             goto done;
         }
-        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i};
+        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, 0, 0};
+        if (s->cache) {
+            size_t len;
+            const uint8_t *data = stri_bytes(res, i, 2, &len);
+            store_cache_put(s->cache, s->segments[rows[i].seg], rows[i].start, data, len);
+        }
     }
+    if (cached.n) memcpy(rows + nfetched, cached.rows, cached.n * sizeof *rows);
     qsort(rows, (size_t)ntup, sizeof *rows, cmp_row);
 
     totals = calloc(nkeys, sizeof *totals);
@@ -257,7 +304,9 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     for (int r = 0; r < ntup; r++) {
         if (r && rows[r].seg == rows[r - 1].seg && rows[r].start == rows[r - 1].start) continue;
         size_t len;
-        const uint8_t *data = stri_bytes(res, rows[r].tuple, 2, &len);
+        const uint8_t *data = rows[r].tuple >= 0 ? stri_bytes(res, rows[r].tuple, 2, &len)
+                                                 : cached.arena + rows[r].off;
+        if (rows[r].tuple < 0) len = rows[r].len;
         size_t pos = 0;
         uint32_t prev = rows[r].start;
         store_group_t g;
@@ -360,7 +409,14 @@ done:
     free(post);
     free(sql);
     free_params(params, nparams);
+    free(cached.rows);
+    free(cached.arena);
     return rc;
+}
+
+void store_set_cache(store_t *s, store_cache_t *c)
+{
+    s->cache = c;
 }
 
 /* ---- as a match_store_t --------------------------------------------------- */

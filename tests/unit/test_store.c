@@ -4,6 +4,7 @@
  * PostgreSQL cluster, and a real recording found through the store.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +310,186 @@ static void test_batch_and_lookup(void)
     CHECK(st.bytes > 0);
 }
 
+/* The bytes a test row (segment, start) holds: derived from both, len 1..3000. */
+static size_t test_row(int64_t seg, uint32_t start, uint8_t *out)
+{
+    size_t len = 1 + (size_t)((seg * 7919 + start * 31) % 3000);
+    for (size_t i = 0; i < len; i++) out[i] = (uint8_t)(seg * 13 + start * 7 + i);
+    return len;
+}
+
+static void test_cache_basic(void)
+{
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)4 << 20, &c) == DB_OK);
+    uint8_t row[3000], *buf = NULL;
+    size_t used = 0, cap = 0;
+    CHECK(store_cache_get(c, 1, 10, &buf, &used, &cap) == 0 && used == 0, "an empty cache misses");
+    size_t l1 = test_row(1, 10, row);
+    store_cache_put(c, 1, 10, row, l1);
+    store_cache_put(c, 1, 10, row, l1); /* twice: kept once */
+    size_t l2 = test_row(2, 10, row);
+    store_cache_put(c, 2, 10, row, l2);
+    /* rows are appended to the caller's buffer */
+    CHECK(store_cache_get(c, 2, 10, &buf, &used, &cap) == 1 && used == l2);
+    CHECK(store_cache_get(c, 1, 10, &buf, &used, &cap) == 1 && used == l1 + l2);
+    test_row(2, 10, row);
+    CHECK(buf && !memcmp(buf, row, l2), "the first row's bytes");
+    test_row(1, 10, row);
+    CHECK(buf && !memcmp(buf + l2, row, l1), "the second row's bytes");
+    CHECK(store_cache_get(c, 1, 11, &buf, &used, &cap) == 0 && used == l1 + l2,
+          "another start of the same segment misses");
+    store_cache_stats_t st;
+    store_cache_stats(c, &st);
+    CHECK(st.hits == 2 && st.misses == 2 && st.rows == 2 && st.evictions == 0,
+          "hits %llu misses %llu rows %llu", (unsigned long long)st.hits,
+          (unsigned long long)st.misses, (unsigned long long)st.rows);
+
+    /* far more than the budget: it stays within it, evicting */
+    for (uint32_t k = 0; k < 20000; k++) {
+        size_t l = test_row(3, k, row);
+        store_cache_put(c, 3, k, row, l);
+    }
+    store_cache_stats(c, &st);
+    CHECK(st.bytes <= (size_t)4 << 20 && st.bytes > (size_t)3 << 20, "%llu bytes held",
+          (unsigned long long)st.bytes);
+    CHECK(st.evictions > 0 && st.rows < 20000);
+    /* what is still there is intact, and the last row put is there */
+    size_t found = 0;
+    for (uint32_t k = 0; k < 20000; k++) {
+        used = 0;
+        if (store_cache_get(c, 3, k, &buf, &used, &cap) != 1) continue;
+        size_t l = test_row(3, k, row);
+        CHECK(used == l && !memcmp(buf, row, l), "row %u intact", k);
+        found++;
+    }
+    used = 0;
+    CHECK(store_cache_get(c, 3, 19999, &buf, &used, &cap) == 1, "the newest row is kept");
+    /* (the two rows of segments 1 and 2 put first may be held too) */
+    CHECK(found + 2 >= st.rows && found <= st.rows && found > 1000, "%zu rows found, %llu held", found,
+          (unsigned long long)st.rows);
+    /* a row larger than a stripe's share of the budget is not kept */
+    store_cache_t *tiny;
+    REQUIRE(store_cache_new(64 * 1000, &tiny) == DB_OK);
+    store_cache_put(tiny, 5, 5, row, 2000);
+    store_cache_put(tiny, 5, 6, row, 100);
+    used = 0;
+    CHECK(store_cache_get(tiny, 5, 5, &buf, &used, &cap) == 0, "a row over a 64th of the budget");
+    CHECK(store_cache_get(tiny, 5, 6, &buf, &used, &cap) == 1 && used == 100, "a small one");
+    store_cache_free(tiny);
+    store_cache_free(NULL);
+    free(buf);
+    store_cache_free(c);
+}
+
+typedef struct cache_worker {
+    store_cache_t *c;
+    unsigned seed;
+    size_t bad, hits;
+} cache_worker_t;
+
+static void *cache_thread(void *arg)
+{
+    cache_worker_t *w = arg;
+    uint8_t row[3000], *buf = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < 40000; i++) {
+        w->seed = w->seed * 1103515245u + 12345u;
+        uint32_t start = (w->seed >> 8) % 3000;
+        int64_t seg = 1 + (w->seed >> 24) % 3;
+        size_t used = 0;
+        int got = store_cache_get(w->c, seg, start, &buf, &used, &cap);
+        size_t l = test_row(seg, start, row);
+        if (got == 1) {
+            w->hits++;
+            if (used != l || memcmp(buf, row, l)) w->bad++;
+        } else {
+            store_cache_put(w->c, seg, start, row, l);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Four threads getting and putting overlapping rows through a cache that
+ * keeps about half of them: every row read back is the one put. */
+static void test_cache_threads(void)
+{
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)6 << 20, &c) == DB_OK);
+    pthread_t t[4];
+    cache_worker_t w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (cache_worker_t){c, (unsigned)i * 7777u + 1u, 0, 0};
+        REQUIRE(pthread_create(&t[i], NULL, cache_thread, &w[i]) == 0);
+    }
+    size_t bad = 0, hits = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        bad += w[i].bad;
+        hits += w[i].hits;
+    }
+    store_cache_stats_t st;
+    store_cache_stats(c, &st);
+    CHECK(bad == 0, "%zu rows read back wrong", bad);
+    CHECK(hits > 10000 && st.evictions > 0, "%zu hits, %llu evictions", hits,
+          (unsigned long long)st.evictions);
+    CHECK(st.bytes <= (size_t)6 << 20);
+    store_cache_free(c);
+}
+
+static int cmp_hit(const void *a, const void *b)
+{
+    const fp_hit_t *x = a, *y = b;
+    uint32_t u[6] = {x->track, x->ref_t, x->query_t, x->query_idx, x->ref_f, x->flags};
+    uint32_t v[6] = {y->track, y->ref_t, y->query_t, y->query_idx, y->ref_f, y->flags};
+    for (int i = 0; i < 6; i++)
+        if (u[i] != v[i]) return u[i] < v[i] ? -1 : 1;
+    return (x->query_f > y->query_f) - (x->query_f < y->query_f);
+}
+
+/* The same hits, in any order (sorts both). */
+static int same_hits(fp_hit_t *a, size_t na, fp_hit_t *b, size_t nb)
+{
+    if (na != nb) return 0;
+    qsort(a, na, sizeof *a, cmp_hit);
+    qsort(b, nb, sizeof *b, cmp_hit);
+    for (size_t i = 0; i < na; i++)
+        if (cmp_hit(&a[i], &b[i])) return 0;
+    return 1;
+}
+
+/* Lookups through a row cache give the hits of lookups without one, the
+ * first time (rows fetched and kept) and the next (rows from the cache). */
+static void test_cache_lookup(void)
+{
+    REQUIRE(conn);
+    char err[2048];
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
+    fp_hit_t *want = NULL, *got = NULL;
+    size_t nw = 0, cw = 0, ng = 0, cg = 0, sk = 0;
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &want, &nw, &cw, &sk, err,
+                       sizeof err) == DB_OK, "%s", err);
+    store_set_cache(store, c);
+    for (int round = 0; round < 2; round++) {
+        ng = 0;
+        REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &got, &ng, &cg, &sk, err,
+                           sizeof err) == DB_OK, "%s", err);
+        CHECK(nw > 1500 && same_hits(got, ng, want, nw),
+              "round %d: %zu hits, %zu without the cache", round, ng, nw);
+        store_cache_stats_t st;
+        store_cache_stats(c, &st);
+        if (round == 0) CHECK(st.hits == 0 && st.rows > 0, "the first lookup fills the cache");
+        else CHECK(st.hits > 0 && st.hits == st.rows, "the second is served from it (%llu of %llu)",
+                   (unsigned long long)st.hits, (unsigned long long)st.rows);
+    }
+    store_set_cache(store, NULL);
+    free(want);
+    free(got);
+    store_cache_free(c);
+}
+
 static void test_merge_and_delete(void)
 {
     REQUIRE(conn && ta > 0 && tc > 0);
@@ -463,7 +644,10 @@ int main(void)
     RUN(test_sort);
     RUN(test_codec_roundtrip);
     RUN(test_db_open);
+    RUN(test_cache_basic);
+    RUN(test_cache_threads);
     RUN(test_batch_and_lookup);
+    RUN(test_cache_lookup);
     RUN(test_merge_and_delete);
     RUN(test_tenants);
     RUN(test_real_audio);
