@@ -309,6 +309,21 @@ try:
                  "earmark_requests_in_flight"):
         check("/metrics has " + name, name in text)
     check("/metrics counts the 503s", 'route="post_matches",code="503"' in text)
+    # the same clip again and again: after the first, its rows come from the row cache
+    def metric(text, line):
+        for l in text.splitlines():
+            if l.startswith(line + " "):
+                return float(l.split()[-1])
+        return -1.0
+    hits0 = metric(text, 'earmark_store_cache_lookups_total{result="hit"}')
+    misses0 = metric(text, 'earmark_store_cache_lookups_total{result="miss"}')
+    sts = [request(port, "POST", "/v1/matches", wav, dict(aud, **A))[0] for _ in range(3)]
+    text = request(port, "GET", "/metrics")[3].decode()
+    hits1 = metric(text, 'earmark_store_cache_lookups_total{result="hit"}')
+    misses1 = metric(text, 'earmark_store_cache_lookups_total{result="miss"}')
+    check("repeated clips are served from the row cache", sts == [200] * 3 and hits0 >= 0 and
+          hits1 > hits0 and misses1 == misses0 and metric(text, "earmark_store_cache_bytes") > 0,
+          (sts, hits0, hits1, misses0, misses1))
 
     # -- rate limit (its own server: 1 request a second, burst 2) ---------------------------------
     srv2, port2 = start_server("--rate", "1", "--burst", "2", "--quiet")
