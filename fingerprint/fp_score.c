@@ -77,9 +77,10 @@ typedef struct hitref {
 
 #define REF_INVARIANT 0x80000000u
 
-#define SIEVE_NARROW 19 /* log2 of the sieve's counters of bands */
-#define SIEVE_WIDE 17   /* ... of scaled-search windows */
-#define SIEVE_MARK 20   /* ... of its bits of tracks */
+#define SIEVE_NARROW 19     /* log2 of the sieve's counters of bands, at least */
+#define SIEVE_NARROW_MAX 23 /* ... and at most (8 MB) */
+#define SIEVE_WIDE_LESS 2   /* the counters of scaled-search windows: 4x fewer */
+#define SIEVE_MARK 20       /* log2 of its bits of tracks */
 
 static inline uint8_t sieve_add(uint8_t c)
 {
@@ -97,15 +98,17 @@ static inline uint8_t sieve_add(uint8_t c)
  * tracks sharing a slot or a bit, and counters saturating at 255 (callers
  * use it for min_count <= 255), can only mark more tracks, never fewer:
  * the exact test (track_may_align) follows on the hits of marked tracks.
- * The tables (2^SIEVE_NARROW and 2^SIEVE_WIDE bytes, 2^SIEVE_MARK bits)
- * are zero on entry; they fit in a core's cache, where a sort of all the
- * hits by track would not.
+ * The tables (2^nbits and 2^wbits bytes, 2^SIEVE_MARK bits) are zero on
+ * entry; the caller sizes them to the number of hits (an eighth of
+ * min_count hits per counter on average): from 512 kB, which fits a core's
+ * cache, to 8 MB for a few million hits, still far cheaper than a sort of
+ * all the hits by track.
  */
 static void sieve_tracks(const fp_hit_t *h, size_t n, uint32_t min_count, uint32_t tolerance,
-                         int scaled, uint32_t width, uint8_t *narrow, uint8_t *wide,
-                         uint8_t *mark)
+                         int scaled, uint32_t width, int nbits, int wbits, uint8_t *narrow,
+                         uint8_t *wide, uint8_t *mark)
 {
-    const uint32_t nmask = (1u << SIEVE_NARROW) - 1, wmask = (1u << SIEVE_WIDE) - 1;
+    const uint32_t nmask = (1u << nbits) - 1, wmask = (1u << wbits) - 1;
     const uint64_t nscale = ((uint64_t)1 << 32) / (2 * tolerance + 1),
                    wscale = ((uint64_t)1 << 32) / width;
     for (size_t i = 0; i < n; i++) {
@@ -663,8 +666,13 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
 
     /* the sieve, then references to the hits of the tracks it marked */
-    narrow = calloc((size_t)1 << SIEVE_NARROW, 1);
-    wider = calloc((size_t)1 << SIEVE_WIDE, 1);
+    /* the sieve pays when chance collisions in its counters stay well below
+     * min_count: an eighth of min_count hits a counter on average */
+    int nbits = SIEVE_NARROW;
+    while (nbits < SIEVE_NARROW_MAX && ((size_t)o.min_count << nbits) / 8 < n) nbits++;
+    int wbits = nbits - SIEVE_WIDE_LESS;
+    narrow = calloc((size_t)1 << nbits, 1);
+    wider = calloc((size_t)1 << wbits, 1);
     mark = calloc((size_t)1 << (SIEVE_MARK - 3), 1);
     count = malloc(((size_t)1 << 16) * sizeof *count);
     slots = calloc(COARSE_SLOTS, sizeof *slots);
@@ -673,10 +681,9 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
         rc = FP_ERR_NOMEM;
         goto out;
     }
-    /* the sieve pays when chance collisions in its counters stay well below
-     * min_count: an eighth of min_count hits a counter on average */
-    if (o.min_count <= 255 && n <= ((size_t)o.min_count << SIEVE_NARROW) / 8)
-        sieve_tracks(all, n, o.min_count, (uint32_t)o.tolerance, scaled, wide, narrow, wider, mark);
+    if (o.min_count <= 255 && n <= ((size_t)o.min_count << nbits) / 8)
+        sieve_tracks(all, n, o.min_count, (uint32_t)o.tolerance, scaled, wide, nbits, wbits,
+                     narrow, wider, mark);
     else
         memset(mark, 0xff, (size_t)1 << (SIEVE_MARK - 3));
     size_t kept = 0;

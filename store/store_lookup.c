@@ -73,6 +73,106 @@ static int grow_cached(cached_t *c)
     return 0;
 }
 
+/*
+ * A varint of the group bytes at *p, below end: the checked read, and the
+ * one without bounds checks for when at least 12 bytes remain (two varints
+ * of at most 5 bytes and the 2 bytes of f).  0, or -1 when malformed.
+ */
+static inline int varint_checked(const uint8_t **p, const uint8_t *end, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (*p >= end) return -1;
+        uint8_t c = *(*p)++;
+        if (shift == 28 && c > 0x0f) return -1;
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static inline int varint_fast(const uint8_t **pp, uint32_t *v)
+{
+    const uint8_t *p = *pp;
+    uint32_t x = p[0];
+    if (x < 0x80) {
+        *pp = p + 1;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x7f) | (uint32_t)p[1] << 7;
+    if (p[1] < 0x80) {
+        *pp = p + 2;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x3fff) | (uint32_t)p[2] << 14;
+    if (p[2] < 0x80) {
+        *pp = p + 3;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x1fffff) | (uint32_t)p[3] << 21;
+    if (p[3] < 0x80) {
+        *pp = p + 4;
+        *v = x;
+        return 0;
+    }
+    if (p[4] > 0x0f) return -1;
+    *pp = p + 5;
+    *v = (x & 0xfffffff) | (uint32_t)p[4] << 28;
+    return 0;
+}
+
+/*
+ * The hits of one group, decoded straight from its bytes (the format of
+ * store_group_decode(), which the merges use; this is its hot twin): one
+ * hit per posting and per query print of the key (qa[0 .. nq)), leaving out
+ * deleted tracks and, when tenant is not 0, other tenants'.  Writes to o
+ * (room for g->count * nq hits); returns the number written, or -1 when the
+ * bytes are malformed.
+ */
+static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
+                       const qkey_t *qa, uint32_t nq, const fp_print_t *q,
+                       const uint16_t *ftab, fp_hit_t *o)
+{
+    const uint8_t *p = g->data, *end = g->data + g->len;
+    const fp_hit_t *o0 = o;
+    uint32_t track = 0, t = 0;
+    for (uint32_t i = 0; i < g->count; i++) {
+        uint32_t dtrack, tv;
+        if (end - p >= 12) {
+            if (varint_fast(&p, &dtrack) || varint_fast(&p, &tv)) return -1;
+        } else if (varint_checked(&p, end, &dtrack) || varint_checked(&p, end, &tv) ||
+                   end - p < 2) {
+            return -1;
+        }
+        if (dtrack || i == 0) {
+            if (i && (uint64_t)track + dtrack > UINT32_MAX) return -1;
+            track += dtrack;
+            t = tv;
+        } else {
+            if ((uint64_t)t + tv > UINT32_MAX) return -1;
+            t += tv;
+        }
+        uint16_t f = (uint16_t)(p[0] | p[1] << 8);
+        p += 2;
+        if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
+        if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
+        uint16_t rf = f < 1024 ? ftab[f] : store_f_unpack(f);
+        for (uint32_t j = 0; j < nq; j++) {
+            const fp_print_t *qp = &q[qa[j].idx];
+            *o++ = (fp_hit_t){.track = track, .ref_t = t, .query_t = qp->t,
+                              .query_idx = qa[j].idx, .ref_f = rf, .query_f = qp->f,
+                              .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
+        }
+    }
+    return p == end ? (long)(o - o0) : -1;
+}
+
 /* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
 static long find_key(const uint32_t *keys, size_t n, uint32_t key)
 {
@@ -218,7 +318,6 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     uint8_t *chosen = NULL;
     row_ref_t *rows = NULL;
     found_t *found = NULL;
-    store_posting_t *post = NULL;
     char *sql = NULL, **params = NULL;
     int nparams = 0;
     PGresult *res = NULL;
@@ -343,12 +442,11 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         qfirst[k] = (uint32_t)qi;
         while (qi < m && qk[qi].key == keys[k]) qi++, qcount[k]++;
     }
-    size_t need = 0, most = 0;
+    size_t need = 0;
     for (size_t f = 0; f < nfound; f++) {
         uint32_t k = found[f].key;
         if (max_postings && totals[k] > max_postings) continue;
         need += (size_t)qcount[k] * found[f].count;
-        if (found[f].count > most) most = found[f].count;
     }
     if (need > SIZE_MAX / sizeof(fp_hit_t) - *n) goto nomem;
     if (*n + need > *cap) {
@@ -357,8 +455,6 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         *out = x;
         *cap = *n + need;
     }
-    post = malloc((most ? most : 1) * sizeof *post);
-    if (!post) goto nomem;
     uint16_t ftab[1024]; /* store_f_unpack of every 10-bit value, once */
     for (uint16_t v = 0; v < 1024; v++) ftab[v] = store_f_unpack(v);
 
@@ -371,24 +467,13 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
             continue;
         }
         store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
-        if (store_group_decode(&g, post)) {
+        long made = group_hits(s, tenant, &g, qk + qfirst[k], qcount[k], q, ftab, o);
+        if (made < 0) {
             rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of key %u does not decode",
                             keys[k]);
             goto done;
         }
-        const qkey_t *qa = qk + qfirst[k], *qe = qa + qcount[k];
-        for (uint32_t p = 0; p < g.count; p++) {
-            uint32_t track = post[p].track;
-            if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
-            if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
-            uint16_t rf = post[p].f < 1024 ? ftab[post[p].f] : store_f_unpack(post[p].f);
-            for (const qkey_t *j = qa; j < qe; j++) {
-                const fp_print_t *qp = &q[j->idx];
-                *o++ = (fp_hit_t){.track = track, .ref_t = post[p].t, .query_t = qp->t,
-                                  .query_idx = j->idx, .ref_f = rf, .query_f = qp->f,
-                                  .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
-            }
-        }
+        o += made;
         *n = (size_t)(o - *out);
     }
     rc = DB_OK;
@@ -406,7 +491,6 @@ done:
     free(qcount);
     free(rows);
     free(found);
-    free(post);
     free(sql);
     free_params(params, nparams);
     free(cached.rows);
