@@ -19,7 +19,8 @@
 #include "em_db.h"
 #include "em_server.h"
 
-typedef enum { T_STR, T_INT, T_UINT, T_SIZE_MB, T_DOUBLE, T_U32 } opt_type_t;
+/* T_SIZE_MB: above 0; T_SIZE_MB0: 0 allowed (off) */
+typedef enum { T_STR, T_INT, T_UINT, T_SIZE_MB, T_SIZE_MB0, T_DOUBLE, T_U32 } opt_type_t;
 
 typedef struct opt {
     const char *flag;   /* --flag VALUE */
@@ -56,9 +57,11 @@ static int parse_value(const opt_t *o, const char *v)
         *(uint32_t *)o->ptr = (uint32_t)x;
         return 0;
     }
-    case T_SIZE_MB: {
+    case T_SIZE_MB:
+    case T_SIZE_MB0: {
         double x = strtod(v, &end);
-        if (errno || end == v || *end || !(x > 0) || x > 1e6) return -1;
+        if (errno || end == v || *end || !(x > 0 || (x == 0 && o->type == T_SIZE_MB0)) || x > 1e6)
+            return -1;
         *(size_t *)o->ptr = (size_t)(x * 1024 * 1024);
         return 0;
     }
@@ -79,7 +82,8 @@ static void show_default(const opt_t *o, char *buf, size_t len)
     case T_INT: snprintf(buf, len, "%d", *(int *)o->ptr); break;
     case T_UINT: snprintf(buf, len, "%u", *(unsigned *)o->ptr); break;
     case T_U32: snprintf(buf, len, "%u", *(uint32_t *)o->ptr); break;
-    case T_SIZE_MB: snprintf(buf, len, "%g", (double)*(size_t *)o->ptr / (1024 * 1024)); break;
+    case T_SIZE_MB:
+    case T_SIZE_MB0: snprintf(buf, len, "%g", (double)*(size_t *)o->ptr / (1024 * 1024)); break;
     case T_DOUBLE: snprintf(buf, len, "%g", *(double *)o->ptr); break;
     }
 }
@@ -113,7 +117,7 @@ int cmd_serve(int argc, char **argv)
         {"--burst", "EARMARK_BURST", T_DOUBLE, &c.burst_per_key, "requests a key may send at once"},
         {"--queue-limit", "EARMARK_QUEUE_LIMIT", T_UINT, &c.queue_limit,
          "requests waiting for a worker before 503"},
-        {"--cache-mb", "EARMARK_CACHE_MB", T_SIZE_MB, &c.cache_bytes,
+        {"--cache-mb", "EARMARK_CACHE_MB", T_SIZE_MB0, &c.cache_bytes,
          "print-store rows kept in memory, MB (0: none)"},
         {"--min-score", "EARMARK_MIN_SCORE", T_U32, &c.default_min_score,
          "default minimum score of a match"},
