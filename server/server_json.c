@@ -2,7 +2,7 @@
  * server_json.c -- prints uploaded instead of audio: the object that
  * `earmark fingerprint --json` writes for one file (docs/api.md):
  *
- *   {"params_version": 2, "config_id": "170cb898", "frame_seconds": ...,
+ *   {"params_version": 3, "config_id": "a58393ce", "frame_seconds": ...,
  *    "duration": 32.091, "prints": [[t, hash, f, dt], ...], ...}
  *
  * params_version and config_id must be the server's: prints made with
