@@ -115,6 +115,18 @@ db_err_t catalog_track_insert(db_conn_t *conn, const catalog_track_t *t, int64_t
     return DB_OK;
 }
 
+/* Run an UPDATE with its parameters; *n (may be NULL) gets the rows it changed. */
+static db_err_t update_rows(db_conn_t *conn, const char *sql, int nparams, const char *const *p,
+                            int64_t *n, char *err, size_t errlen)
+{
+    PGresult *res;
+    db_err_t rc = db_query(conn, sql, nparams, p, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    if (n) *n = strtoll(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return DB_OK;
+}
+
 db_err_t catalog_track_supersede(db_conn_t *conn, int64_t tenant_id, const char *source,
                                  const char *external_id, const uint8_t sha256[32], int64_t *n,
                                  char *err, size_t errlen)
@@ -123,20 +135,15 @@ db_err_t catalog_track_supersede(db_conn_t *conn, int64_t tenant_id, const char 
     snprintf(tenant, sizeof tenant, "%lld", (long long)tenant_id);
     hex32(sha256, sha);
     const char *p[3] = {tenant, external_id ? external_id : source, sha};
-    PGresult *res;
-    db_err_t rc = db_query(conn,
-                           external_id
-                               ? "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
-                                 "AND external_id = $2 AND sha256 <> $3::bytea "
-                                 "AND status <> 'deleted'"
-                               : "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
-                                 "AND source = $2 AND sha256 <> $3::bytea "
-                                 "AND status <> 'deleted'",
-                           3, p, 0, &res, err, errlen);
-    if (rc != DB_OK) return rc;
-    if (n) *n = strtoll(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return DB_OK;
+    return update_rows(conn,
+                       external_id
+                           ? "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
+                             "AND external_id = $2 AND sha256 <> $3::bytea "
+                             "AND status <> 'deleted'"
+                           : "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
+                             "AND source = $2 AND sha256 <> $3::bytea "
+                             "AND status <> 'deleted'",
+                       3, p, n, err, errlen);
 }
 
 db_err_t catalog_track_supersede_config(db_conn_t *conn, int64_t tenant_id,
@@ -148,16 +155,11 @@ db_err_t catalog_track_supersede_config(db_conn_t *conn, int64_t tenant_id,
     hex32(sha256, sha);
     snprintf(cid, sizeof cid, "%u", config_id);
     const char *p[3] = {tenant, sha, cid};
-    PGresult *res;
-    db_err_t rc = db_query(conn,
-                           "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
-                           "AND sha256 = $2::bytea AND config_id <> $3::bigint "
-                           "AND status <> 'deleted'",
-                           3, p, 0, &res, err, errlen);
-    if (rc != DB_OK) return rc;
-    if (n) *n = strtoll(PQcmdTuples(res), NULL, 10);
-    PQclear(res);
-    return DB_OK;
+    return update_rows(conn,
+                       "UPDATE tracks SET status = 'deleted' WHERE tenant_id = $1 "
+                       "AND sha256 = $2::bytea AND config_id <> $3::bigint "
+                       "AND status <> 'deleted'",
+                       3, p, n, err, errlen);
 }
 
 db_err_t catalog_track_get(db_conn_t *conn, int64_t id, catalog_track_t *out, char *err,

@@ -7,7 +7,7 @@
  * without touching its postings: a lookup reads only the groups of the
  * clip's keys.
  */
-#include "em_store.h"
+#include "store_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -152,21 +152,6 @@ static inline size_t put_varint(uint8_t *o, uint32_t v)
     return n;
 }
 
-static inline int get_varint(const uint8_t *b, size_t len, size_t *pos, uint32_t *v)
-{
-    uint32_t x = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        if (*pos >= len) return -1;
-        uint8_t c = b[(*pos)++];
-        if (shift == 28 && c > 0x0f) return -1;
-        x |= (uint32_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* Bytes of the postings p[0 .. n) of one key, written to o (room: 12 n). */
 static size_t encode_postings(const store_posting_t *p, size_t n, uint8_t *o)
@@ -281,8 +266,8 @@ int store_row_next(const uint8_t *row, size_t len, size_t *pos, uint32_t *prev_k
     if (*pos >= len) return 0;
     int first = *pos == 0;
     uint32_t dk, count, glen;
-    if (get_varint(row, len, pos, &dk) || get_varint(row, len, pos, &count) ||
-        get_varint(row, len, pos, &glen))
+    if (stri_get_varint(row, len, pos, &dk) || stri_get_varint(row, len, pos, &count) ||
+        stri_get_varint(row, len, pos, &glen))
         return -1;
     if (glen > len - *pos || count == 0 || count > glen / 3 ||
         (uint64_t)*prev_key + dk >= STORE_KEY_SPACE)
@@ -304,17 +289,10 @@ int store_group_decode(const store_group_t *g, store_posting_t *out)
     uint32_t track = 0, t = 0;
     for (uint32_t i = 0; i < g->count; i++) {
         uint32_t dtrack, tv;
-        if (get_varint(g->data, g->len, &pos, &dtrack) ||
-            get_varint(g->data, g->len, &pos, &tv) || pos + 2 > g->len)
+        if (stri_get_varint(g->data, g->len, &pos, &dtrack) ||
+            stri_get_varint(g->data, g->len, &pos, &tv) || pos + 2 > g->len)
             return -1;
-        if (dtrack || i == 0) {
-            if (i && (uint64_t)track + dtrack > UINT32_MAX) return -1;
-            track += dtrack;
-            t = tv;
-        } else {
-            if ((uint64_t)t + tv > UINT32_MAX) return -1;
-            t += tv;
-        }
+        if (stri_posting_step(i, dtrack, tv, &track, &t)) return -1;
         uint16_t f = (uint16_t)(g->data[pos] | g->data[pos + 1] << 8);
         pos += 2;
         out[i] = (store_posting_t){g->key, track, t, f, 0};

@@ -38,6 +38,43 @@ struct store {
 /* Reload the cached lists when the store's generation has moved. */
 db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);
 
+/* A varint of b[*pos .. len): 0 with *v and *pos advanced, -1 when it runs
+ * past len or does not fit 32 bits. */
+static inline int stri_get_varint(const uint8_t *b, size_t len, size_t *pos, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (*pos >= len) return -1;
+        uint8_t c = b[(*pos)++];
+        if (shift == 28 && c > 0x0f) return -1;
+        x |= (uint32_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * The i-th posting of a group moves the cursor (track, t): a track delta
+ * starts a new track at time tv, no delta adds tv to the time.  0, or -1
+ * when a value passes 32 bits.
+ */
+static inline int stri_posting_step(uint32_t i, uint32_t dtrack, uint32_t tv, uint32_t *track,
+                                    uint32_t *t)
+{
+    if (dtrack || i == 0) {
+        if (i && (uint64_t)*track + dtrack > UINT32_MAX) return -1;
+        *track += dtrack;
+        *t = tv;
+    } else {
+        if ((uint64_t)*t + tv > UINT32_MAX) return -1;
+        *t += tv;
+    }
+    return 0;
+}
+
 /* A binary int4 result field (network order) as a host integer. */
 static inline uint32_t stri_int4(const PGresult *res, int row, int col)
 {

@@ -74,26 +74,10 @@ static int grow_cached(cached_t *c)
 }
 
 /*
- * A varint of the group bytes at *p, below end: the checked read, and the
- * one without bounds checks for when at least 12 bytes remain (two varints
- * of at most 5 bytes and the 2 bytes of f).  0, or -1 when malformed.
+ * A varint at *p without bounds checks, for when at least 12 bytes remain
+ * (two varints of at most 5 bytes and the 2 bytes of f; stri_get_varint()
+ * is the checked read).  0, or -1 when it does not fit 32 bits.
  */
-static inline int varint_checked(const uint8_t **p, const uint8_t *end, uint32_t *v)
-{
-    uint32_t x = 0;
-    for (int shift = 0; shift < 35; shift += 7) {
-        if (*p >= end) return -1;
-        uint8_t c = *(*p)++;
-        if (shift == 28 && c > 0x0f) return -1;
-        x |= (uint32_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static inline int varint_fast(const uint8_t **pp, uint32_t *v)
 {
     const uint8_t *p = *pp;
@@ -146,18 +130,14 @@ static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
         uint32_t dtrack, tv;
         if (end - p >= 12) {
             if (varint_fast(&p, &dtrack) || varint_fast(&p, &tv)) return -1;
-        } else if (varint_checked(&p, end, &dtrack) || varint_checked(&p, end, &tv) ||
-                   end - p < 2) {
-            return -1;
-        }
-        if (dtrack || i == 0) {
-            if (i && (uint64_t)track + dtrack > UINT32_MAX) return -1;
-            track += dtrack;
-            t = tv;
         } else {
-            if ((uint64_t)t + tv > UINT32_MAX) return -1;
-            t += tv;
+            size_t pos = (size_t)(p - g->data);
+            if (stri_get_varint(g->data, g->len, &pos, &dtrack) ||
+                stri_get_varint(g->data, g->len, &pos, &tv) || pos + 2 > g->len)
+                return -1;
+            p = g->data + pos;
         }
+        if (stri_posting_step(i, dtrack, tv, &track, &t)) return -1;
         uint16_t f = (uint16_t)(p[0] | p[1] << 8);
         p += 2;
         if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
