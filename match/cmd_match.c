@@ -23,7 +23,7 @@
 #include "em_store.h"
 
 static const char *USAGE =
-    "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] CLIP...";
+    "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] [--max-hits N] CLIP...";
 
 static void help(void)
 {
@@ -35,9 +35,11 @@ static void help(void)
            "  --json           one JSON object per clip (JSON Lines)\n"
            "  --unscaled       do not search speed, tempo or pitch changes\n"
            "  --min-frames N   aligned query frames a match needs (default 12)\n"
+           "  --max-hits N     hits a lookup fetches at most, the rarest hashes first\n"
+           "                   (default %d; 0: no limit)\n"
            "  --help           this text\n\n"
            "Exit status: 0 all clips read, 1 some file failed, 2 usage error.\n",
-           USAGE);
+           USAGE, MATCH_DEFAULT_MAX_HITS);
 }
 
 static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
@@ -104,6 +106,7 @@ int cmd_match(int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"unscaled", no_argument, NULL, 'u'},
                                          {"min-frames", required_argument, NULL, 'm'},
+                                         {"max-hits", required_argument, NULL, 'x'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char **refs = NULL;
@@ -123,7 +126,7 @@ int cmd_match(int argc, char **argv)
         cli_error("match", "out of memory");
         return EXIT_FAIL;
     }
-    while ((c = getopt_long(argc, argv, "r:jum:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:jum:x:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': refs[nrefs++] = optarg; break;
         case 'j': json = 1; break;
@@ -134,6 +137,13 @@ int cmd_match(int argc, char **argv)
                 goto out;
             }
             mo.min_frames = (uint32_t)v;
+            break;
+        case 'x':
+            if (cli_parse_int(optarg, 0, 1000000000, &v)) {
+                status = cli_usage("match", USAGE, "--max-hits wants a number, not '%s'", optarg);
+                goto out;
+            }
+            mo.max_hits = (size_t)v;
             break;
         case 'h': help(); goto out;
         default: status = cli_usage("match", USAGE, "unknown option"); goto out;

@@ -22,11 +22,11 @@ void match_opts_default(match_opts_t *o)
     fp_config_default(&cfg);
     memset(o, 0, sizeof *o);
     o->min_frames = 12;
-    o->max_postings = 2000;
+    o->max_postings = 0;
     o->max_results = 10;
     o->frame_seconds = fp_config_frame_seconds(&cfg);
     o->min_ratio = 2.0;
-    o->max_hits = 0;
+    o->max_hits = MATCH_DEFAULT_MAX_HITS;
 }
 
 void match_factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)

@@ -116,11 +116,11 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
         size_t a = lower_bound(m, q[i].hash), b = a;
         while (b < m->n && m->e[b].hash == q[i].hash) b++;
         first[i] = a;
-        cost[i] = b - a > max_postings ? UINT64_MAX / 2 : b - a;
+        cost[i] = max_postings && b - a > max_postings ? UINT64_MAX / 2 : b - a;
     }
     match_budget_select(cost, nq, max_hits, chosen);
     for (size_t i = 0; i < nq; i++) {
-        if (!chosen[i] || cost[i] > max_postings) {
+        if (!chosen[i] || (max_postings && cost[i] > max_postings)) {
             if (skipped && cost[i]) (*skipped)++;
             continue;
         }

@@ -20,7 +20,8 @@
 #include "em_server.h"
 
 /* T_SIZE_MB: above 0; T_SIZE_MB0: 0 allowed (off) */
-typedef enum { T_STR, T_INT, T_UINT, T_SIZE_MB, T_SIZE_MB0, T_DOUBLE, T_U32 } opt_type_t;
+/* T_COUNT: a size_t, 0..10^9 */
+typedef enum { T_STR, T_INT, T_UINT, T_SIZE_MB, T_SIZE_MB0, T_DOUBLE, T_U32, T_COUNT } opt_type_t;
 
 typedef struct opt {
     const char *flag;   /* --flag VALUE */
@@ -49,6 +50,12 @@ static int parse_value(const opt_t *o, const char *v)
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end || x < 0 || x > 1000000) return -1;
         *(unsigned *)o->ptr = (unsigned)x;
+        return 0;
+    }
+    case T_COUNT: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < 0 || x > 1000000000LL) return -1;
+        *(size_t *)o->ptr = (size_t)x;
         return 0;
     }
     case T_U32: {
@@ -83,6 +90,7 @@ static void show_default(const opt_t *o, char *buf, size_t len)
     case T_UINT: snprintf(buf, len, "%u", *(unsigned *)o->ptr); break;
     case T_U32: snprintf(buf, len, "%u", *(uint32_t *)o->ptr); break;
     case T_SIZE_MB:
+    case T_COUNT: snprintf(buf, len, "%zu", *(size_t *)o->ptr); break;
     case T_SIZE_MB0: snprintf(buf, len, "%g", (double)*(size_t *)o->ptr / (1024 * 1024)); break;
     case T_DOUBLE: snprintf(buf, len, "%g", *(double *)o->ptr); break;
     }
@@ -119,6 +127,8 @@ int cmd_serve(int argc, char **argv)
          "requests waiting for a worker before 503"},
         {"--cache-mb", "EARMARK_CACHE_MB", T_SIZE_MB0, &c.cache_bytes,
          "print-store rows kept in memory, MB (0: none)"},
+        {"--max-hits", "EARMARK_MAX_HITS", T_COUNT, &c.max_hits,
+         "hits a lookup fetches at most, the rarest hashes first (0: no limit)"},
         {"--min-score", "EARMARK_MIN_SCORE", T_U32, &c.default_min_score,
          "default minimum score of a match"},
         {"--infringement-seconds", "EARMARK_INFRINGEMENT_SECONDS", T_DOUBLE,

@@ -60,6 +60,9 @@ typedef struct server_config {
     size_t cache_bytes;            /* rows of the print store kept in memory,
                                       shared by the workers (default 1 GiB;
                                       0: none, every lookup asks PostgreSQL) */
+    size_t max_hits;               /* hits a lookup fetches at most, the
+                                      rarest hashes first (default
+                                      MATCH_DEFAULT_MAX_HITS; 0: no limit) */
     uint32_t default_min_score;    /* a match's minimum score (default 12) */
     size_t default_max_results;    /* (default 10) */
     server_policy_t policy;

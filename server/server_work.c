@@ -400,6 +400,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     mo.min_frames = r->min_score;
     mo.max_results = r->max_results * 4;
     mo.evidence = 500;
+    mo.max_hits = w->srv->cfg.max_hits;
     char err[512];
     fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, NULL, err, sizeof err);
     if (rc == FP_ERR_IO) {

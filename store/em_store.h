@@ -218,9 +218,11 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * (the match_store_ops_t contract: *n used, *cap allocated, grown with
  * realloc).  What each key costs is known before fetching it (the
  * segments' key counts): keys the store does not hold are not fetched; a
- * key with more than max_postings postings is skipped as too common; of the
- * rest, the rarest keys are fetched first while the hits they bring stay
- * within max_hits (0: no budget), the others skipped.  Skipped keys are
+ * key with more than max_postings postings (0: no such cap) is skipped as
+ * too common; of the rest, the rarest keys are fetched first while the
+ * hits they bring stay within max_hits (0: no budget), the others skipped
+ * (under a budget, so is a key whose count is at the top of the counts'
+ * scale, ~60 000 postings or more: it cannot be priced).  Skipped keys are
  * counted in *skipped.  Postings of deleted tracks are left out, and, when
  * tenant is not 0, those of other tenants' tracks: a tenant's clips are
  * matched against its own catalog only.

@@ -321,11 +321,14 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     chosen = malloc(m + 1);
     if (!cost || !chosen) goto nomem;
     size_t nc = 0;
+    /* a count at the top of the one-byte scale only says "at least ~60 000":
+     * under a budget such a key cannot be priced, and is not fetched */
+    uint32_t unpriced = max_hits ? store_count_unpack(255) : UINT32_MAX;
     for (size_t i = 0; i < m;) {
         size_t j = i;
         while (j < m && qk[j].key == qk[i].key) j++;
         uint32_t postings = s->counts ? s->counts[qk[i].key] : 1;
-        if (postings && (!max_postings || postings <= max_postings)) {
+        if (postings && (!max_postings || postings <= max_postings) && postings < unpriced) {
             keys[nc] = qk[i].key;
             cost[nc++] = (uint64_t)postings * (j - i);
         } else if (postings && skipped) {

@@ -544,9 +544,10 @@ static uint32_t opt_min_count = 0;
 static uint32_t opt_min_frames = 12;
 static size_t opt_scaled_tracks = 0; /* 0: the core's default */
 static double opt_min_ratio = 2.0;
-static size_t opt_max_postings = 2000;
+static size_t opt_max_postings = 0;  /* 0: none (the matcher's default) */
 static size_t opt_emulate = 0;     /* --emulate-tracks: 0 off */
-static size_t cap_postings = 2000; /* the cap in force (scaled when emulating) */
+static size_t cap_postings = SIZE_MAX; /* the cap in force (scaled when emulating) */
+static uint64_t budget_hits = 0;   /* the budget in force (scaled when emulating; 0: none) */
 static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
 
 /*
@@ -563,7 +564,7 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
         cost[k] = h == UINT32_MAX || !key_wanted(h) ? 0 : index_off[h + 1] - index_off[h];
         if (cost[k] > cap_postings) cost[k] = UINT64_MAX / 2;
     }
-    match_budget_select(cost, r->count, (uint64_t)opt_max_hits, chosen);
+    match_budget_select(cost, r->count, budget_hits, chosen);
     for (size_t k = 0; k < r->count; k++) {
         uint32_t hash = r->prints[k].hash;
         uint32_t h = hash_key(hash);
@@ -848,6 +849,7 @@ int main(int argc, char **argv)
         match_opts_t mo;
         match_opts_default(&mo);
         if (opt_max_hits < 0) opt_max_hits = (long)mo.max_hits;
+        opt_max_postings = mo.max_postings; /* 0: none */
     }
     const char *catalog = NULL, *manifest = NULL, *out_file = NULL, *dump_file = NULL;
     const char *title = NULL;
@@ -871,7 +873,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--scaled-tracks") == 0) opt_scaled_tracks = (size_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--emulate-tracks") == 0) opt_emulate = (size_t)parse_long_opt(a, v, 2, 100000000);
-        else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 1, 1L << 30);
+        else if (strcmp(a, "--max-postings") == 0) opt_max_postings = (size_t)parse_long_opt(a, v, 0, 1L << 30);
         else if (strcmp(a, "--min-ratio") == 0) {
             char *end;
             opt_min_ratio = strtod(v, &end);
@@ -929,12 +931,21 @@ int main(int argc, char **argv)
     if (failed) die("the catalog could not be indexed");
     build_index();
     double t_index = now_s() - t0;
-    cap_postings = opt_max_postings;
+    cap_postings = opt_max_postings ? opt_max_postings : SIZE_MAX;
+    budget_hits = opt_max_hits > 0 ? (uint64_t)opt_max_hits : 0;
     double scale = 1.0;
     if (opt_emulate) {
+        /* every key's postings grow by the same factor: the same keys pass
+         * the scaled cap, and the budget takes the same rarest keys */
         scale = (double)opt_emulate / (double)ntracks;
-        cap_postings = (size_t)llround((double)opt_max_postings / scale);
-        if (cap_postings < 1) cap_postings = 1;
+        if (opt_max_postings) {
+            cap_postings = (size_t)llround((double)opt_max_postings / scale);
+            if (cap_postings < 1) cap_postings = 1;
+        }
+        if (budget_hits) {
+            budget_hits = (uint64_t)llround((double)budget_hits / scale);
+            if (budget_hits < 1) budget_hits = 1;
+        }
     }
     double coll[2] = {0, 0}, nfam[2] = {0, 0};
     collisions(coll, nfam);
@@ -988,14 +999,24 @@ int main(int argc, char **argv)
         o.f[o.n++] = of;
     }
     say(&o, "## Accuracy: %s\n\n", title ? title : manifest);
-    char counts[64] = "";
+    char counts[64] = "", lookup[160];
     if (opt_min_count > 0) snprintf(counts, sizeof counts, ", and >= %u prints", opt_min_count);
+    int lk = cap_postings == SIZE_MAX
+                 ? snprintf(lookup, sizeof lookup, "no cap on postings per hash")
+                 : snprintf(lookup, sizeof lookup, "postings per hash capped at %zu", cap_postings);
+    if (budget_hits && lk > 0 && (size_t)lk < sizeof lookup)
+        snprintf(lookup + lk, sizeof lookup - (size_t)lk,
+                 ", a budget of %llu hits a clip (the rarest hashes first)",
+                 (unsigned long long)budget_hits);
+    if (opt_emulate && lk > 0 && strlen(lookup) + 40 < sizeof lookup)
+        snprintf(lookup + strlen(lookup), sizeof lookup - strlen(lookup),
+                 " (emulating %zu tracks)", opt_emulate);
     say(&o, "Decision rule: best candidate aligns >= %u distinct query frames and >= %.2f x those "
             "of the best other track%s; "
-            "postings per hash capped at %zu%s%s.  Recall and wrong track: of the n catalog "
+            "%s%s%s.  Recall and wrong track: of the n catalog "
             "clips.  Offset ok (within %.1f s, or a repeat of the same audio), speed ok and pitch ok (estimate within "
             "%.0f%%): of the correct matches.  FP rate: of the negative clips.\n",
-        opt_min_frames, opt_min_ratio, counts, cap_postings,
+        opt_min_frames, opt_min_ratio, counts, lookup,
         opt_family == 1 ? "; pair hashes only" : opt_family == 2 ? "; triplet hashes only" : "",
         opt_unscaled ? "; unscaled alignments only" : "", OFFSET_TOLERANCE_S,
         100 * SCALE_TOLERANCE);
