@@ -125,10 +125,11 @@ typedef struct match_opts {
                               docs/benchmarks.md has the measured trade-off */
 } match_opts_t;
 
-/* The default budget of hits a query: at 10 000 tracks it keeps 96% of the
- * evaluation's core clips (emulated), a 10 s clip's lookup touching 800 k
- * postings at most. */
-#define MATCH_DEFAULT_MAX_HITS 800000
+/* The default budget of hits a query: at 10 000 tracks it fetches about as
+ * many hits as a cap of 2 000 postings per hash did at the median (and far
+ * fewer at the 99th percentile), and keeps 95.5% of the evaluation's core
+ * clips instead of 92.1% (emulated; docs/benchmarks.md). */
+#define MATCH_DEFAULT_MAX_HITS 600000
 
 void match_opts_default(match_opts_t *o);
 
