@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "em_keys.h"
+#include "em_store.h"
 
 double srv_now(void)
 {

@@ -14,7 +14,8 @@
 #include "earmark_fp.h"
 #include "em_match.h"
 #include "em_server.h"
-#include "em_store.h"
+
+struct store_cache; /* em_store.h; only pointed to here */
 
 /* ---- routes ------------------------------------------------------------- */
 
@@ -118,7 +119,7 @@ struct server {
     srv_key_cache_t *keys;
     srv_limiter_t *limiter;
     srv_metrics_t *metrics;
-    store_cache_t *cache;          /* NULL when cfg.cache_bytes is 0 */
+    struct store_cache *cache;     /* NULL when cfg.cache_bytes is 0 */
     int db_up;                     /* last seen state of the database */
 };
 
@@ -165,7 +166,7 @@ void srv_metrics_decode_failure(srv_metrics_t *m);
 void srv_metrics_db_error(srv_metrics_t *m);
 void srv_metrics_in_flight(srv_metrics_t *m, int delta);
 /* The Prometheus text exposition; malloc'd. */
-char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, store_cache_t *cache,
+char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, struct store_cache *cache,
                          size_t *len);
 
 /* ---- JSON (server_json.c) ------------------------------------------------------- */

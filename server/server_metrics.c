@@ -21,6 +21,8 @@
  */
 #include "server_internal.h"
 
+#include "em_store.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +158,7 @@ static void put_hist(buf_t *b, const char *name, const char *label, const char *
         (unsigned long long)__atomic_load_n(&h->count, __ATOMIC_RELAXED));
 }
 
-char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, store_cache_t *cache,
+char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, struct store_cache *cache,
                          size_t *len)
 {
     buf_t b = {malloc(16384), 0, 16384, 0};

@@ -285,17 +285,12 @@ int store_row_next(const uint8_t *row, size_t len, size_t *pos, uint32_t *prev_k
 
 int store_group_decode(const store_group_t *g, store_posting_t *out)
 {
-    size_t pos = 0;
-    uint32_t track = 0, t = 0;
-    for (uint32_t i = 0; i < g->count; i++) {
-        uint32_t dtrack, tv;
-        if (stri_get_varint(g->data, g->len, &pos, &dtrack) ||
-            stri_get_varint(g->data, g->len, &pos, &tv) || pos + 2 > g->len)
-            return -1;
-        if (stri_posting_step(i, dtrack, tv, &track, &t)) return -1;
-        uint16_t f = (uint16_t)(g->data[pos] | g->data[pos + 1] << 8);
-        pos += 2;
-        out[i] = (store_posting_t){g->key, track, t, f, 0};
-    }
-    return pos == g->len ? 0 : -1;
+    stri_cursor_t c;
+    stri_cursor_init(&c, g);
+    uint32_t track, t, i = 0;
+    uint16_t f;
+    int st;
+    while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1)
+        out[i++] = (store_posting_t){g->key, track, t, f, 0};
+    return st == 0 ? 0 : -1;
 }

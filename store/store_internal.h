@@ -75,6 +75,83 @@ static inline int stri_posting_step(uint32_t i, uint32_t dtrack, uint32_t tv, ui
     return 0;
 }
 
+/*
+ * A varint at *p without bounds checks, for when at least 12 bytes remain
+ * (two varints of at most 5 bytes and the 2 bytes of f; stri_get_varint()
+ * is the checked read).  0, or -1 when it does not fit 32 bits.
+ */
+static inline int stri_varint_fast(const uint8_t **pp, uint32_t *v)
+{
+    const uint8_t *p = *pp;
+    uint32_t x = p[0];
+    if (x < 0x80) {
+        *pp = p + 1;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x7f) | (uint32_t)p[1] << 7;
+    if (p[1] < 0x80) {
+        *pp = p + 2;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x3fff) | (uint32_t)p[2] << 14;
+    if (p[2] < 0x80) {
+        *pp = p + 3;
+        *v = x;
+        return 0;
+    }
+    x = (x & 0x1fffff) | (uint32_t)p[3] << 21;
+    if (p[3] < 0x80) {
+        *pp = p + 4;
+        *v = x;
+        return 0;
+    }
+    if (p[4] > 0x0f) return -1;
+    *pp = p + 5;
+    *v = (x & 0xfffffff) | (uint32_t)p[4] << 28;
+    return 0;
+}
+
+/*
+ * A cursor over a group's postings, decoded in place: what
+ * store_group_decode() (the merges, the fuzzer) and the lookup's hot loop
+ * (no array of postings in between) both read with.
+ */
+typedef struct stri_cursor {
+    const uint8_t *p, *data, *end;
+    uint32_t i, count, track, t;
+} stri_cursor_t;
+
+static inline void stri_cursor_init(stri_cursor_t *c, const store_group_t *g)
+{
+    *c = (stri_cursor_t){g->data, g->data, g->data + g->len, 0, g->count, 0, 0};
+}
+
+/* The next posting: 1 with *track, *t and *f; 0 after the last (every byte
+ * used); -1 when the bytes are malformed. */
+static inline int stri_cursor_next(stri_cursor_t *c, uint32_t *track, uint32_t *t, uint16_t *f)
+{
+    if (c->i == c->count) return c->p == c->end ? 0 : -1;
+    uint32_t dtrack, tv;
+    if (c->end - c->p >= 12) {
+        if (stri_varint_fast(&c->p, &dtrack) || stri_varint_fast(&c->p, &tv)) return -1;
+    } else {
+        size_t pos = (size_t)(c->p - c->data), len = (size_t)(c->end - c->data);
+        if (stri_get_varint(c->data, len, &pos, &dtrack) ||
+            stri_get_varint(c->data, len, &pos, &tv) || pos + 2 > len)
+            return -1;
+        c->p = c->data + pos;
+    }
+    if (stri_posting_step(c->i, dtrack, tv, &c->track, &c->t)) return -1;
+    *f = (uint16_t)(c->p[0] | c->p[1] << 8);
+    c->p += 2;
+    c->i++;
+    *track = c->track;
+    *t = c->t;
+    return 1;
+}
+
 /* A binary int4 result field (network order) as a host integer. */
 static inline uint32_t stri_int4(const PGresult *res, int row, int col)
 {

@@ -74,46 +74,8 @@ static int grow_cached(cached_t *c)
 }
 
 /*
- * A varint at *p without bounds checks, for when at least 12 bytes remain
- * (two varints of at most 5 bytes and the 2 bytes of f; stri_get_varint()
- * is the checked read).  0, or -1 when it does not fit 32 bits.
- */
-static inline int varint_fast(const uint8_t **pp, uint32_t *v)
-{
-    const uint8_t *p = *pp;
-    uint32_t x = p[0];
-    if (x < 0x80) {
-        *pp = p + 1;
-        *v = x;
-        return 0;
-    }
-    x = (x & 0x7f) | (uint32_t)p[1] << 7;
-    if (p[1] < 0x80) {
-        *pp = p + 2;
-        *v = x;
-        return 0;
-    }
-    x = (x & 0x3fff) | (uint32_t)p[2] << 14;
-    if (p[2] < 0x80) {
-        *pp = p + 3;
-        *v = x;
-        return 0;
-    }
-    x = (x & 0x1fffff) | (uint32_t)p[3] << 21;
-    if (p[3] < 0x80) {
-        *pp = p + 4;
-        *v = x;
-        return 0;
-    }
-    if (p[4] > 0x0f) return -1;
-    *pp = p + 5;
-    *v = (x & 0xfffffff) | (uint32_t)p[4] << 28;
-    return 0;
-}
-
-/*
- * The hits of one group, decoded straight from its bytes (the format of
- * store_group_decode(), which the merges use; this is its hot twin): one
+ * The hits of one group, decoded straight from its bytes with a cursor
+ * (no array of postings in between): one
  * hit per posting and per query print of the key (qa[0 .. nq)), leaving out
  * deleted tracks and, when tenant is not 0, other tenants'.  Writes to o
  * (room for g->count * nq hits); returns the number written, or -1 when the
@@ -123,23 +85,13 @@ static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
                        const qkey_t *qa, uint32_t nq, const fp_print_t *q,
                        const uint16_t *ftab, fp_hit_t *o)
 {
-    const uint8_t *p = g->data, *end = g->data + g->len;
     const fp_hit_t *o0 = o;
-    uint32_t track = 0, t = 0;
-    for (uint32_t i = 0; i < g->count; i++) {
-        uint32_t dtrack, tv;
-        if (end - p >= 12) {
-            if (varint_fast(&p, &dtrack) || varint_fast(&p, &tv)) return -1;
-        } else {
-            size_t pos = (size_t)(p - g->data);
-            if (stri_get_varint(g->data, g->len, &pos, &dtrack) ||
-                stri_get_varint(g->data, g->len, &pos, &tv) || pos + 2 > g->len)
-                return -1;
-            p = g->data + pos;
-        }
-        if (stri_posting_step(i, dtrack, tv, &track, &t)) return -1;
-        uint16_t f = (uint16_t)(p[0] | p[1] << 8);
-        p += 2;
+    stri_cursor_t c;
+    stri_cursor_init(&c, g);
+    uint32_t track, t;
+    uint16_t f;
+    int st;
+    while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) {
         if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
         if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
         uint16_t rf = f < 1024 ? ftab[f] : store_f_unpack(f);
@@ -150,7 +102,7 @@ static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
                               .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
         }
     }
-    return p == end ? (long)(o - o0) : -1;
+    return st == 0 ? (long)(o - o0) : -1;
 }
 
 /* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
