@@ -499,11 +499,11 @@ static int model_fit_marginals(model_t *m)
             m->trip_f[band][m->ntrip_f[band]++] = p->f;
         }
     m->p_pair = all > 0 ? pairs / all : 1.0;
-    /* a band without real triplets (never drawn: its weight is 0) gets
-     * the frequency of its middle */
+    /* a band without real triplets is never drawn (its weight is 0): a
+     * placeholder frequency keeps its list non-empty */
     for (int b = 0; b < BAND_N; b++)
         if (!m->ntrip_f[b]) {
-            m->trip_f[b][0] = (uint16_t)(16.0 * 9.0 * pow(2.0, (double)b + 0.5));
+            m->trip_f[b][0] = 16 * 100;
             m->ntrip_f[b] = 1;
         }
     if (alias_build(&m->foff, w_foff, 2 * FOFF_MAX + 1)) return -1;

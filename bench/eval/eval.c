@@ -999,18 +999,15 @@ int main(int argc, char **argv)
         o.f[o.n++] = of;
     }
     say(&o, "## Accuracy: %s\n\n", title ? title : manifest);
-    char counts[64] = "", lookup[160];
+    char counts[64] = "", cap[64], budget[96] = "", emulated[48] = "", lookup[224];
     if (opt_min_count > 0) snprintf(counts, sizeof counts, ", and >= %u prints", opt_min_count);
-    int lk = cap_postings == SIZE_MAX
-                 ? snprintf(lookup, sizeof lookup, "no cap on postings per hash")
-                 : snprintf(lookup, sizeof lookup, "postings per hash capped at %zu", cap_postings);
-    if (budget_hits && lk > 0 && (size_t)lk < sizeof lookup)
-        snprintf(lookup + lk, sizeof lookup - (size_t)lk,
-                 ", a budget of %llu hits a clip (the rarest hashes first)",
+    if (cap_postings == SIZE_MAX) snprintf(cap, sizeof cap, "no cap on postings per hash");
+    else snprintf(cap, sizeof cap, "postings per hash capped at %zu", cap_postings);
+    if (budget_hits)
+        snprintf(budget, sizeof budget, ", a budget of %llu hits a clip (the rarest hashes first)",
                  (unsigned long long)budget_hits);
-    if (opt_emulate && lk > 0 && strlen(lookup) + 40 < sizeof lookup)
-        snprintf(lookup + strlen(lookup), sizeof lookup - strlen(lookup),
-                 " (emulating %zu tracks)", opt_emulate);
+    if (opt_emulate) snprintf(emulated, sizeof emulated, " (emulating %zu tracks)", opt_emulate);
+    snprintf(lookup, sizeof lookup, "%s%s%s", cap, budget, emulated);
     say(&o, "Decision rule: best candidate aligns >= %u distinct query frames and >= %.2f x those "
             "of the best other track%s; "
             "%s%s%s.  Recall and wrong track: of the n catalog "
