@@ -36,7 +36,8 @@ LDLIBS  += $(PKG_LIBS) -lm
 
 FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode.c \
             fingerprint/fp_resample.c fingerprint/fp_spectrum.c fingerprint/fp_peaks.c \
-            fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c
+            fingerprint/fp_hash.c fingerprint/fp_extract.c fingerprint/fp_score.c \
+            fingerprint/fp_sieve.c
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c
 STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c store/store_cache.c \

@@ -1317,12 +1317,14 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     match_opts_default(&mo);
     if (b->max_postings) mo.max_postings = b->max_postings;
     if (b->max_hits >= 0) mo.max_hits = (size_t)b->max_hits;
+    fp_score_opts_t so; /* the fetch is sieved as match_query sieves it */
+    match_score_opts(&mo, &so);
     /* warm-up: the fetch of every clip (the cache to warm is the
      * database's), and a few whole queries */
     for (size_t q = 0; q < count; q++) {
         size_t n = 0, hcap = 0, sk = 0;
-        db_err_t drc = store_hits(b->store, b->conn, 0, clips[q].p, clips[q].n, mo.max_postings, mo.max_hits,
-                                  &hits, &n, &hcap, &sk, err, sizeof err);
+        db_err_t drc = store_hits(b->store, b->conn, 0, clips[q].p, clips[q].n, mo.max_postings,
+                                  mo.max_hits, &so, &hits, &n, &hcap, NULL, &sk, err, sizeof err);
         free(hits);
         hits = NULL;
         if (drc != DB_OK) {
@@ -1344,8 +1346,9 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         const clip_t *c = &clips[q];
         size_t n = 0, hcap = 0, sk = 0;
         double t0 = now_s();
-        db_err_t drc = store_hits(b->store, b->conn, 0, c->p, c->n, mo.max_postings, mo.max_hits, &hits, &n,
-                                  &hcap, &sk, err, sizeof err);
+        size_t fetched = 0;
+        db_err_t drc = store_hits(b->store, b->conn, 0, c->p, c->n, mo.max_postings, mo.max_hits,
+                                  &so, &hits, &n, &hcap, &fetched, &sk, err, sizeof err);
         fetch[q] = (now_s() - t0) * 1e3;
         free(hits);
         hits = NULL;
@@ -1357,7 +1360,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         if (key_runs_make(c->p, c->n, &kr)) goto done;
         skipped += kr.n ? (double)sk / (double)kr.n : 0;
         free(kr.r);
-        nhits += (double)n;
+        nhits += (double)fetched;
         prints += (double)c->n;
 
         match_result_t *res = NULL;

@@ -77,6 +77,16 @@ fp_err_t fpi_hasher_push(fpi_hasher_t *h, const fpi_peak_t *peaks, size_t n,
                          int final, fp_print_t **out, size_t *len, size_t *cap);
 void fpi_hasher_free(fpi_hasher_t *h);
 
+/* The sieve's wide buckets, in offsets: the spread of a scaled line's hits
+ * over query_span frames, with margins (fp_sieve.c). */
+uint32_t fpi_sieve_width(const fp_score_opts_t *o, uint32_t query_span);
+/* fp_sieve_new for a query of query_span frames (last - first). */
+fp_err_t fpi_sieve_new(const fp_score_opts_t *opts, uint32_t query_span, size_t expected_hits,
+                       fp_sieve_t **out);
+/* The indexes (ascending) of the hits of h[0 .. n) the sieve keeps, in idx
+ * (room for n); returns how many. */
+size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx);
+
 /* Grow *buf so that it holds at least `need` elements of `elem` bytes. */
 fp_err_t fpi_grow(void **buf, size_t *cap, size_t need, size_t elem);
 

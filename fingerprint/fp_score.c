@@ -5,15 +5,15 @@
  * ref_t - query_t is (nearly) the same: a spike in that track's offset
  * histogram.  Random hash collisions spread evenly over offsets.  So:
  *
- *   1. drop every track that cannot reach min_count hits in one band of
- *      offsets, nor min_count invariant hits in the window the scaled
- *      search looks at: on a large catalog that is all but a few tracks of
- *      hundreds of thousands of chance hits.  A hashed sieve over all hits
- *      (sieve_tracks, cache-sized tables) marks the tracks that may; their
- *      hits, grouped by track with a radix sort of 12-byte references, go
- *      through the exact test (track_may_align); the hits of the tracks
- *      left are copied out sorted by (track, offset, position in the
- *      input);
+ *   1. drop every hit that cannot be part of min_count hits of its track in
+ *      one band of offsets, nor of min_count invariant hits in the window
+ *      the scaled search looks at: on a large catalog that is all but a
+ *      few thousand of hundreds of thousands of chance hits.  The sieve
+ *      (fp_sieve.c, cache-sized tables of counters) finds them in two
+ *      passes; the hits kept, grouped by track with a radix sort of
+ *      12-byte references, go through the exact test per track
+ *      (track_may_align); the hits of the tracks left are copied out sorted
+ *      by (track, offset, position in the input);
  *   2. per track, count the hits of each offset and of its +-tolerance band,
  *      and take band maxima with at least min_count hits, strongest first,
  *      suppressing maxima that overlap one already taken;
@@ -77,69 +77,8 @@ typedef struct hitref {
 
 #define REF_INVARIANT 0x80000000u
 
-#define SIEVE_NARROW 19     /* log2 of the sieve's counters of bands, at least */
-#define SIEVE_NARROW_MAX 23 /* ... and at most (8 MB) */
-#define SIEVE_WIDE_LESS 2   /* the counters of scaled-search windows: 4x fewer */
-#define SIEVE_MARK 20       /* log2 of its bits of tracks */
-
-static inline uint8_t sieve_add(uint8_t c)
-{
-    return (uint8_t)(c + (c != 255));
-}
-
-/*
- * A first, cheap sieve over all n hits, before any sorting: which tracks
- * may hold min_count hits within one band of 2 tolerance + 1 offsets, or
- * (when `scaled`) min_count invariant hits within `width` offsets?  Each
- * hit is counted in a table slot of (a hash of its track) + (its offset's
- * bucket, as in window_may_hold), so neighbouring buckets of a track are
- * neighbouring slots; a hit whose slot and a neighbour together reach
- * min_count marks its track's bit (a hash of the track) in mark.  Other
- * tracks sharing a slot or a bit, and counters saturating at 255 (callers
- * use it for min_count <= 255), can only mark more tracks, never fewer:
- * the exact test (track_may_align) follows on the hits of marked tracks.
- * The tables (2^nbits and 2^wbits bytes, 2^SIEVE_MARK bits) are zero on
- * entry; the caller sizes them to the number of hits (an eighth of
- * min_count hits per counter on average): from 512 kB, which fits a core's
- * cache, to 8 MB for a few million hits, still far cheaper than a sort of
- * all the hits by track.
- */
-static void sieve_tracks(const fp_hit_t *h, size_t n, uint32_t min_count, uint32_t tolerance,
-                         int scaled, uint32_t width, int nbits, int wbits, uint8_t *narrow,
-                         uint8_t *wide, uint8_t *mark)
-{
-    const uint32_t nmask = (1u << nbits) - 1, wmask = (1u << wbits) - 1;
-    const uint64_t nscale = ((uint64_t)1 << 32) / (2 * tolerance + 1),
-                   wscale = ((uint64_t)1 << 32) / width;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t off = hit_offset(&h[i]), base = h[i].track * 0x9E3779B1u;
-        uint32_t a = (base + (uint32_t)((off * nscale) >> 32)) & nmask;
-        narrow[a] = sieve_add(narrow[a]);
-        if (scaled && (h[i].flags & FP_HIT_INVARIANT)) {
-            uint32_t b = (base + (uint32_t)((off * wscale) >> 32)) & wmask;
-            wide[b] = sieve_add(wide[b]);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t base = h[i].track * 0x9E3779B1u, bit = base >> (32 - SIEVE_MARK);
-        if (mark[bit >> 3] & (1u << (bit & 7))) continue;
-        uint32_t off = hit_offset(&h[i]);
-        uint32_t a = base + (uint32_t)((off * nscale) >> 32), c = narrow[a & nmask];
-        int yes = c + narrow[(a + 1) & nmask] >= min_count || c + narrow[(a - 1) & nmask] >= min_count;
-        if (!yes && scaled && (h[i].flags & FP_HIT_INVARIANT)) {
-            uint32_t b = base + (uint32_t)((off * wscale) >> 32);
-            c = wide[b & wmask];
-            yes = c + wide[(b + 1) & wmask] >= min_count || c + wide[(b - 1) & wmask] >= min_count;
-        }
-        if (yes) mark[bit >> 3] |= (uint8_t)(1u << (bit & 7));
-    }
-}
-
-static inline int sieve_marked(const uint8_t *mark, uint32_t track)
-{
-    uint32_t bit = (track * 0x9E3779B1u) >> (32 - SIEVE_MARK);
-    return mark[bit >> 3] >> (bit & 7) & 1;
-}
+#define SIEVE_FROM 4096 /* fewer hits go straight to the exact test */
+#define SIEVE_CHUNK 256 /* hits the sieve selects from at a time */
 
 #define COARSE_SLOTS 8192 /* counters of window_may_hold, by bucket number mod this */
 
@@ -635,7 +574,8 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     scratch_t s;
     hitref_t *refs = NULL, *rtmp = NULL;
     uint32_t *count = NULL, *slots = NULL;
-    uint8_t *narrow = NULL, *wider = NULL, *mark = NULL;
+    fp_sieve_t *sieve = NULL;
+    uint32_t idx[SIEVE_CHUNK];
     fp_hit_t *hits = NULL;
     uint64_t *keys = NULL;
     span_t *spans = NULL;
@@ -665,37 +605,34 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
     int scaled = o.scaled_tracks && o.min_speed < o.max_speed;
     uint32_t wide = width < UINT32_MAX ? (uint32_t)width : UINT32_MAX;
 
-    /* the sieve, then references to the hits of the tracks it marked */
-    /* the sieve pays when chance collisions in its counters stay well below
-     * min_count: an eighth of min_count hits a counter on average */
-    int nbits = SIEVE_NARROW;
-    while (nbits < SIEVE_NARROW_MAX && ((size_t)o.min_count << nbits) / 8 < n) nbits++;
-    int wbits = nbits - SIEVE_WIDE_LESS;
-    narrow = calloc((size_t)1 << nbits, 1);
-    wider = calloc((size_t)1 << wbits, 1);
-    mark = calloc((size_t)1 << (SIEVE_MARK - 3), 1);
+    /* the sieve (fp_sieve.c) drops the hits that cannot be in a band or a
+     * window of min_count; references to the others */
     count = malloc(((size_t)1 << 16) * sizeof *count);
     slots = calloc(COARSE_SLOTS, sizeof *slots);
-    refs = malloc(n * sizeof *refs); /* pages are touched only for marked tracks */
-    if (!narrow || !wider || !mark || !count || !slots || !refs) {
+    refs = malloc(n * sizeof *refs); /* pages are touched only for kept hits */
+    if (!count || !slots || !refs) {
         rc = FP_ERR_NOMEM;
         goto out;
     }
-    if (o.min_count <= 255 && n <= ((size_t)o.min_count << nbits) / 8)
-        sieve_tracks(all, n, o.min_count, (uint32_t)o.tolerance, scaled, wide, nbits, wbits,
-                     narrow, wider, mark);
-    else
-        memset(mark, 0xff, (size_t)1 << (SIEVE_MARK - 3));
+    if (n >= SIEVE_FROM) {
+        rc = fpi_sieve_new(&o, qmax - qmin, n, &sieve);
+        if (rc != FP_OK) goto out;
+        fp_sieve_count(sieve, all, n);
+    }
     size_t kept = 0;
     uint32_t tmin = UINT32_MAX, tmax = 0, omin, omax;
-    for (size_t i = 0; i < n; i++) {
-        const fp_hit_t *h = &all[i];
-        if (!sieve_marked(mark, h->track)) continue;
-        hitref_t rf = {h->track, hit_offset(h),
-                       (uint32_t)i | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
-        if (rf.track < tmin) tmin = rf.track;
-        if (rf.track > tmax) tmax = rf.track;
-        refs[kept++] = rf;
+    for (size_t a = 0; a < n; a += SIEVE_CHUNK) {
+        size_t m = n - a < SIEVE_CHUNK ? n - a : SIEVE_CHUNK, got = m;
+        if (sieve) got = fpi_sieve_select(sieve, all + a, m, idx);
+        else for (size_t i = 0; i < m; i++) idx[i] = (uint32_t)i;
+        for (size_t i = 0; i < got; i++) {
+            const fp_hit_t *h = &all[a + idx[i]];
+            hitref_t rf = {h->track, hit_offset(h),
+                           (uint32_t)(a + idx[i]) | (h->flags & FP_HIT_INVARIANT ? REF_INVARIANT : 0)};
+            if (rf.track < tmin) tmin = rf.track;
+            if (rf.track > tmax) tmax = rf.track;
+            refs[kept++] = rf;
+        }
     }
     rtmp = malloc((kept ? kept : 1) * sizeof *rtmp);
     if (!rtmp) {
@@ -754,7 +691,7 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
             i = j;
             continue;
         }
-        int64_t lo;
+        int64_t lo = 0;
         size_t inv = o.scaled_tracks ? densest_window(hits, keys, i, j, width, &lo) : 0;
         if (inv >= o.min_count) {
             rc = fpi_grow((void **)&spans, &spans_cap, nspans + 1, sizeof *spans);
@@ -790,9 +727,7 @@ fp_err_t fp_score_hits(const fp_hit_t *all, size_t n, const fp_score_opts_t *opt
         s.cands = NULL;
     }
 out:
-    free(narrow);
-    free(wider);
-    free(mark);
+    fp_sieve_free(sieve);
     free(refs);
     free(rtmp);
     free(count);

@@ -44,12 +44,15 @@ typedef struct match_store match_store_t;
  * With max_hits (0: none) it keeps to a budget: the rarest hashes first
  * (match_budget_select()), the others skipped and counted; a large catalog
  * then costs what a small one does, and the hashes it drops are the ones
- * that tell recordings apart least.
+ * that tell recordings apart least.  With `sieve` (NULL: none) it returns
+ * only the hits an fp_sieve_t made with those score options keeps (see
+ * earmark_fp.h), counting in *fetched (when not NULL) every hit before the
+ * sieve: on a large catalog a clip's chance hits are then never held.
  */
 typedef struct match_store_ops {
     fp_err_t (*hits)(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                     size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped,
-                     char *err, size_t errlen);
+                     size_t max_hits, const fp_score_opts_t *sieve, fp_hit_t **out, size_t *n,
+                     size_t *cap, size_t *fetched, size_t *skipped, char *err, size_t errlen);
     void (*free)(match_store_t *store);
 } match_store_ops_t;
 
@@ -157,8 +160,9 @@ typedef struct match_result {
 
 typedef struct match_stats {
     size_t prints;         /* query prints */
-    size_t hits;           /* postings fetched */
-    size_t skipped;        /* hashes skipped as too common */
+    size_t hits;           /* hits fetched (postings times query prints) */
+    size_t kept;           /* of which the sieve kept, and scored */
+    size_t skipped;        /* hashes skipped as too common or over the budget */
     size_t candidates;     /* alignments considered */
 } match_stats_t;
 
@@ -172,6 +176,9 @@ typedef struct match_stats {
 fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen);
+
+/* The score options match_query votes with (and sieves with) for opts. */
+void match_score_opts(const match_opts_t *o, fp_score_opts_t *so);
 
 /*
  * The factors as earmark reports them: speed (tempo and pitch together,

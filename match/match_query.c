@@ -29,6 +29,14 @@ void match_opts_default(match_opts_t *o)
     o->max_hits = MATCH_DEFAULT_MAX_HITS;
 }
 
+void match_score_opts(const match_opts_t *o, fp_score_opts_t *so)
+{
+    fp_score_opts_default(so);
+    so->min_count = o->min_frames > 1 ? o->min_frames : 1;
+    so->max_candidates = o->max_results * 4 + 16;
+    if (o->unscaled) so->min_speed = so->max_speed = 1.0;
+}
+
 void match_factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st)
 {
     *speed = *tempo = 1.0;
@@ -189,14 +197,13 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     *n_out = 0;
     if (opts) o = *opts;
     else match_opts_default(&o);
-    rc = store->ops->hits(store, q, nq, o.max_postings, o.max_hits, &hits, &nh, &cap, &skipped,
-                          err, errlen);
-    if (rc != FP_OK) goto done;
     fp_score_opts_t so;
-    fp_score_opts_default(&so);
-    so.min_count = o.min_frames > 1 ? o.min_frames : 1;
-    so.max_candidates = o.max_results * 4 + 16;
-    if (o.unscaled) so.min_speed = so.max_speed = 1.0;
+    match_score_opts(&o, &so);
+    /* the store sieves the hits for these options as it makes them */
+    size_t fetched = 0;
+    rc = store->ops->hits(store, q, nq, o.max_postings, o.max_hits, &so, &hits, &nh, &cap,
+                          &fetched, &skipped, err, errlen);
+    if (rc != FP_OK) goto done;
     rc = fp_score_hits(hits, nh, &so, &cand, &nc);
     if (rc != FP_OK) {
         if (err) snprintf(err, errlen, "scoring failed: %s", fp_strerror(rc));
@@ -226,7 +233,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
             nr++;
         }
     }
-    if (st) *st = (match_stats_t){nq, nh, skipped, nc};
+    if (st) *st = (match_stats_t){nq, fetched, nh, skipped, nc};
     if (nr) {
         *out = res;
         *n_out = nr;

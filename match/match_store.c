@@ -95,10 +95,12 @@ size_t match_budget_select(const uint64_t *cost, size_t n, uint64_t max_hits, ui
  * takes the rarest, as the PostgreSQL store does.
  */
 static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
-                         size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n,
-                         size_t *cap, size_t *skipped, char *err, size_t errlen)
+                         size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve,
+                         fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched,
+                         size_t *skipped, char *err, size_t errlen)
 {
     memstore_t *m = (memstore_t *)store;
+    size_t n0 = *n;
     if (!m->sealed) {
         if (err) snprintf(err, errlen, "the in-memory store is not sealed");
         return FP_ERR_INVALID;
@@ -141,6 +143,19 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
         for (size_t k = a; k < b; k++)
             (*out)[(*n)++] = (fp_hit_t){m->e[k].track, m->e[k].t, q[i].t, (uint32_t)i,
                                         m->e[k].f, q[i].f, flags};
+    }
+    if (fetched) *fetched += *n - n0;
+    /* the hits are in memory already: the sieve only spares the scoring */
+    if (sieve && *n > n0) {
+        fp_sieve_t *sv = NULL;
+        rc = fp_sieve_new(sieve, q, nq, *n - n0, &sv);
+        if (rc != FP_OK) {
+            if (err) snprintf(err, errlen, "sieve: %s", fp_strerror(rc));
+            goto out;
+        }
+        fp_sieve_count(sv, *out + n0, *n - n0);
+        *n = n0 + fp_sieve_filter(sv, *out + n0, *n - n0);
+        fp_sieve_free(sv);
     }
 out:
     free(first);

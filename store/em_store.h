@@ -225,12 +225,17 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * scale, ~60 000 postings or more: it cannot be priced).  Skipped keys are
  * counted in *skipped.  Postings of deleted tracks are left out, and, when
  * tenant is not 0, those of other tenants' tracks: a tenant's clips are
- * matched against its own catalog only.
+ * matched against its own catalog only.  With sieve_opts (NULL: none),
+ * only the hits an fp_sieve_t for those score options keeps are appended:
+ * the groups are decoded twice, a group at a time, once to count and once
+ * to keep, so the chance hits of a large catalog are never held.  *fetched
+ * (when not NULL) grows by the hits before the sieve.
  * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
  */
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
-                    size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap,
-                    size_t *skipped, char *err, size_t errlen);
+                    size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
+                    fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
+                    char *err, size_t errlen);
 
 /*
  * The store as a match_store_t for match_query() (em_match.h), limited to

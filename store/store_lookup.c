@@ -74,18 +74,15 @@ static int grow_cached(cached_t *c)
 }
 
 /*
- * The hits of one group, decoded straight from its bytes with a cursor
- * (no array of postings in between): one
- * hit per posting and per query print of the key (qa[0 .. nq)), leaving out
- * deleted tracks and, when tenant is not 0, other tenants'.  Writes to o
- * (room for g->count * nq hits); returns the number written, or -1 when the
- * bytes are malformed.
+ * The postings of one group, decoded with a cursor, leaving out deleted
+ * tracks and, when tenant is not 0, other tenants'.  Writes to o (room for
+ * g->count); returns the number written, or -1 when the bytes are
+ * malformed.
  */
-static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
-                       const qkey_t *qa, uint32_t nq, const fp_print_t *q,
-                       const uint16_t *ftab, fp_hit_t *o)
+static long group_refs(const store_t *s, int64_t tenant, const store_group_t *g,
+                       const uint16_t *ftab, fp_ref_t *o)
 {
-    const fp_hit_t *o0 = o;
+    const fp_ref_t *o0 = o;
     stri_cursor_t c;
     stri_cursor_init(&c, g);
     uint32_t track, t;
@@ -94,15 +91,25 @@ static long group_hits(const store_t *s, int64_t tenant, const store_group_t *g,
     while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) {
         if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
         if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
-        uint16_t rf = f < 1024 ? ftab[f] : store_f_unpack(f);
-        for (uint32_t j = 0; j < nq; j++) {
-            const fp_print_t *qp = &q[qa[j].idx];
-            *o++ = (fp_hit_t){.track = track, .ref_t = t, .query_t = qp->t,
-                              .query_idx = qa[j].idx, .ref_f = rf, .query_f = qp->f,
-                              .flags = (qp->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
-        }
+        *o++ = (fp_ref_t){track, t, f < 1024 ? ftab[f] : store_f_unpack(f)};
     }
     return st == 0 ? (long)(o - o0) : -1;
+}
+
+/* The hits of query print qi with the postings r[idx[i]] (r[i] when idx is
+ * NULL), i < n, written to o. */
+static void refs_hits(const fp_ref_t *r, const uint32_t *idx, size_t n, const fp_print_t *q,
+                      uint32_t qi, fp_hit_t *o)
+{
+    fp_hit_t h = {.query_t = q[qi].t, .query_idx = qi, .query_f = q[qi].f,
+                  .flags = (q[qi].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
+    for (size_t i = 0; i < n; i++) {
+        const fp_ref_t *x = &r[idx ? idx[i] : i];
+        h.track = x->track;
+        h.ref_t = x->t;
+        h.ref_f = x->f;
+        o[i] = h;
+    }
 }
 
 /* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
@@ -237,8 +244,9 @@ static void free_params(char **params, int n)
 }
 
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
-                    size_t max_postings, size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap,
-                    size_t *skipped, char *err, size_t errlen)
+                    size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
+                    fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
+                    char *err, size_t errlen)
 {
     db_err_t rc = stri_refresh(s, conn, err, errlen);
     if (rc != DB_OK) return rc;
@@ -250,6 +258,9 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     uint8_t *chosen = NULL;
     row_ref_t *rows = NULL;
     found_t *found = NULL;
+    fp_ref_t *refs = NULL;
+    uint32_t *idx = NULL;
+    fp_sieve_t *sieve = NULL;
     char *sql = NULL, **params = NULL;
     int nparams = 0;
     PGresult *res = NULL;
@@ -367,8 +378,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     qsort(found, nfound, sizeof *found, cmp_found);
 
     /* how many query prints share each key (qk is sorted by key), and so
-     * how many hits at most: the array grows once, not by doubling (each
-     * doubling of a 10 MB array copied it) */
+     * how many hits */
     qfirst = malloc(nkeys * sizeof *qfirst);
     qcount = calloc(nkeys, sizeof *qcount);
     if (!qfirst || !qcount) goto nomem;
@@ -377,45 +387,85 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         qfirst[k] = (uint32_t)qi;
         while (qi < m && qk[qi].key == keys[k]) qi++, qcount[k]++;
     }
-    size_t need = 0;
-    for (size_t f = 0; f < nfound; f++) {
-        uint32_t k = found[f].key;
-        if (max_postings && totals[k] > max_postings) continue;
-        need += (size_t)qcount[k] * found[f].count;
-    }
-    if (need > SIZE_MAX / sizeof(fp_hit_t) - *n) goto nomem;
-    if (*n + need > *cap) {
-        fp_hit_t *x = realloc(*out, (*n + need) * sizeof *x);
-        if (!x) goto nomem;
-        *out = x;
-        *cap = *n + need;
-    }
-    uint16_t ftab[1024]; /* store_f_unpack of every 10-bit value, once */
-    for (uint16_t v = 0; v < 1024; v++) ftab[v] = store_f_unpack(v);
-
-    /* hits: every posting of a key, once per query print with that key */
-    fp_hit_t *o = *out + *n;
+    size_t need = 0, most = 0, postings = 0;
     for (size_t f = 0; f < nfound; f++) {
         uint32_t k = found[f].key;
         if (max_postings && totals[k] > max_postings) {
             if (skipped && (f == 0 || found[f - 1].key != k)) (*skipped)++;
+            found[f].count = 0; /* not decoded */
             continue;
         }
-        store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
-        long made = group_hits(s, tenant, &g, qk + qfirst[k], qcount[k], q, ftab, o);
-        if (made < 0) {
-            rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of key %u does not decode",
-                            keys[k]);
-            goto done;
+        need += (size_t)qcount[k] * found[f].count;
+        postings += found[f].count;
+        if (found[f].count > most) most = found[f].count;
+    }
+    if (fetched) *fetched += need;
+    uint16_t ftab[1024]; /* store_f_unpack of every 10-bit value, once */
+    for (uint16_t v = 0; v < 1024; v++) ftab[v] = store_f_unpack(v);
+
+    /* every group's postings, decoded once (12 bytes a posting: half a
+     * hit's size) and, with a sieve, counted in it while they are in the
+     * cache; then the hits of each query print of the key, or with a
+     * sieve only those it keeps: the chance hits are never written */
+    if (sieve_opts && need) {
+        if (fp_sieve_new(sieve_opts, q, nq, need, &sieve) != FP_OK) goto nomem;
+    } else {
+        if (need > SIZE_MAX / sizeof(fp_hit_t) - *n) goto nomem;
+        if (*n + need > *cap) { /* once, not by doubling */
+            fp_hit_t *x = realloc(*out, (*n + need) * sizeof *x);
+            if (!x) goto nomem;
+            *out = x;
+            *cap = *n + need;
         }
-        o += made;
-        *n = (size_t)(o - *out);
+    }
+    refs = malloc((postings ? postings : 1) * sizeof *refs);
+    idx = malloc((most ? most : 1) * sizeof *idx);
+    if (!refs || !idx) goto nomem;
+    size_t at = 0;
+    for (size_t f = 0; f < nfound; f++) {
+        uint32_t k = found[f].key;
+        if (!found[f].count) continue;
+        store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
+        long nr = group_refs(s, tenant, &g, ftab, refs + at);
+        if (nr < 0) goto corrupt;
+        found[f].count = (uint32_t)nr; /* what is left of the group */
+        if (sieve)
+            for (uint32_t j = 0; j < qcount[k]; j++)
+                fp_sieve_count_refs(sieve, &q[qk[qfirst[k] + j].idx], refs + at, (size_t)nr);
+        at += (size_t)nr;
+    }
+    at = 0;
+    for (size_t f = 0; f < nfound; f++) {
+        uint32_t k = found[f].key;
+        const fp_ref_t *r = refs + at;
+        size_t nr = found[f].count;
+        at += nr;
+        for (uint32_t j = 0; j < qcount[k] && nr; j++) {
+            uint32_t qi = qk[qfirst[k] + j].idx;
+            size_t kept = sieve ? fp_sieve_select_refs(sieve, &q[qi], r, nr, idx) : nr;
+            if (*n + kept > *cap) {
+                size_t c2 = *cap ? 2 * *cap : 4096;
+                while (c2 < *n + kept) c2 *= 2;
+                fp_hit_t *x = realloc(*out, c2 * sizeof *x);
+                if (!x) goto nomem;
+                *out = x;
+                *cap = c2;
+            }
+            refs_hits(r, sieve ? idx : NULL, kept, q, qi, *out + *n);
+            *n += kept;
+        }
     }
     rc = DB_OK;
+    goto done;
+corrupt:
+    rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of the lookup does not decode");
     goto done;
 nomem:
     rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
+    fp_sieve_free(sieve);
+    free(refs);
+    free(idx);
     PQclear(res);
     free(qk);
     free(keys);
@@ -448,12 +498,12 @@ typedef struct pgstore {
 } pgstore_t;
 
 static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                        size_t max_hits, fp_hit_t **out, size_t *n, size_t *cap, size_t *skipped,
-                        char *err, size_t errlen)
+                        size_t max_hits, const fp_score_opts_t *sieve, fp_hit_t **out, size_t *n,
+                        size_t *cap, size_t *fetched, size_t *skipped, char *err, size_t errlen)
 {
     pgstore_t *p = (pgstore_t *)store;
-    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, max_hits, out, n, cap,
-                             skipped, err, errlen);
+    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, max_hits, sieve, out,
+                             n, cap, fetched, skipped, err, errlen);
     switch (rc) {
     case DB_OK: return FP_OK;
     case DB_ERR_NOMEM: return FP_ERR_NOMEM;

@@ -439,6 +439,95 @@ static void test_score(void)
 }
 
 /* The anchors of prints: distinct (t, f), sorted, within the frame range. */
+/*
+ * The sieve on a catalog-sized set of hits: 300 000 chance hits over 5 000
+ * tracks, an unscaled copy (track 6001, offset +1234) and a copy 15% faster
+ * (track 6002: triplet hits and, on the same line, pair hits).  Every hit
+ * of both copies is kept, nearly every chance hit dropped; the posting
+ * form (count_refs, select_refs) decides as the hit form does; and the
+ * kept hits score exactly as all of them do.
+ */
+static void test_sieve(void)
+{
+    const size_t nchance = 300000;
+    size_t n = 0, cap = nchance + 2000;
+    fp_hit_t *h = malloc(cap * sizeof *h), *kept = malloc(cap * sizeof *h);
+    fp_print_t *q = malloc(431 * sizeof *q);
+    REQUIRE(h && kept && q);
+    for (uint32_t t = 0; t <= 430; t++) q[t] = (fp_print_t){t % 2 ? FP_HASH_TRIPLET : 1, t, 0, 0};
+    uint64_t rng = 777;
+#define XS() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, (uint32_t)(rng >> 32))
+    for (size_t i = 0; i < nchance; i++) {
+        uint32_t qt = XS() % 431, track = XS() % 5000;
+        h[n] = hit(track, XS() % 12000, qt, qt);
+        h[n++].flags = qt % 2 ? FP_HIT_INVARIANT : 0;
+    }
+#undef XS
+    size_t planted = n;
+    for (uint32_t qt = 1; qt <= 430; qt += 6) { /* unscaled, +-1 frame */
+        h[n] = hit(6001, qt + 1234 + (qt % 4 == 1), qt, qt);
+        h[n++].flags = qt % 2 ? FP_HIT_INVARIANT : 0;
+    }
+    for (uint32_t qt = 1; qt <= 430; qt += 4) { /* 15% faster: triplets and pairs */
+        h[n] = hit(6002, (uint32_t)lrint(1.15 * qt + 500), qt, qt);
+        h[n++].flags = qt % 2 ? FP_HIT_INVARIANT : 0;
+    }
+    size_t nplanted = n - planted;
+    fp_score_opts_t so;
+    fp_score_opts_default(&so);
+    so.min_count = 12;
+    fp_sieve_t *sv = NULL, *sr = NULL;
+    REQUIRE(fp_sieve_new(&so, q, 431, n, &sv) == FP_OK && fp_sieve_new(&so, q, 431, n, &sr) == FP_OK);
+    fp_sieve_count(sv, h, n);
+    for (size_t i = 0; i < n; i++) { /* the same hits as postings of their query print */
+        fp_ref_t r = {h[i].track, h[i].ref_t, 0};
+        fp_sieve_count_refs(sr, &q[h[i].query_t], &r, 1);
+    }
+    memcpy(kept, h, n * sizeof *h);
+    size_t nk = fp_sieve_filter(sv, kept, n), differ = 0, planted_kept = 0;
+    for (size_t i = 0; i < nk; i++) planted_kept += kept[i].track > 6000;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        fp_ref_t r = {h[i].track, h[i].ref_t, 0};
+        uint32_t idx;
+        int by_ref = fp_sieve_select_refs(sr, &q[h[i].query_t], &r, 1, &idx) == 1;
+        int by_hit = k < nk && !memcmp(&kept[k], &h[i], sizeof *h);
+        k += by_hit;
+        differ += by_ref != by_hit;
+    }
+    fprintf(stderr, "  sieve: %zu of %zu hits kept\n", nk, n);
+    CHECK(planted_kept == nplanted, "%zu of %zu planted hits kept", planted_kept, nplanted);
+    CHECK(nk < n / 20, "%zu of %zu hits kept", nk, n);
+    CHECK(differ == 0, "the posting form decides otherwise for %zu hits", differ);
+    fp_candidate_t *ca = NULL, *ck = NULL;
+    size_t nca = 0, nck = 0;
+    REQUIRE(fp_score_hits(h, n, &so, &ca, &nca) == FP_OK);
+    REQUIRE(fp_score_hits(kept, nk, &so, &ck, &nck) == FP_OK);
+    REQUIRE(nca >= 2, "%zu candidates", nca);
+    CHECK(ca[0].track > 6000 && ca[1].track > 6000, "best: tracks %u, %u", ca[0].track, ca[1].track);
+    for (size_t i = 0; i < 2; i++)
+        if (ca[i].track == 6002) CHECK(fabs(ca[i].speed - 1.15) < 0.003, "speed %.4f", ca[i].speed);
+        else CHECK(ca[i].offset == 1234 && ca[i].speed == 1.0, "offset %lld", (long long)ca[i].offset);
+    int same = nca == nck;
+    for (size_t i = 0; same && i < nca; i++)
+        same = ca[i].track == ck[i].track && ca[i].offset == ck[i].offset &&
+               ca[i].frames == ck[i].frames && ca[i].count == ck[i].count &&
+               ca[i].query_start == ck[i].query_start && ca[i].query_end == ck[i].query_end &&
+               ca[i].ref_start == ck[i].ref_start && ca[i].ref_end == ck[i].ref_end &&
+               ca[i].speed == ck[i].speed;
+    CHECK(same, "%zu candidates from all hits, %zu from the kept ones", nca, nck);
+    /* bad options are refused */
+    fp_sieve_t *bad = NULL;
+    so.min_speed = 2.0;
+    CHECK(fp_sieve_new(&so, q, 431, n, &bad) == FP_ERR_INVALID && bad == NULL);
+    free(ca);
+    free(ck);
+    fp_sieve_free(sv);
+    fp_sieve_free(sr);
+    free(h);
+    free(kept);
+    free(q);
+}
+
 static void test_prints_anchors(void)
 {
     const fp_print_t p[] = {{1, 9, 300, 0}, {2, 5, 200, 0}, {3, 9, 300, 0}, {4, 9, 100, 0},
@@ -459,6 +548,7 @@ int main(void)
     RUN(test_config);
     RUN(test_hash_layout);
     RUN(test_score);
+    RUN(test_sieve);
     RUN(test_prints_anchors);
     RUN(test_stream_blocks);
     RUN(test_determinism_threads);

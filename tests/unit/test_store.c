@@ -224,7 +224,7 @@ static size_t aligned_hits_of(int64_t of_tenant, const fp_print_t *q, size_t nq,
     fp_hit_t *hits = NULL;
     size_t n = 0, cap = 0, skipped = 0, on = 0;
     char err[1024];
-    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, 0, &hits, &n, &cap, &skipped, err,
+    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, 0, NULL, &hits, &n, &cap, NULL, &skipped, err,
                              sizeof err);
     if (rc != DB_OK) printf("  store_hits: %s\n", err);
     for (size_t i = 0; i < n; i++) on += hits[i].track == (uint32_t)track && hits[i].ref_t == hits[i].query_t;
@@ -297,7 +297,7 @@ static void test_batch_and_lookup(void)
     /* a budget of hits: kept to, the rarest keys first */
     fp_hit_t *hits = NULL;
     size_t nh = 0, hcap = 0, sk = 0;
-    REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 500, &hits, &nh, &hcap, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 500, NULL, &hits, &nh, &hcap, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
     CHECK(nh <= 500 * 1.05 && nh > 100, "%zu hits under a budget of 500", nh);
     CHECK(sk > 0, "keys over the budget are counted as skipped");
@@ -469,12 +469,12 @@ static void test_cache_lookup(void)
     REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
     fp_hit_t *want = NULL, *got = NULL;
     size_t nw = 0, cw = 0, ng = 0, cg = 0, sk = 0;
-    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &want, &nw, &cw, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &want, &nw, &cw, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
     store_set_cache(store, c);
     for (int round = 0; round < 2; round++) {
         ng = 0;
-        REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &got, &ng, &cg, &sk, err,
+        REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &got, &ng, &cg, NULL, &sk, err,
                            sizeof err) == DB_OK, "%s", err);
         CHECK(nw > 1500 && same_hits(got, ng, want, nw),
               "round %d: %zu hits, %zu without the cache", round, ng, nw);
@@ -488,6 +488,82 @@ static void test_cache_lookup(void)
     free(want);
     free(got);
     store_cache_free(c);
+}
+
+/* Candidates of two scorings agree field by field. */
+static int same_candidates(const fp_candidate_t *a, size_t na, const fp_candidate_t *b, size_t nb)
+{
+    if (na != nb) return 0;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].track != b[i].track || a[i].offset != b[i].offset ||
+            a[i].frames != b[i].frames || a[i].count != b[i].count ||
+            a[i].query_start != b[i].query_start || a[i].query_end != b[i].query_end ||
+            a[i].ref_start != b[i].ref_start || a[i].ref_end != b[i].ref_end ||
+            a[i].speed != b[i].speed || a[i].pitch != b[i].pitch)
+            return 0;
+    return 1;
+}
+
+/* A lookup through the sieve returns part of the hits of one without it:
+ * every hit of the aligned track, none of the others' chance hits, the
+ * count before the sieve in fetched, and the same candidates. */
+static void test_sieve_lookup(void)
+{
+    REQUIRE(conn && ta > 0);
+    char err[2048];
+    fp_hit_t *want = NULL, *got = NULL;
+    size_t nw = 0, cw = 0, ng = 0, cg = 0, sk = 0, fetched = 0;
+    match_opts_t mo;
+    fp_score_opts_t so;
+    match_opts_default(&mo);
+    match_score_opts(&mo, &so);
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &want, &nw, &cw, NULL, &sk, err,
+                       sizeof err) == DB_OK, "%s", err);
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, &got, &ng, &cg, &fetched, &sk,
+                       err, sizeof err) == DB_OK, "%s", err);
+    size_t aligned = 0, others = 0, kept_aligned = 0, kept_others = 0;
+    for (size_t i = 0; i < nw; i++) {
+        int on = want[i].track == (uint32_t)ta && want[i].ref_t == want[i].query_t;
+        aligned += on;
+        others += want[i].track != (uint32_t)ta;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        kept_aligned += got[i].track == (uint32_t)ta && got[i].ref_t == got[i].query_t;
+        kept_others += got[i].track != (uint32_t)ta;
+    }
+    CHECK(fetched == nw, "fetched %zu, %zu hits without the sieve", fetched, nw);
+    CHECK(aligned >= 1500 && kept_aligned == aligned, "aligned hits: %zu of %zu kept", kept_aligned,
+          aligned);
+    CHECK(others > 0 && kept_others == 0, "chance hits of other tracks: %zu of %zu kept",
+          kept_others, others);
+    /* what was kept is a part of what was fetched */
+    fp_hit_t *w2 = malloc((nw + 1) * sizeof *w2), *g2 = malloc((ng + 1) * sizeof *g2);
+    REQUIRE(w2 && g2);
+    memcpy(w2, want, nw * sizeof *w2);
+    memcpy(g2, got, ng * sizeof *g2);
+    qsort(w2, nw, sizeof *w2, cmp_hit);
+    qsort(g2, ng, sizeof *g2, cmp_hit);
+    size_t j = 0;
+    for (size_t i = 0; i < ng; i++) {
+        while (j < nw && cmp_hit(&w2[j], &g2[i]) < 0) j++;
+        if (j == nw || cmp_hit(&w2[j], &g2[i])) {
+            CHECK(0, "kept hit %zu was not fetched", i);
+            break;
+        }
+        j++;
+    }
+    fp_candidate_t *cw2 = NULL, *cg2 = NULL;
+    size_t ncw = 0, ncg = 0;
+    REQUIRE(fp_score_hits(want, nw, &so, &cw2, &ncw) == FP_OK);
+    REQUIRE(fp_score_hits(got, ng, &so, &cg2, &ncg) == FP_OK);
+    CHECK(ncw >= 1 && cw2[0].track == (uint32_t)ta && same_candidates(cw2, ncw, cg2, ncg),
+          "%zu candidates from all hits, %zu from the sieved", ncw, ncg);
+    free(cw2);
+    free(cg2);
+    free(w2);
+    free(g2);
+    free(want);
+    free(got);
 }
 
 static void test_merge_and_delete(void)
@@ -648,6 +724,7 @@ int main(void)
     RUN(test_cache_threads);
     RUN(test_batch_and_lookup);
     RUN(test_cache_lookup);
+    RUN(test_sieve_lookup);
     RUN(test_merge_and_delete);
     RUN(test_tenants);
     RUN(test_real_audio);

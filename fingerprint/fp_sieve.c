@@ -1,0 +1,216 @@
+/*
+ * fp_sieve.c -- a filter that drops, before scoring, the hits that cannot
+ * belong to any alignment.
+ *
+ * On a large catalog almost every hit of a clip is a chance collision: a
+ * 10 s clip against 10 000 recordings brings ~600 000 hits, of which a few
+ * thousand line up.  fp_score_hits needs min_count hits of one track in a
+ * band of 2 tolerance + 1 offsets (unscaled voting), or min_count invariant
+ * hits of one track in a window of `width` offsets (the scaled search; width
+ * covers every offset a line of speed min_speed..max_speed takes over the
+ * query's span).  Cut offsets into buckets at least that wide: a band or a
+ * window lies in two neighbouring buckets, and so does every hit in it.  A
+ * hit whose bucket, together with neither neighbour, holds min_count hits
+ * of its track is in no band and no window that can qualify: it is
+ * dropped.
+ *
+ * The counts are kept in two tables of byte counters (narrow buckets for
+ * the bands, wide ones for the windows, invariant hits only), a slot being
+ * (a hash of the track) + (the bucket number), so that a track's
+ * neighbouring buckets are neighbouring slots.  Tracks that share a slot,
+ * and counters saturating at 255, only add: they can keep a hit that
+ * could be dropped, never drop one that must be kept.  The tables are sized
+ * to the number of hits (a few hits a counter), so that few hits are
+ * kept by chance (table_bits).
+ *
+ * Use: fp_sieve_count every hit, then fp_sieve_filter every hit (in any
+ * order, in any chunks).  The store does this while it decodes postings,
+ * twice, so the hundreds of thousands of chance hits are never written
+ * out.  fp_score_hits runs the same sieve over its input.
+ */
+#include "fp_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SIEVE_MIN_BITS 16  /* 64 kB a table at least ... */
+#define SIEVE_MAX_BITS 23  /* ... and 8 MB at most */
+
+struct fp_sieve {
+    uint32_t min_count;
+    int scaled;
+    uint32_t nmask, wmask;
+    uint64_t nscale, wscale; /* bucket = offset * scale >> 32 */
+    uint8_t *narrow, *wide;
+};
+
+uint32_t fpi_sieve_width(const fp_score_opts_t *o, uint32_t query_span)
+{
+    double reach = fmax(1.0 - o->min_speed, o->max_speed - 1.0);
+    double w = ceil(reach * (double)query_span) + 4.0 * o->tolerance + 3.0;
+    return w < (double)UINT32_MAX ? (uint32_t)w : UINT32_MAX;
+}
+
+/*
+ * Counters for the hits: a pair of counters holds twice the load in chance
+ * hits, which must stay well below min_count for few to be kept by chance;
+ * a load of min_count / 3 (4 hits a counter at min_count 12) measured the
+ * fastest on 10 000 tracks: smaller tables stay in the core's cache.
+ */
+static int table_bits(size_t hits, uint32_t min_count)
+{
+    int b = SIEVE_MIN_BITS;
+    while (b < SIEVE_MAX_BITS && ((uint64_t)min_count << b) < 3 * (uint64_t)hits) b++;
+    return b;
+}
+
+fp_err_t fp_sieve_new(const fp_score_opts_t *opts, const fp_print_t *q, size_t nq,
+                      size_t expected_hits, fp_sieve_t **out)
+{
+    uint32_t lo = UINT32_MAX, hi = 0;
+    *out = NULL;
+    if (!q && nq) return FP_ERR_INVALID;
+    for (size_t i = 0; i < nq; i++) {
+        if (q[i].t < lo) lo = q[i].t;
+        if (q[i].t > hi) hi = q[i].t;
+    }
+    return fpi_sieve_new(opts, nq ? hi - lo : 0, expected_hits, out);
+}
+
+fp_err_t fpi_sieve_new(const fp_score_opts_t *opts, uint32_t query_span, size_t expected_hits,
+                       fp_sieve_t **out)
+{
+    fp_score_opts_t o;
+    *out = NULL;
+    if (opts) o = *opts;
+    else fp_score_opts_default(&o);
+    if (o.tolerance < 0 || o.tolerance > 1000 ||
+        !(o.min_speed > 0.1 && o.min_speed <= 1.0 && o.max_speed >= 1.0 && o.max_speed < 10.0))
+        return FP_ERR_INVALID;
+    fp_sieve_t *s = calloc(1, sizeof *s);
+    if (!s) return FP_ERR_NOMEM;
+    /* counters saturate at 255: a pair of them shows at least min(real, 255) */
+    s->min_count = o.min_count < 1 ? 1 : o.min_count > 255 ? 255 : o.min_count;
+    s->scaled = o.scaled_tracks && o.min_speed < o.max_speed;
+    int bits = table_bits(expected_hits, s->min_count);
+    s->nmask = (1u << bits) - 1;
+    s->wmask = s->nmask;
+    s->nscale = ((uint64_t)1 << 32) / (2 * (uint64_t)o.tolerance + 1);
+    s->wscale = ((uint64_t)1 << 32) / fpi_sieve_width(&o, query_span);
+    s->narrow = calloc((size_t)1 << bits, 1);
+    s->wide = s->scaled ? calloc((size_t)1 << bits, 1) : NULL;
+    if (!s->narrow || (s->scaled && !s->wide)) {
+        fp_sieve_free(s);
+        return FP_ERR_NOMEM;
+    }
+    *out = s;
+    return FP_OK;
+}
+
+void fp_sieve_free(fp_sieve_t *s)
+{
+    if (!s) return;
+    free(s->narrow);
+    free(s->wide);
+    free(s);
+}
+
+/* The offset biased to be unsigned; frames are below 2^31 (callers drop the
+ * rest), so it fits 32 bits. */
+static inline uint32_t sieve_offset(const fp_hit_t *h)
+{
+    return h->ref_t - h->query_t + 0x80000000u;
+}
+
+static inline uint32_t sieve_base(uint32_t track)
+{
+    return track * 0x9E3779B1u;
+}
+
+static inline void bump(uint8_t *c)
+{
+    *c = (uint8_t)(*c + (*c != 255));
+}
+
+void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n)
+{
+    const uint32_t nmask = s->nmask, wmask = s->wmask;
+    const uint64_t nscale = s->nscale, wscale = s->wscale;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t off = sieve_offset(&h[i]), base = sieve_base(h[i].track);
+        bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
+        if (s->scaled && (h[i].flags & FP_HIT_INVARIANT))
+            bump(&s->wide[(base + (uint32_t)((off * wscale) >> 32)) & wmask]);
+    }
+}
+
+void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n)
+{
+    const uint32_t nmask = s->nmask, wmask = s->wmask, bias = 0x80000000u - qp->t;
+    const uint64_t nscale = s->nscale, wscale = s->wscale;
+    if (s->scaled && (qp->hash & FP_HASH_TRIPLET)) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
+            bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
+            bump(&s->wide[(base + (uint32_t)((off * wscale) >> 32)) & wmask]);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
+            bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
+        }
+    }
+}
+
+/* Does the bucket at slot a, with one of its neighbours, reach need? */
+static inline int pair_holds(const uint8_t *t, uint32_t mask, uint32_t a, uint32_t need)
+{
+    uint32_t c = t[a & mask];
+    return c + t[(a + 1) & mask] >= need || c + t[(a - 1) & mask] >= need;
+}
+
+size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
+{
+    const uint32_t nmask = s->nmask, wmask = s->wmask, need = s->min_count;
+    const uint64_t nscale = s->nscale, wscale = s->wscale;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t off = sieve_offset(&h[i]), base = sieve_base(h[i].track);
+        idx[k] = (uint32_t)i;
+        k += pair_holds(s->narrow, nmask, base + (uint32_t)((off * nscale) >> 32), need) ||
+             (s->scaled &&
+              pair_holds(s->wide, wmask, base + (uint32_t)((off * wscale) >> 32), need));
+    }
+    return k;
+}
+
+size_t fp_sieve_select_refs(const fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
+                            size_t n, uint32_t *idx)
+{
+    const uint32_t nmask = s->nmask, wmask = s->wmask, need = s->min_count;
+    const uint32_t bias = 0x80000000u - qp->t;
+    const uint64_t nscale = s->nscale, wscale = s->wscale;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
+        idx[k] = (uint32_t)i;
+        k += pair_holds(s->narrow, nmask, base + (uint32_t)((off * nscale) >> 32), need) ||
+             (s->scaled &&
+              pair_holds(s->wide, wmask, base + (uint32_t)((off * wscale) >> 32), need));
+    }
+    return k;
+}
+
+#define FILTER_CHUNK 256
+
+size_t fp_sieve_filter(const fp_sieve_t *s, fp_hit_t *h, size_t n)
+{
+    uint32_t idx[FILTER_CHUNK];
+    size_t k = 0;
+    for (size_t a = 0; a < n; a += FILTER_CHUNK) {
+        size_t m = n - a < FILTER_CHUNK ? n - a : FILTER_CHUNK;
+        size_t got = fpi_sieve_select(s, h + a, m, idx);
+        for (size_t i = 0; i < got; i++) h[k++] = h[a + idx[i]];
+    }
+    return k;
+}
