@@ -16,6 +16,7 @@
  *   fp_hash.c        anchor + target-zone pairing into 32-bit hashes
  *   fp_extract.c     the streaming extractor that chains the stages
  *   fp_score.c       offset-histogram voting over candidate hits
+ *   fp_sieve.c       the cheap filter ahead of the voting, for stores too
  *
  * Threads: every function is safe to call from many threads at once as long
  * as each handle is used by one thread at a time.  FFTW planning, which is not
@@ -404,8 +405,8 @@ fp_err_t fp_score_hits(const fp_hit_t *hits, size_t n, const fp_score_opts_t *op
  *
  * Create it for the score options, the query's prints (only their frames
  * are read, for the query's span) and about how many hits will come
- * (it sizes its tables: 3 / min_count bytes a hit, 64 kB to 8 MB, twice with scaled
- * search); pass every hit to fp_sieve_count, then every hit again to
+ * (it sizes its tables: 3 / min_count bytes a hit, 64 kB to 8 MB, twice
+ * with scaled search); pass every hit to fp_sieve_count, then every hit to
  * fp_sieve_filter, which moves the kept ones of h[0 .. n) to its front, in
  * order, and returns how many.  Hits may come in any order and in chunks of
  * any size.  Frames must be below 2^31.  Errors: FP_ERR_INVALID (bad
