@@ -132,34 +132,17 @@ static inline void bump(uint8_t *c)
     *c = (uint8_t)(*c + (*c != 255));
 }
 
-void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n)
+/* A counter's slot: the track's hash plus the offset's bucket. */
+static inline uint32_t slot(uint32_t track, uint32_t off, uint64_t scale)
 {
-    const uint32_t nmask = s->nmask, wmask = s->wmask;
-    const uint64_t nscale = s->nscale, wscale = s->wscale;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t off = sieve_offset(&h[i]), base = sieve_base(h[i].track);
-        bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
-        if (s->scaled && (h[i].flags & FP_HIT_INVARIANT))
-            bump(&s->wide[(base + (uint32_t)((off * wscale) >> 32)) & wmask]);
-    }
+    return sieve_base(track) + (uint32_t)((off * scale) >> 32);
 }
 
-void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n)
+/* Count one hit of track at the biased offset off. */
+static inline void count_one(fp_sieve_t *s, uint32_t track, uint32_t off, int invariant)
 {
-    const uint32_t nmask = s->nmask, wmask = s->wmask, bias = 0x80000000u - qp->t;
-    const uint64_t nscale = s->nscale, wscale = s->wscale;
-    if (s->scaled && (qp->hash & FP_HASH_TRIPLET)) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
-            bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
-            bump(&s->wide[(base + (uint32_t)((off * wscale) >> 32)) & wmask]);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
-            bump(&s->narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
-        }
-    }
+    bump(&s->narrow[slot(track, off, s->nscale) & s->nmask]);
+    if (s->scaled && invariant) bump(&s->wide[slot(track, off, s->wscale) & s->wmask]);
 }
 
 /* Does the bucket at slot a, with one of its neighbours, reach need? */
@@ -169,17 +152,32 @@ static inline int pair_holds(const uint8_t *t, uint32_t mask, uint32_t a, uint32
     return c + t[(a + 1) & mask] >= need || c + t[(a - 1) & mask] >= need;
 }
 
+/* Is a hit of track at the biased offset off kept? */
+static inline int keeps(const fp_sieve_t *s, uint32_t track, uint32_t off)
+{
+    return pair_holds(s->narrow, s->nmask, slot(track, off, s->nscale), s->min_count) ||
+           (s->scaled && pair_holds(s->wide, s->wmask, slot(track, off, s->wscale), s->min_count));
+}
+
+void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        count_one(s, h[i].track, sieve_offset(&h[i]), h[i].flags & FP_HIT_INVARIANT);
+}
+
+void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n)
+{
+    const uint32_t bias = 0x80000000u - qp->t;
+    const int invariant = (qp->hash & FP_HASH_TRIPLET) != 0;
+    for (size_t i = 0; i < n; i++) count_one(s, r[i].track, r[i].t + bias, invariant);
+}
+
 size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
 {
-    const uint32_t nmask = s->nmask, wmask = s->wmask, need = s->min_count;
-    const uint64_t nscale = s->nscale, wscale = s->wscale;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t off = sieve_offset(&h[i]), base = sieve_base(h[i].track);
         idx[k] = (uint32_t)i;
-        k += pair_holds(s->narrow, nmask, base + (uint32_t)((off * nscale) >> 32), need) ||
-             (s->scaled &&
-              pair_holds(s->wide, wmask, base + (uint32_t)((off * wscale) >> 32), need));
+        k += keeps(s, h[i].track, sieve_offset(&h[i]));
     }
     return k;
 }
@@ -187,16 +185,11 @@ size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32
 size_t fp_sieve_select_refs(const fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
                             size_t n, uint32_t *idx)
 {
-    const uint32_t nmask = s->nmask, wmask = s->wmask, need = s->min_count;
     const uint32_t bias = 0x80000000u - qp->t;
-    const uint64_t nscale = s->nscale, wscale = s->wscale;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
         idx[k] = (uint32_t)i;
-        k += pair_holds(s->narrow, nmask, base + (uint32_t)((off * nscale) >> 32), need) ||
-             (s->scaled &&
-              pair_holds(s->wide, wmask, base + (uint32_t)((off * wscale) >> 32), need));
+        k += keeps(s, r[i].track, r[i].t + bias);
     }
     return k;
 }
