@@ -404,20 +404,23 @@ fp_err_t fp_score_hits(const fp_hit_t *hits, size_t n, const fp_score_opts_t *op
  * need never hold the chance hits of a large catalog.
  *
  * Create it for the score options, the query's prints (only their frames
- * are read, for the query's span) and about how many hits will come
- * (it sizes its tables: 3 / min_count bytes a hit, 64 kB to 8 MB, twice
- * with scaled search); pass every hit to fp_sieve_count, then every hit to
- * fp_sieve_filter, which moves the kept ones of h[0 .. n) to its front, in
- * order, and returns how many.  Hits may come in any order and in chunks of
- * any size.  Frames must be below 2^31.  Errors: FP_ERR_INVALID (bad
- * options), FP_ERR_NOMEM.  A sieve is used by one thread at a time; the
+ * are read, for the query's span) and about how many hits will come (it
+ * sizes its tables: 3 / min_count bytes a hit, 64 kB to 8 MB, and an
+ * eighth of that for their bitmaps; twice with scaled search); pass every
+ * hit to fp_sieve_count, then every hit to fp_sieve_filter, which moves
+ * the kept ones of h[0 .. n) to its front, in order, and returns how many.
+ * Hits may come in any order and in chunks of any size; the first
+ * fp_sieve_filter after counting seals the counts into bitmaps (a pass
+ * over the tables), so count everything first.  Frames must be below
+ * 2^31.  Errors: FP_ERR_INVALID (bad options), FP_ERR_NOMEM.  A sieve is
+ * used by one thread at a time; the
  * caller owns it and frees it with fp_sieve_free (NULL is a no-op).
  */
 typedef struct fp_sieve fp_sieve_t;
 fp_err_t fp_sieve_new(const fp_score_opts_t *opts, const fp_print_t *q, size_t nq,
                       size_t expected_hits, fp_sieve_t **out);
 void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n);
-size_t fp_sieve_filter(const fp_sieve_t *s, fp_hit_t *h, size_t n);
+size_t fp_sieve_filter(fp_sieve_t *s, fp_hit_t *h, size_t n);
 void fp_sieve_free(fp_sieve_t *s);
 
 /*
@@ -433,7 +436,7 @@ typedef struct fp_ref {
     uint16_t f;           /* its anchor frequency (fp_print_t.f; 0: unknown) */
 } fp_ref_t;
 void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n);
-size_t fp_sieve_select_refs(const fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
+size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
                             size_t n, uint32_t *idx);
 
 #ifdef __cplusplus

@@ -85,7 +85,7 @@ fp_err_t fpi_sieve_new(const fp_score_opts_t *opts, uint32_t query_span, size_t 
                        fp_sieve_t **out);
 /* The indexes (ascending) of the hits of h[0 .. n) the sieve keeps, in idx
  * (room for n); returns how many. */
-size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx);
+size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx);
 
 /* Grow *buf so that it holds at least `need` elements of `elem` bytes. */
 fp_err_t fpi_grow(void **buf, size_t *cap, size_t need, size_t elem);

@@ -23,6 +23,12 @@
  * to the number of hits (a few hits a counter), so that few hits are
  * kept by chance (table_bits).
  *
+ * Once every hit is counted, the first filtering call seals the sieve:
+ * each table becomes a bitmap of its slots, a bit set where the slot with
+ * one of its neighbours reaches min_count (seal_table; 1/8 of the table,
+ * small enough for the core's first caches).  Testing a hit is then one
+ * bit a table instead of three bytes scattered over 256 kB.
+ *
  * Use: fp_sieve_count every hit, then fp_sieve_filter every hit (in any
  * order, in any chunks).  The store does this while it decodes postings,
  * twice, so the hundreds of thousands of chance hits are never written
@@ -32,6 +38,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define SIEVE_MIN_BITS 16  /* 64 kB a table at least ... */
 #define SIEVE_MAX_BITS 23  /* ... and 8 MB at most */
@@ -42,6 +51,8 @@ struct fp_sieve {
     uint32_t nmask, wmask;
     uint64_t nscale, wscale; /* bucket = offset * scale >> 32 */
     uint8_t *narrow, *wide;
+    uint64_t *nkeep, *wkeep;  /* the sealed tables: a bit a slot */
+    int sealed;               /* the bitmaps match the counters */
 };
 
 uint32_t fpi_sieve_width(const fp_score_opts_t *o, uint32_t query_span)
@@ -99,7 +110,9 @@ fp_err_t fpi_sieve_new(const fp_score_opts_t *opts, uint32_t query_span, size_t 
     s->wscale = ((uint64_t)1 << 32) / fpi_sieve_width(&o, query_span);
     s->narrow = calloc((size_t)1 << bits, 1);
     s->wide = s->scaled ? calloc((size_t)1 << bits, 1) : NULL;
-    if (!s->narrow || (s->scaled && !s->wide)) {
+    s->nkeep = malloc(((size_t)1 << bits) / 8);
+    s->wkeep = s->scaled ? malloc(((size_t)1 << bits) / 8) : NULL;
+    if (!s->narrow || !s->nkeep || (s->scaled && (!s->wide || !s->wkeep))) {
         fp_sieve_free(s);
         return FP_ERR_NOMEM;
     }
@@ -112,6 +125,8 @@ void fp_sieve_free(fp_sieve_t *s)
     if (!s) return;
     free(s->narrow);
     free(s->wide);
+    free(s->nkeep);
+    free(s->wkeep);
     free(s);
 }
 
@@ -152,15 +167,69 @@ static inline int pair_holds(const uint8_t *t, uint32_t mask, uint32_t a, uint32
     return c + t[(a + 1) & mask] >= need || c + t[(a - 1) & mask] >= need;
 }
 
-/* Is a hit of track at the biased offset off kept? */
+/* pair_holds for the 64 slots of word w, one bit each. */
+static uint64_t seal_word(const uint8_t *t, uint32_t mask, size_t w, uint32_t need)
+{
+    uint64_t word = 0;
+    for (uint32_t b = 0; b < 64; b++)
+        word |= (uint64_t)pair_holds(t, mask, (uint32_t)(w * 64 + b), need) << b;
+    return word;
+}
+
+/*
+ * The bitmap of a table of mask + 1 counters (a power of two, at least
+ * 2^16): bit a of keep is pair_holds(t, mask, a, need).  The first and the
+ * last word wrap around the table; the words between them take 16 slots at
+ * a time with SSE2 (saturating pair sums compared with need), where there
+ * is SSE2.
+ */
+static void seal_table(const uint8_t *t, uint32_t mask, uint32_t need, uint64_t *keep)
+{
+    size_t words = ((size_t)mask + 1) / 64;
+    keep[0] = seal_word(t, mask, 0, need);
+    keep[words - 1] = seal_word(t, mask, words - 1, need);
+#ifdef __SSE2__
+    const __m128i nv = _mm_set1_epi8((char)need);
+    for (size_t w = 1; w + 1 < words; w++) {
+        uint64_t word = 0;
+        for (int part = 0; part < 4; part++) {
+            const uint8_t *c = t + w * 64 + 16 * part;
+            __m128i x = _mm_loadu_si128((const __m128i *)c);
+            __m128i r = _mm_adds_epu8(x, _mm_loadu_si128((const __m128i *)(c + 1)));
+            __m128i l = _mm_adds_epu8(x, _mm_loadu_si128((const __m128i *)(c - 1)));
+            __m128i ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(r, nv), r),
+                                      _mm_cmpeq_epi8(_mm_max_epu8(l, nv), l));
+            word |= (uint64_t)(uint16_t)_mm_movemask_epi8(ok) << (16 * part);
+        }
+        keep[w] = word;
+    }
+#else
+    for (size_t w = 1; w + 1 < words; w++) keep[w] = seal_word(t, mask, w, need);
+#endif
+}
+
+static void seal(fp_sieve_t *s)
+{
+    seal_table(s->narrow, s->nmask, s->min_count, s->nkeep);
+    if (s->scaled) seal_table(s->wide, s->wmask, s->min_count, s->wkeep);
+    s->sealed = 1;
+}
+
+static inline int bit(const uint64_t *keep, uint32_t a)
+{
+    return (int)(keep[a >> 6] >> (a & 63)) & 1;
+}
+
+/* Is a hit of track at the biased offset off kept?  (sealed) */
 static inline int keeps(const fp_sieve_t *s, uint32_t track, uint32_t off)
 {
-    return pair_holds(s->narrow, s->nmask, slot(track, off, s->nscale), s->min_count) ||
-           (s->scaled && pair_holds(s->wide, s->wmask, slot(track, off, s->wscale), s->min_count));
+    return bit(s->nkeep, slot(track, off, s->nscale) & s->nmask) ||
+           (s->scaled && bit(s->wkeep, slot(track, off, s->wscale) & s->wmask));
 }
 
 void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n)
 {
+    s->sealed = 0;
     for (size_t i = 0; i < n; i++)
         count_one(s, h[i].track, sieve_offset(&h[i]), h[i].flags & FP_HIT_INVARIANT);
 }
@@ -169,12 +238,14 @@ void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
 {
     const uint32_t bias = 0x80000000u - qp->t;
     const int invariant = (qp->hash & FP_HASH_TRIPLET) != 0;
+    s->sealed = 0;
     for (size_t i = 0; i < n; i++) count_one(s, r[i].track, r[i].t + bias, invariant);
 }
 
-size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
+size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
 {
     size_t k = 0;
+    if (!s->sealed) seal(s);
     for (size_t i = 0; i < n; i++) {
         idx[k] = (uint32_t)i;
         k += keeps(s, h[i].track, sieve_offset(&h[i]));
@@ -182,11 +253,12 @@ size_t fpi_sieve_select(const fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32
     return k;
 }
 
-size_t fp_sieve_select_refs(const fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
+size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
                             size_t n, uint32_t *idx)
 {
     const uint32_t bias = 0x80000000u - qp->t;
     size_t k = 0;
+    if (!s->sealed) seal(s);
     for (size_t i = 0; i < n; i++) {
         idx[k] = (uint32_t)i;
         k += keeps(s, r[i].track, r[i].t + bias);
@@ -196,7 +268,7 @@ size_t fp_sieve_select_refs(const fp_sieve_t *s, const fp_print_t *qp, const fp_
 
 #define FILTER_CHUNK 256
 
-size_t fp_sieve_filter(const fp_sieve_t *s, fp_hit_t *h, size_t n)
+size_t fp_sieve_filter(fp_sieve_t *s, fp_hit_t *h, size_t n)
 {
     uint32_t idx[FILTER_CHUNK];
     size_t k = 0;
