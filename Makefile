@@ -40,7 +40,7 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
             fingerprint/fp_sieve.c
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c
-STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c store/store_cache.c \
+STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c store/store_gather.c store/store_cache.c \
              catalog/catalog.c keys/keys.c review/review.c review/review_plot.c
 SERVER_SRC := server/server_http.c server/server_work.c server/server_policy.c \
               server/server_limits.c server/server_metrics.c server/server_json.c

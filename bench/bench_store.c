@@ -5,7 +5,7 @@
  *   build/bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]
  *                     [--reuse] [--conninfo STR] [--out FILE] [--seed N]
  *                     [--batch PRINTS] [--max-postings N] [--max-hits N]
- *                     [--cache-mb N] [--alpha A] [--theta T] [FILE.ogg ...]
+ *                     [--cache-mb N] [--threads N] [--alpha A] [--theta T] [FILE.ogg ...]
  *
  *   make bench-store BENCH_STORE_ARGS='--tracks 1000,10000 --out var/bench-store.md'
  *
@@ -72,7 +72,8 @@
  * --batch prints per batch (2M); --max-postings the matcher's cap of
  * postings per key (default the matcher's, 2000); --max-hits its budget of
  * hits; --cache-mb a row cache of that size for the lookup passes (as
- * `earmark serve --cache-mb`: the warm-up fills it); --seed; --out FILE
+ * `earmark serve --cache-mb`: the warm-up fills it); --threads N splits
+ * each lookup over N threads (store_set_threads; default 1); --seed; --out FILE
  * writes the report as a Markdown section; --alpha / --theta force the
  * generator's mixture (--alpha 1: real prints only) or a one-parameter
  * within-track process (--theta inf: no repeats); --reuse measures the
@@ -903,6 +904,7 @@ typedef struct bench {
     size_t max_postings;    /* match_opts_t.max_postings (0: the matcher's default) */
     long max_hits;          /* match_opts_t.max_hits (-1: the matcher's default) */
     size_t cache_mb;        /* row cache of the lookups, MB (0: none) */
+    int threads;            /* threads of one lookup (store_set_threads) */
     size_t batch_prints;
     uint64_t seed;
     int keep;
@@ -1312,6 +1314,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     if (!fetch || !total) goto done;
     if (b->cache_mb && store_cache_new(b->cache_mb << 20, &cache) != DB_OK) goto done;
     store_set_cache(b->store, cache);
+    store_set_threads(b->store, b->threads, 0);
     if (store_match_new(b->store, b->conn, 0, &ms) != DB_OK) goto done;
     match_opts_t mo;
     match_opts_default(&mo);
@@ -1399,6 +1402,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     rc = 0;
 done:
     store_set_cache(b->store, NULL);
+    store_set_threads(b->store, 1, 0);
     store_cache_free(cache);
     match_store_free(ms);
     free(fetch);
@@ -1703,7 +1707,7 @@ static int usage(void)
             "usage: bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]\n"
             "                   [--reuse] [--conninfo STR] [--out FILE] [--seed N]\n"
             "                   [--batch PRINTS] [--max-postings N] [--max-hits N]\n"
-            "                   [--cache-mb N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
+            "                   [--cache-mb N] [--threads N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
     return 2;
 }
 
@@ -1758,6 +1762,7 @@ int main(int argc, char **argv)
             b->max_postings = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--max-hits") && more) b->max_hits = strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--cache-mb") && more) b->cache_mb = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--threads") && more) b->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--alpha") && more) alpha = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--theta") && more) theta = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--keep")) b->keep = 1;

@@ -424,6 +424,17 @@ size_t fp_sieve_filter(fp_sieve_t *s, fp_hit_t *h, size_t n);
 void fp_sieve_free(fp_sieve_t *s);
 
 /*
+ * Several threads: each counts its share of the hits in a sieve of its own,
+ * made with the same arguments; fp_sieve_merge adds src's counts to dst
+ * (FP_ERR_INVALID when they were not made alike).  fp_sieve_seal makes the
+ * bitmaps now (the first filtering call does it otherwise); after it, and
+ * until the next count or merge, fp_sieve_filter and fp_sieve_select_refs
+ * only read the sieve and may run in several threads at once.
+ */
+fp_err_t fp_sieve_merge(fp_sieve_t *dst, const fp_sieve_t *src);
+void fp_sieve_seal(fp_sieve_t *s);
+
+/*
  * The same for a store that decodes postings: the hits of one query print
  * qp with the postings r[0 .. n) of its hash (a hit per posting), without
  * writing them out.  fp_sieve_select_refs writes the indexes (ascending)

@@ -32,7 +32,9 @@
  * Use: fp_sieve_count every hit, then fp_sieve_filter every hit (in any
  * order, in any chunks).  The store does this while it decodes postings,
  * twice, so the hundreds of thousands of chance hits are never written
- * out.  fp_score_hits runs the same sieve over its input.
+ * out.  fp_score_hits runs the same sieve over its input.  Threads can
+ * count parts of the hits in sieves of their own, made alike, and
+ * fp_sieve_merge them: counters add (saturating).
  */
 #include "fp_internal.h"
 
@@ -213,6 +215,37 @@ static void seal(fp_sieve_t *s)
     seal_table(s->narrow, s->nmask, s->min_count, s->nkeep);
     if (s->scaled) seal_table(s->wide, s->wmask, s->min_count, s->wkeep);
     s->sealed = 1;
+}
+
+void fp_sieve_seal(fp_sieve_t *s)
+{
+    if (!s->sealed) seal(s);
+}
+
+/* t[i] += u[i], saturating, for n bytes. */
+static void add_table(uint8_t *t, const uint8_t *u, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(t + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(u + i));
+        _mm_storeu_si128((__m128i *)(t + i), _mm_adds_epu8(a, b));
+    }
+#endif
+    for (; i < n; i++) t[i] = (uint8_t)(t[i] + u[i] > 255 ? 255 : t[i] + u[i]);
+}
+
+fp_err_t fp_sieve_merge(fp_sieve_t *dst, const fp_sieve_t *src)
+{
+    if (dst->min_count != src->min_count || dst->scaled != src->scaled ||
+        dst->nmask != src->nmask || dst->wmask != src->wmask || dst->nscale != src->nscale ||
+        dst->wscale != src->wscale)
+        return FP_ERR_INVALID;
+    add_table(dst->narrow, src->narrow, (size_t)dst->nmask + 1);
+    if (dst->scaled) add_table(dst->wide, src->wide, (size_t)dst->wmask + 1);
+    dst->sealed = 0;
+    return FP_OK;
 }
 
 static inline int bit(const uint64_t *keep, uint32_t a)

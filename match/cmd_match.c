@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "earmark_fp.h"
@@ -159,7 +160,11 @@ int cmd_match(int argc, char **argv)
         db_err_t drc = db_conninfo_resolve(conninfo, sizeof conninfo);
         if (drc == DB_OK) drc = db_connect(conninfo, &conn, derr, sizeof derr);
         if (drc == DB_OK) drc = store_open(conn, &pgs, derr, sizeof derr);
-        if (drc == DB_OK) drc = store_match_new(pgs, conn, 0, &store);
+        if (drc == DB_OK) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN); /* one clip at a time: split it */
+            store_set_threads(pgs, cores > 0 ? (int)cores : 1, 0);
+            drc = store_match_new(pgs, conn, 0, &store);
+        }
         if (drc != DB_OK) {
             cli_error("match", "the catalog: %s", drc == DB_ERR_NOMEM ? "out of memory" : derr);
             status = EXIT_FAIL;

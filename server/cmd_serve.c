@@ -89,8 +89,8 @@ static void show_default(const opt_t *o, char *buf, size_t len)
     case T_INT: snprintf(buf, len, "%d", *(int *)o->ptr); break;
     case T_UINT: snprintf(buf, len, "%u", *(unsigned *)o->ptr); break;
     case T_U32: snprintf(buf, len, "%u", *(uint32_t *)o->ptr); break;
-    case T_SIZE_MB:
     case T_COUNT: snprintf(buf, len, "%zu", *(size_t *)o->ptr); break;
+    case T_SIZE_MB:
     case T_SIZE_MB0: snprintf(buf, len, "%g", (double)*(size_t *)o->ptr / (1024 * 1024)); break;
     case T_DOUBLE: snprintf(buf, len, "%g", *(double *)o->ptr); break;
     }
@@ -108,6 +108,8 @@ int cmd_serve(int argc, char **argv)
         {"--port", "EARMARK_PORT", T_INT, &c.port, "TCP port (0: any free port)"},
         {"--port-file", "EARMARK_PORT_FILE", T_STR, &port_file, "write the bound port here"},
         {"--workers", "EARMARK_WORKERS", T_INT, &c.workers, "matching threads (0: one per core)"},
+        {"--lookup-threads", "EARMARK_LOOKUP_THREADS", T_INT, &c.lookup_threads,
+         "threads a large lookup is split over (0: one per core)"},
         {"--io-threads", "EARMARK_IO_THREADS", T_INT, &c.io_threads, "HTTP threads"},
         {"--max-upload-mb", "EARMARK_MAX_UPLOAD_MB", T_SIZE_MB, &c.max_upload_bytes,
          "largest upload, MB (413 at the headers)"},

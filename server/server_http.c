@@ -529,6 +529,10 @@ int server_start(const server_config_t *cfg, server_t **out, char *err, size_t e
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.workers = n > 0 ? (int)n : 1;
     }
+    if (s->cfg.lookup_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.lookup_threads = n > 0 ? (int)n : 1;
+    }
     if (s->cfg.io_threads <= 0) s->cfg.io_threads = 1;
     fp_config_default(&s->fpcfg);
     fp_limits_default(&s->fplim);

@@ -140,6 +140,7 @@ static int ensure_db(srv_worker_t *w)
         return -1;
     }
     store_set_cache(w->store, w->srv->cache);
+    store_set_threads(w->store, w->srv->cfg.lookup_threads, 0);
     set_db_up(w->srv, 1);
     return 0;
 }

@@ -264,6 +264,17 @@ void store_cache_free(store_cache_t *c);      /* NULL is a no-op */
 void store_set_cache(store_t *s, store_cache_t *c);
 
 /*
+ * Lookups of s with a sieve split their decoding, counting and selecting
+ * over at most `threads` threads, the caller's included (1, the default:
+ * the caller's alone; at most 16), taking one more thread for each
+ * min_postings postings they decode (0: 32 768, ~100 us of work), so
+ * small lookups stay on one.  The other threads are made on first use and
+ * kept, asleep between lookups, until store_free.  The hits, in their
+ * order, and so the results are the same for any number.
+ */
+void store_set_threads(store_t *s, int threads, size_t min_postings);
+
+/*
  * The row of `segment` starting at key `start`: when cached, its bytes are
  * appended to *buf (*used bytes in use, *cap allocated, grown with realloc)
  * and 1 is returned; 0 when not cached, -1 out of memory.

@@ -33,7 +33,56 @@ struct store {
                                never change tenant, so only new ids are read */
     size_t ntracks;         /* entries: ids below this are known */
     store_cache_t *cache;   /* borrowed; NULL: none */
+    int threads;            /* a lookup's threads at most, and the postings */
+    size_t thread_postings; /* that take one more (store_set_threads) */
+    struct stri_pool *pool; /* the helper threads of lookups; NULL: none yet */
 };
+
+/* One group of a lookup: a key's postings in one row, still encoded. */
+typedef struct stri_group {
+    uint32_t key;           /* index into the lookup's distinct keys */
+    uint32_t count;         /* postings; once decoded, those left (live
+                               tracks of the tenant) */
+    const uint8_t *data;    /* borrowed from the row */
+    size_t len;
+    size_t at;              /* where its decoded postings go in refs */
+} stri_group_t;
+
+/*
+ * What stri_gather reads: the groups (their counts are rewritten), the
+ * query, for each distinct key k its query prints qprint[qfirst[k] ..
+ * qfirst[k] + qcount[k]), room for every posting in refs (group i at
+ * groups[i].at), and the sieve's options (NULL: every hit is kept) and
+ * expected hits.  Everything is borrowed.
+ */
+typedef struct stri_gather {
+    const store_t *s;
+    int64_t tenant;
+    stri_group_t *groups;
+    size_t ngroups;
+    const fp_print_t *q;
+    size_t nq;
+    const uint32_t *qprint, *qfirst, *qcount;
+    fp_ref_t *refs;
+    const fp_score_opts_t *sieve_opts;
+    size_t need;
+} stri_gather_t;
+
+/*
+ * Decode, sieve and turn into hits the groups of a lookup (store_gather.c),
+ * appending to *out (*n used, *cap allocated, grown with realloc), over at
+ * most `threads` threads (the calling one included; more than one only
+ * with a sieve and at least min_postings postings a thread), the others
+ * helpers of *pool (made on first use, kept: the caller frees it).  The hits come in group order, then
+ * query print order, whatever the number of threads.  Errors:
+ * DB_ERR_CORRUPT (a group does not decode), DB_ERR_NOMEM.
+ */
+typedef struct stri_pool stri_pool_t;
+db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,
+                     fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen);
+
+/* Stop and free a store's helper threads (NULL is a no-op). */
+void stri_pool_free(stri_pool_t *p);
 
 /* Reload the cached lists when the store's generation has moved. */
 db_err_t stri_refresh(store_t *s, db_conn_t *conn, char *err, size_t errlen);

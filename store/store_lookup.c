@@ -36,13 +36,6 @@ typedef struct cached {
     size_t used, arena_cap;
 } cached_t;
 
-typedef struct found {
-    uint32_t key;   /* index into the distinct keys */
-    uint32_t count;
-    const uint8_t *data;
-    size_t len;
-} found_t;
-
 static int cmp_qkey(const void *a, const void *b)
 {
     const qkey_t *x = a, *y = b;
@@ -59,7 +52,7 @@ static int cmp_row(const void *a, const void *b)
 
 static int cmp_found(const void *a, const void *b)
 {
-    const found_t *x = a, *y = b;
+    const stri_group_t *x = a, *y = b;
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
@@ -71,45 +64,6 @@ static int grow_cached(cached_t *c)
     c->rows = x;
     c->cap = nc;
     return 0;
-}
-
-/*
- * The postings of one group, decoded with a cursor, leaving out deleted
- * tracks and, when tenant is not 0, other tenants'.  Writes to o (room for
- * g->count); returns the number written, or -1 when the bytes are
- * malformed.
- */
-static long group_refs(const store_t *s, int64_t tenant, const store_group_t *g,
-                       const uint16_t *ftab, fp_ref_t *o)
-{
-    const fp_ref_t *o0 = o;
-    stri_cursor_t c;
-    stri_cursor_init(&c, g);
-    uint32_t track, t;
-    uint16_t f;
-    int st;
-    while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) {
-        if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
-        if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
-        *o++ = (fp_ref_t){track, t, f < 1024 ? ftab[f] : store_f_unpack(f)};
-    }
-    return st == 0 ? (long)(o - o0) : -1;
-}
-
-/* The hits of query print qi with the postings r[idx[i]] (r[i] when idx is
- * NULL), i < n, written to o. */
-static void refs_hits(const fp_ref_t *r, const uint32_t *idx, size_t n, const fp_print_t *q,
-                      uint32_t qi, fp_hit_t *o)
-{
-    fp_hit_t h = {.query_t = q[qi].t, .query_idx = qi, .query_f = q[qi].f,
-                  .flags = (q[qi].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
-    for (size_t i = 0; i < n; i++) {
-        const fp_ref_t *x = &r[idx ? idx[i] : i];
-        h.track = x->track;
-        h.ref_t = x->t;
-        h.ref_f = x->f;
-        o[i] = h;
-    }
 }
 
 /* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
@@ -257,10 +211,9 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     uint64_t *cost = NULL;
     uint8_t *chosen = NULL;
     row_ref_t *rows = NULL;
-    found_t *found = NULL;
+    stri_group_t *found = NULL;
     fp_ref_t *refs = NULL;
-    uint32_t *idx = NULL;
-    fp_sieve_t *sieve = NULL;
+    uint32_t *qprint = NULL;
     char *sql = NULL, **params = NULL;
     int nparams = 0;
     PGresult *res = NULL;
@@ -361,11 +314,11 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
             if (k < 0) continue;
             if (nfound == found_cap) {
                 found_cap = found_cap ? 2 * found_cap : 1024;
-                found_t *x = realloc(found, found_cap * sizeof *x);
+                stri_group_t *x = realloc(found, found_cap * sizeof *x);
                 if (!x) goto nomem;
                 found = x;
             }
-            found[nfound++] = (found_t){(uint32_t)k, g.count, g.data, g.len};
+            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, 0};
             totals[k] += g.count;
         }
         if (st < 0) {
@@ -387,29 +340,20 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         qfirst[k] = (uint32_t)qi;
         while (qi < m && qk[qi].key == keys[k]) qi++, qcount[k]++;
     }
-    size_t need = 0, most = 0, postings = 0;
+    size_t need = 0, postings = 0, ng = 0;
     for (size_t f = 0; f < nfound; f++) {
         uint32_t k = found[f].key;
         if (max_postings && totals[k] > max_postings) {
             if (skipped && (f == 0 || found[f - 1].key != k)) (*skipped)++;
-            found[f].count = 0; /* not decoded */
-            continue;
+            continue; /* not decoded */
         }
         need += (size_t)qcount[k] * found[f].count;
+        found[f].at = postings;
         postings += found[f].count;
-        if (found[f].count > most) most = found[f].count;
+        found[ng++] = found[f];
     }
     if (fetched) *fetched += need;
-    uint16_t ftab[1024]; /* store_f_unpack of every 10-bit value, once */
-    for (uint16_t v = 0; v < 1024; v++) ftab[v] = store_f_unpack(v);
-
-    /* every group's postings, decoded once (12 bytes a posting: half a
-     * hit's size) and, with a sieve, counted in it while they are in the
-     * cache; then the hits of each query print of the key, or with a
-     * sieve only those it keeps: the chance hits are never written */
-    if (sieve_opts && need) {
-        if (fp_sieve_new(sieve_opts, q, nq, need, &sieve) != FP_OK) goto nomem;
-    } else {
+    if (!sieve_opts && need) {
         if (need > SIZE_MAX / sizeof(fp_hit_t) - *n) goto nomem;
         if (*n + need > *cap) { /* once, not by doubling */
             fp_hit_t *x = realloc(*out, (*n + need) * sizeof *x);
@@ -418,54 +362,24 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
             *cap = *n + need;
         }
     }
+    /* every group's postings, decoded once (12 bytes a posting: half a
+     * hit's size) and, with a sieve, counted in it while they are in the
+     * cache; then the hits of each query print of the key, or with a
+     * sieve only those it keeps: the chance hits are never written
+     * (store_gather.c) */
     refs = malloc((postings ? postings : 1) * sizeof *refs);
-    idx = malloc((most ? most : 1) * sizeof *idx);
-    if (!refs || !idx) goto nomem;
-    size_t at = 0;
-    for (size_t f = 0; f < nfound; f++) {
-        uint32_t k = found[f].key;
-        if (!found[f].count) continue;
-        store_group_t g = {keys[k], found[f].count, found[f].data, found[f].len};
-        long nr = group_refs(s, tenant, &g, ftab, refs + at);
-        if (nr < 0) goto corrupt;
-        found[f].count = (uint32_t)nr; /* what is left of the group */
-        if (sieve)
-            for (uint32_t j = 0; j < qcount[k]; j++)
-                fp_sieve_count_refs(sieve, &q[qk[qfirst[k] + j].idx], refs + at, (size_t)nr);
-        at += (size_t)nr;
-    }
-    at = 0;
-    for (size_t f = 0; f < nfound; f++) {
-        uint32_t k = found[f].key;
-        const fp_ref_t *r = refs + at;
-        size_t nr = found[f].count;
-        at += nr;
-        for (uint32_t j = 0; j < qcount[k] && nr; j++) {
-            uint32_t qi = qk[qfirst[k] + j].idx;
-            size_t kept = sieve ? fp_sieve_select_refs(sieve, &q[qi], r, nr, idx) : nr;
-            if (*n + kept > *cap) {
-                size_t c2 = *cap ? 2 * *cap : 4096;
-                while (c2 < *n + kept) c2 *= 2;
-                fp_hit_t *x = realloc(*out, c2 * sizeof *x);
-                if (!x) goto nomem;
-                *out = x;
-                *cap = c2;
-            }
-            refs_hits(r, sieve ? idx : NULL, kept, q, qi, *out + *n);
-            *n += kept;
-        }
-    }
-    rc = DB_OK;
-    goto done;
-corrupt:
-    rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of the lookup does not decode");
+    qprint = malloc((m ? m : 1) * sizeof *qprint);
+    if (!refs || !qprint) goto nomem;
+    for (size_t i = 0; i < m; i++) qprint[i] = qk[i].idx;
+    stri_gather_t gather = {s, tenant, found, ng, q, nq, qprint, qfirst, qcount,
+                            refs, need ? sieve_opts : NULL, need};
+    rc = stri_gather(&gather, &s->pool, s->threads, s->thread_postings, out, n, cap, err, errlen);
     goto done;
 nomem:
     rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
-    fp_sieve_free(sieve);
     free(refs);
-    free(idx);
+    free(qprint);
     PQclear(res);
     free(qk);
     free(keys);
@@ -486,6 +400,12 @@ done:
 void store_set_cache(store_t *s, store_cache_t *c)
 {
     s->cache = c;
+}
+
+void store_set_threads(store_t *s, int threads, size_t min_postings)
+{
+    s->threads = threads < 1 ? 1 : threads > 16 ? 16 : threads;
+    s->thread_postings = min_postings ? min_postings : 32768;
 }
 
 /* ---- as a match_store_t --------------------------------------------------- */

@@ -25,6 +25,8 @@ db_err_t store_open(db_conn_t *conn, store_t **out, char *err, size_t errlen)
     store_t *s = calloc(1, sizeof *s);
     if (!s) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     s->generation = -1;
+    s->threads = 1;
+    s->thread_postings = 32768;
     rc = stri_refresh(s, conn, err, errlen);
     if (rc != DB_OK) {
         store_free(s);
@@ -43,6 +45,7 @@ void store_free(store_t *s)
     free(s->counts);
     for (size_t i = 0; i < s->ndirs; i++) free(s->dirs[i].starts);
     free(s->dirs);
+    stri_pool_free(s->pool);
     free(s);
 }
 

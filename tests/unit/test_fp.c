@@ -515,6 +515,27 @@ static void test_sieve(void)
                ca[i].ref_start == ck[i].ref_start && ca[i].ref_end == ck[i].ref_end &&
                ca[i].speed == ck[i].speed;
     CHECK(same, "%zu candidates from all hits, %zu from the kept ones", nca, nck);
+    /* three sieves counting a third of the hits each, merged, keep the same */
+    fp_sieve_t *part[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        REQUIRE(fp_sieve_new(&so, q, 431, n, &part[k]) == FP_OK);
+        fp_sieve_count(part[k], h + k * n / 3, (k + 1) * n / 3 - k * n / 3);
+    }
+    CHECK(fp_sieve_merge(part[0], part[1]) == FP_OK && fp_sieve_merge(part[0], part[2]) == FP_OK);
+    fp_sieve_seal(part[0]);
+    fp_hit_t *kept3 = malloc(n * sizeof *kept3);
+    REQUIRE(kept3);
+    memcpy(kept3, h, n * sizeof *h);
+    size_t nk3 = fp_sieve_filter(part[0], kept3, n);
+    CHECK(nk3 == nk && !memcmp(kept3, kept, nk * sizeof *kept), "merged: %zu kept, one sieve %zu",
+          nk3, nk);
+    /* a sieve made for another number of hits has other tables */
+    fp_sieve_t *other = NULL;
+    REQUIRE(fp_sieve_new(&so, q, 431, 64 * n, &other) == FP_OK);
+    CHECK(fp_sieve_merge(part[0], other) == FP_ERR_INVALID);
+    fp_sieve_free(other);
+    for (int k = 0; k < 3; k++) fp_sieve_free(part[k]);
+    free(kept3);
     /* bad options are refused */
     fp_sieve_t *bad = NULL;
     so.min_speed = 2.0;

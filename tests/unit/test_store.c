@@ -532,6 +532,19 @@ static void test_sieve_lookup(void)
         kept_others += got[i].track != (uint32_t)ta;
     }
     CHECK(fetched == nw, "fetched %zu, %zu hits without the sieve", fetched, nw);
+    /* split over threads (a thread for every 64 postings): the same hits,
+     * in the same order */
+    fp_hit_t *split = NULL;
+    size_t ns = 0, cs = 0;
+    store_set_threads(store, 4, 64);
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, &split, &ns, &cs, NULL, &sk, err,
+                       sizeof err) == DB_OK, "%s", err);
+    store_set_threads(store, 1, 0);
+    size_t same = 0;
+    for (size_t i = 0; i < ns && i < ng; i++) same += !cmp_hit(&split[i], &got[i]);
+    CHECK(ns == ng && same == ng && nw >= 4 * 64, "%zu hits on 4 threads, %zu on one, %zu alike",
+          ns, ng, same);
+    free(split);
     CHECK(aligned >= 1500 && kept_aligned == aligned, "aligned hits: %zu of %zu kept", kept_aligned,
           aligned);
     CHECK(others > 0 && kept_others == 0, "chance hits of other tracks: %zu of %zu kept",
