@@ -5,7 +5,7 @@
  *   build/bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]
  *                     [--reuse] [--conninfo STR] [--out FILE] [--seed N]
  *                     [--batch PRINTS] [--max-postings N] [--max-hits N]
- *                     [--cache-mb N] [--threads N] [--alpha A] [--theta T] [FILE.ogg ...]
+ *                     [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]
  *
  *   make bench-store BENCH_STORE_ARGS='--tracks 1000,10000 --out var/bench-store.md'
  *
@@ -73,7 +73,11 @@
  * postings per key (default the matcher's, 2000); --max-hits its budget of
  * hits; --cache-mb a row cache of that size for the lookup passes (as
  * `earmark serve --cache-mb`: the warm-up fills it); --threads N splits
- * each lookup over N threads (store_set_threads; default 1); --seed; --out FILE
+ * each lookup over N threads (store_set_threads; default 1); --fanin N
+ * the tiered merges' fanin after each batch (default the store's; 0: no
+ * merges, every batch stays a segment until the compaction, and the pass
+ * before it is skipped: the fastest way to a large compacted store);
+ * --seed; --out FILE
  * writes the report as a Markdown section; --alpha / --theta force the
  * generator's mixture (--alpha 1: real prints only) or a one-parameter
  * within-track process (--theta inf: no repeats); --reuse measures the
@@ -905,6 +909,7 @@ typedef struct bench {
     long max_hits;          /* match_opts_t.max_hits (-1: the matcher's default) */
     size_t cache_mb;        /* row cache of the lookups, MB (0: none) */
     int threads;            /* threads of one lookup (store_set_threads) */
+    int fanin;              /* tiered merges' fanin (-1: the default; 0: none) */
     size_t batch_prints;
     uint64_t seed;
     int keep;
@@ -1208,8 +1213,10 @@ static int load_tracks(bench_t *b, size_t target, step_t *st)
         double t1 = now_s();
         store_merge_opts_t mo;
         store_merge_opts_default(&mo);
+        if (b->fanin > 0) mo.fanin = b->fanin;
         int merges = 0;
-        if (store_merge(b->store, b->conn, &mo, &merges, err, sizeof err) != DB_OK) goto fail;
+        if (b->fanin != 0 && store_merge(b->store, b->conn, &mo, &merges, err, sizeof err) != DB_OK)
+            goto fail;
         double t2 = now_s();
 
         b->ntracks += nt;
@@ -1432,10 +1439,14 @@ static int run_step(bench_t *b, size_t k)
     for (size_t i = 0; i < b->ntracks; i++) st->audio_s += b->track_s[i];
     if (clips_make(b, k, b->queries, clips)) goto done;
 
-    fprintf(stderr, "  lookups before compaction ...\n");
-    if (lookup_measure(b, clips, b->queries < BEFORE_QUERIES ? b->queries : BEFORE_QUERIES,
-                       &st->before))
-        goto done;
+    /* with no tiered merges every batch is a segment: not a store to look
+     * up in, only to compact */
+    if (b->fanin != 0) {
+        fprintf(stderr, "  lookups before compaction ...\n");
+        if (lookup_measure(b, clips, b->queries < BEFORE_QUERIES ? b->queries : BEFORE_QUERIES,
+                           &st->before))
+            goto done;
+    }
 
     fprintf(stderr, "  compaction ...\n");
     store_merge_opts_t mo;
@@ -1629,7 +1640,10 @@ static void report(const bench_t *b, FILE *f, int md, const char *cmdline, doubl
         if (!st->tracks || !st->after.queries) continue;
         char tb[32];
         mb(tb, sizeof tb, st->tracks_bytes);
-        if (st->batches)
+        if (st->batches && !st->before.queries)
+            fprintf(f, "%s%zu tracks: %d batches, no tiered merges (--fanin 0; %.0f s in batches)\n",
+                    li, st->tracks, st->batches, st->batch_s);
+        else if (st->batches)
             fprintf(f,
                     "%s%zu tracks: %d batches and %d tiered merges (%.0f s in batches, %.0f s "
                     "merging); before compaction (%lld segments, %zu clips) fetch p50/p99 "
@@ -1707,7 +1721,7 @@ static int usage(void)
             "usage: bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]\n"
             "                   [--reuse] [--conninfo STR] [--out FILE] [--seed N]\n"
             "                   [--batch PRINTS] [--max-postings N] [--max-hits N]\n"
-            "                   [--cache-mb N] [--threads N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
+            "                   [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
     return 2;
 }
 
@@ -1738,6 +1752,7 @@ int main(int argc, char **argv)
     b->batch_prints = 2000000;
     b->seed = 20261122;
     b->max_hits = -1;
+    b->fanin = -1;
     b->var_arg = "var/bench-store";
     double alpha = NAN, theta = NAN;
     char **files = calloc((size_t)argc + 8, sizeof *files);
@@ -1763,6 +1778,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max-hits") && more) b->max_hits = strtol(argv[++i], NULL, 10);
         else if (!strcmp(a, "--cache-mb") && more) b->cache_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--threads") && more) b->threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--fanin") && more) b->fanin = atoi(argv[++i]);
         else if (!strcmp(a, "--alpha") && more) alpha = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--theta") && more) theta = strtod(argv[++i], NULL);
         else if (!strcmp(a, "--keep")) b->keep = 1;
