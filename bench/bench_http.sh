@@ -20,7 +20,9 @@
 #   7. with SOAK=1, a long run (SOAK_SECONDS after SOAK_WARMUP) whose
 #      figure is the RSS slope: memory is flat when |slope| <= SLOPE_MAX
 #      MB/min;
-#   8. SIGTERM to the server, which must exit 0 within its grace period;
+#   8. the mean time of each stage of a match (decode, match, store) from
+#      the server's /metrics; SIGTERM to the server, which must exit 0
+#      within its grace period;
 #      the cluster is stopped (on any exit of this script, too).
 # The reports go to stdout and to $BENCH_VAR/report.txt (soak.txt); the
 # server's log (one line a request) to $BENCH_VAR/serve.log.
@@ -187,6 +189,20 @@ if [ "$SOAK" = 1 ]; then
         echo "memory      GROWS: slope $slope MB/min (bar: within +-$SLOPE_MAX)"
         status=1
     fi
+fi
+
+# where a match's time goes: the server's stage histograms (/metrics), as
+# means over every request it served (the smoke test and warm-ups too)
+if command -v curl >/dev/null &&
+    curl -sf "http://127.0.0.1:$port/metrics" -o "$var/metrics.txt" 2>/dev/null; then
+    awk '/^earmark_stage_duration_seconds_(sum|count)/ {
+            match($0, /stage="[a-z]+"/); s = substr($0, RSTART + 7, RLENGTH - 8)
+            if ($0 ~ /_sum/) sum[s] = $2; else cnt[s] = $2 }
+         END { line = "stages     "
+               n = split("decode match store", order, " ")
+               for (i = 1; i <= n; i++) { s = order[i]
+                   if (cnt[s] > 0) line = line sprintf(" %s %.1f ms,", s, 1000 * sum[s] / cnt[s]) }
+               sub(/,$/, " (means, server side)", line); print line }' "$var/metrics.txt"
 fi
 
 # 8. stop the server: SIGTERM, at most its grace period (30 s) and 15 s more

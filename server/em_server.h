@@ -45,8 +45,9 @@ typedef struct server_config {
     const char *conninfo;          /* libpq conninfo ("" = environment) */
     int workers;                   /* matching threads (default: cores) */
     int lookup_threads;            /* threads one large lookup is split
-                                      over, its worker's included (default:
-                                      cores; 1: no split) */
+                                      over at most, its worker's included,
+                                      less one for each other lookup under
+                                      way (default: cores; 1: no split) */
     int io_threads;                /* libmicrohttpd threads (default 2) */
     size_t max_upload_bytes;       /* 413 above (default 50 MB) */
     double max_duration_s;         /* longer decoded audio: 413 (default 600) */

@@ -115,6 +115,7 @@ struct server {
     struct srv_worker *pool;       /* one per thread */
     int nworkers;
     int in_flight;                 /* requests between headers and completion */
+    int matching;                  /* workers in a lookup now (atomic) */
 
     srv_key_cache_t *keys;
     srv_limiter_t *limiter;

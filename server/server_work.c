@@ -140,7 +140,6 @@ static int ensure_db(srv_worker_t *w)
         return -1;
     }
     store_set_cache(w->store, w->srv->cache);
-    store_set_threads(w->store, w->srv->cfg.lookup_threads, 0);
     set_db_up(w->srv, 1);
     return 0;
 }
@@ -396,6 +395,12 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         srv_problem(r, 503, "out_of_memory", "the server is out of memory; retry later");
         goto out;
     }
+    /* a lookup is split over the cores no other match is using: all of
+     * them for a lone request, none when every worker is busy (splitting
+     * then only adds switches) */
+    int busy = __atomic_add_fetch(&s->matching, 1, __ATOMIC_RELAXED);
+    int threads = s->cfg.lookup_threads - busy + 1;
+    store_set_threads(w->store, threads < 1 ? 1 : threads, 0);
     match_opts_t mo;
     match_opts_default(&mo);
     mo.min_frames = r->min_score;
@@ -404,6 +409,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     mo.max_hits = w->srv->cfg.max_hits;
     char err[512];
     fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, NULL, err, sizeof err);
+    __atomic_sub_fetch(&s->matching, 1, __ATOMIC_RELAXED);
     if (rc == FP_ERR_IO) {
         snprintf(w->err, sizeof w->err, "%s", err);
         db_failed(w, r, "looking up the prints");
