@@ -295,7 +295,10 @@ db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, si
     /* one sieve, sealed before the threads read it */
     fp_sieve_t *merged = runs[0].sieve;
     for (int r = 1; r < nruns; r++) {
-        if (fp_sieve_merge(merged, runs[r].sieve) != FP_OK) goto nomem;
+        if (fp_sieve_merge(merged, runs[r].sieve) != FP_OK) { /* made alike: cannot */
+            rc = DB_ERR_INVALID;
+            goto fail;
+        }
         fp_sieve_free(runs[r].sieve);
         runs[r].sieve = merged;
     }
@@ -325,6 +328,8 @@ nomem:
 fail:
     if (rc == DB_ERR_CORRUPT)
         rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of the lookup does not decode");
+    else if (rc == DB_ERR_INVALID)
+        rc = db_errorf(DB_ERR_INVALID, err, errlen, "the lookup's sieves do not merge");
     else
         rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:

@@ -75,7 +75,8 @@ typedef struct stri_gather {
  * with a sieve and at least min_postings postings a thread), the others
  * helpers of *pool (made on first use, kept: the caller frees it).  The hits come in group order, then
  * query print order, whatever the number of threads.  Errors:
- * DB_ERR_CORRUPT (a group does not decode), DB_ERR_NOMEM.
+ * DB_ERR_CORRUPT (a group does not decode), DB_ERR_NOMEM, DB_ERR_INVALID
+ * (never: the threads' sieves are made alike).
  */
 typedef struct stri_pool stri_pool_t;
 db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,
