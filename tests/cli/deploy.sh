@@ -207,6 +207,8 @@ if command -v dpkg >/dev/null && command -v pkg-config >/dev/null; then
 "
     done
     for lib in $(objdump -p "$EM" | sed -n 's/^ *NEEDED *//p'); do
+        # a sanitizer build (make asan) links these; the image is built without
+        case $lib in libasan.so* | libubsan.so* | liblsan.so* | libtsan.so*) continue ;; esac
         path=$(ldd "$EM" | sed -n "s|^[[:space:]]*$lib => \([^ ]*\).*|\1|p")
         p=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1)
         [ -n "$p" ] || p=$(dpkg -S "$path" 2>/dev/null | cut -d: -f1)
