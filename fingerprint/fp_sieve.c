@@ -210,16 +210,12 @@ static void seal_table(const uint8_t *t, uint32_t mask, uint32_t need, uint64_t 
 #endif
 }
 
-static void seal(fp_sieve_t *s)
+void fp_sieve_seal(fp_sieve_t *s)
 {
+    if (s->sealed) return;
     seal_table(s->narrow, s->nmask, s->min_count, s->nkeep);
     if (s->scaled) seal_table(s->wide, s->wmask, s->min_count, s->wkeep);
     s->sealed = 1;
-}
-
-void fp_sieve_seal(fp_sieve_t *s)
-{
-    if (!s->sealed) seal(s);
 }
 
 /* t[i] += u[i], saturating, for n bytes. */
@@ -278,7 +274,7 @@ void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
 size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
 {
     size_t k = 0;
-    if (!s->sealed) seal(s);
+    fp_sieve_seal(s);
     for (size_t i = 0; i < n; i++) {
         idx[k] = (uint32_t)i;
         k += keeps(s, h[i].track, sieve_offset(&h[i]));
@@ -291,7 +287,7 @@ size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t 
 {
     const uint32_t bias = 0x80000000u - qp->t;
     size_t k = 0;
-    if (!s->sealed) seal(s);
+    fp_sieve_seal(s);
     for (size_t i = 0; i < n; i++) {
         idx[k] = (uint32_t)i;
         k += keeps(s, r[i].track, r[i].t + bias);
