@@ -282,6 +282,18 @@ void store_set_threads(store_t *s, int threads, size_t min_postings);
 int store_cache_get(store_cache_t *c, int64_t segment, uint32_t start, uint8_t **buf,
                     size_t *used, size_t *cap);
 
+/*
+ * The row of `segment` starting at key `start`, borrowed: when cached,
+ * *data and *len are its bytes, valid until store_cache_return(c, *loan),
+ * and 1 is returned; 0 when not cached.  A lent row can be evicted (it no
+ * longer counts against the budget then) but is freed only when returned.
+ * Every loan must be returned, once, before store_cache_free.
+ */
+typedef struct store_cache_loan store_cache_loan_t;
+int store_cache_lend(store_cache_t *c, int64_t segment, uint32_t start, const uint8_t **data,
+                     size_t *len, store_cache_loan_t **loan);
+void store_cache_return(store_cache_t *c, store_cache_loan_t *loan); /* NULL: a no-op */
+
 /* Keep a copy of a row (a no-op when it is there already or larger than a
  * 64th of the budget). */
 void store_cache_put(store_cache_t *c, int64_t segment, uint32_t start, const uint8_t *data,

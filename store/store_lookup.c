@@ -25,15 +25,15 @@ typedef struct row_ref {
     uint32_t seg;   /* index into the segment list */
     uint32_t start;
     int tuple;      /* in the result; -1: from the cache */
-    size_t off, len; /* cached rows: their bytes in the arena */
+    const uint8_t *data; /* cached rows: their bytes, lent by the cache */
+    size_t len;
 } row_ref_t;
 
-/* Rows found in the cache: references, and their bytes one after another. */
+/* Rows found in the cache: references, and the loans to return. */
 typedef struct cached {
     row_ref_t *rows;
+    store_cache_loan_t **loans;
     size_t n, cap;
-    uint8_t *arena;
-    size_t used, arena_cap;
 } cached_t;
 
 static int cmp_qkey(const void *a, const void *b)
@@ -60,8 +60,10 @@ static int grow_cached(cached_t *c)
 {
     size_t nc = c->cap ? 2 * c->cap : 256;
     row_ref_t *x = realloc(c->rows, nc * sizeof *x);
-    if (!x) return -1;
-    c->rows = x;
+    if (x) c->rows = x;
+    store_cache_loan_t **l = realloc(c->loans, nc * sizeof *l);
+    if (l) c->loans = l;
+    if (!x || !l) return -1;
     c->cap = nc;
     return 0;
 }
@@ -138,7 +140,9 @@ static db_err_t lookup_sql(store_t *s, db_conn_t *conn, const uint32_t *keys, si
                            char **sql, char ***params, int *nparams, cached_t *c, char *err,
                            size_t errlen)
 {
-    c->n = c->used = 0;
+    /* the rows of an earlier attempt (over another list of segments) */
+    for (size_t i = 0; i < c->n; i++) store_cache_return(s->cache, c->loans[i]);
+    c->n = 0;
     *sql = NULL;
     *params = calloc(s->nsegments + 1, sizeof **params);
     *nparams = 0;
@@ -160,16 +164,15 @@ static db_err_t lookup_sql(store_t *s, db_conn_t *conn, const uint32_t *keys, si
             if (r < 0 || r == last) continue;
             last = r;
             if (s->cache) {
-                size_t off = c->used;
-                int got = store_cache_get(s->cache, s->segments[i], d->starts[r], &c->arena,
-                                          &c->used, &c->arena_cap);
-                if (got < 0 || (got && c->n == c->cap && grow_cached(c))) {
+                if (c->n == c->cap && grow_cached(c)) {
                     free(arr);
                     return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
                 }
-                if (got) {
-                    c->rows[c->n++] = (row_ref_t){(uint32_t)i, d->starts[r], -1, off,
-                                                  c->used - off};
+                const uint8_t *data;
+                size_t dlen;
+                if (store_cache_lend(s->cache, s->segments[i], d->starts[r], &data, &dlen,
+                                     &c->loans[c->n])) {
+                    c->rows[c->n++] = (row_ref_t){(uint32_t)i, d->starts[r], -1, data, dlen};
                     continue;
                 }
             }
@@ -287,7 +290,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
             rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
             goto done;
         }
-        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, 0, 0};
+        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, NULL, 0};
         if (s->cache) {
             size_t len;
             const uint8_t *data = stri_bytes(res, i, 2, &len);
@@ -303,7 +306,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
         if (r && rows[r].seg == rows[r - 1].seg && rows[r].start == rows[r - 1].start) continue;
         size_t len;
         const uint8_t *data = rows[r].tuple >= 0 ? stri_bytes(res, rows[r].tuple, 2, &len)
-                                                 : cached.arena + rows[r].off;
+                                                 : rows[r].data;
         if (rows[r].tuple < 0) len = rows[r].len;
         size_t pos = 0;
         uint32_t prev = rows[r].start;
@@ -392,8 +395,9 @@ done:
     free(found);
     free(sql);
     free_params(params, nparams);
+    for (size_t i = 0; i < cached.n; i++) store_cache_return(s->cache, cached.loans[i]);
     free(cached.rows);
-    free(cached.arena);
+    free(cached.loans);
     return rc;
 }
 

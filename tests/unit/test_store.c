@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +346,16 @@ static void test_cache_basic(void)
           "hits %llu misses %llu rows %llu", (unsigned long long)st.hits,
           (unsigned long long)st.misses, (unsigned long long)st.rows);
 
+    /* a lent row: its bytes stay put while the rows around it come and go,
+     * even once it is evicted; a miss lends nothing */
+    const uint8_t *lent = NULL;
+    size_t lent_len = 0;
+    store_cache_loan_t *loan = NULL;
+    CHECK(store_cache_lend(c, 9, 9, &lent, &lent_len, &loan) == 0, "nothing to lend");
+    CHECK(store_cache_lend(c, 2, 10, &lent, &lent_len, &loan) == 1 && lent_len == l2 && loan,
+          "a row lent");
+    store_cache_return(c, NULL);
+
     /* far more than the budget: it stays within it, evicting */
     for (uint32_t k = 0; k < 20000; k++) {
         size_t l = test_row(3, k, row);
@@ -365,6 +376,30 @@ static void test_cache_basic(void)
     }
     used = 0;
     CHECK(store_cache_get(c, 3, 19999, &buf, &used, &cap) == 1, "the newest row is kept");
+    test_row(2, 10, row);
+    CHECK(lent && !memcmp(lent, row, l2), "a lent row is intact");
+    store_cache_return(c, loan);
+    /* a lent row certainly evicted: stripes that hold one row of 2 500
+     * bytes each, 2 000 more rows put */
+    store_cache_t *one;
+    REQUIRE(store_cache_new(64 * 4000, &one) == DB_OK);
+    uint8_t big[2500];
+    memset(big, 0xa5, sizeof big);
+    store_cache_put(one, 7, 1, big, sizeof big);
+    REQUIRE(store_cache_lend(one, 7, 1, &lent, &lent_len, &loan) == 1);
+    memset(big, 0x5a, sizeof big);
+    for (uint32_t k = 2; k < 2002; k++) store_cache_put(one, 7, k, big, sizeof big);
+    used = 0;
+    CHECK(store_cache_get(one, 7, 1, &buf, &used, &cap) == 0, "the lent row was evicted");
+    size_t same = 0;
+    for (size_t i = 0; i < lent_len; i++) same += lent[i] == 0xa5;
+    CHECK(lent_len == sizeof big && same == sizeof big, "a lent row is intact after its eviction");
+    store_cache_stats_t st1;
+    store_cache_stats(one, &st1);
+    CHECK(st1.bytes <= 64 * 4000, "the evicted lent row is not counted: %llu bytes",
+          (unsigned long long)st1.bytes);
+    store_cache_return(one, loan); /* frees it (ASan: no leak, no double free) */
+    store_cache_free(one);
     /* (the two rows of segments 1 and 2 put first may be held too) */
     CHECK(found + 2 >= st.rows && found <= st.rows && found > 1000, "%zu rows found, %llu held", found,
           (unsigned long long)st.rows);
@@ -398,11 +433,23 @@ static void *cache_thread(void *arg)
         uint32_t start = (w->seed >> 8) % 3000;
         int64_t seg = 1 + (w->seed >> 24) % 3;
         size_t used = 0;
-        int got = store_cache_get(w->c, seg, start, &buf, &used, &cap);
+        int got;
         size_t l = test_row(seg, start, row);
+        if (i % 2) { /* borrowed, held while other threads evict */
+            const uint8_t *data;
+            store_cache_loan_t *loan;
+            got = store_cache_lend(w->c, seg, start, &data, &used, &loan);
+            if (got == 1) {
+                for (int k = 0; k < 50; k++) sched_yield();
+                if (used != l || memcmp(data, row, l)) w->bad++;
+                store_cache_return(w->c, loan);
+            }
+        } else {
+            got = store_cache_get(w->c, seg, start, &buf, &used, &cap);
+            if (got == 1 && (used != l || memcmp(buf, row, l))) w->bad++;
+        }
         if (got == 1) {
             w->hits++;
-            if (used != l || memcmp(buf, row, l)) w->bad++;
         } else {
             store_cache_put(w->c, seg, start, row, l);
         }
@@ -411,8 +458,9 @@ static void *cache_thread(void *arg)
     return NULL;
 }
 
-/* Four threads getting and putting overlapping rows through a cache that
- * keeps about half of them: every row read back is the one put. */
+/* Four threads getting, borrowing and putting overlapping rows through a
+ * cache that keeps about half of them: every row read back is the one
+ * put, borrowed ones included while they are evicted. */
 static void test_cache_threads(void)
 {
     store_cache_t *c;
