@@ -222,14 +222,59 @@ static void free_params(char **params, int n)
     free(params);
 }
 
+/*
+ * The generation check of a lookup, sent without waiting for the answer
+ * (PQsendQuery): the lookup chooses its keys and borrows its cached rows
+ * meanwhile, and reads the answer (gen_recv) before it uses anything else
+ * of the database.  Hides the round trip, ~0.4 ms of a lookup's ~10.
+ * Returns 1 when sent; 0 when not (the caller then checks synchronously).
+ */
+static int gen_send(db_conn_t *conn)
+{
+    PGconn *pg = db_pg(conn);
+    return PQstatus(pg) == CONNECTION_OK && PQisBusy(pg) == 0 &&
+           PQsendQuery(pg, "SELECT generation FROM store_meta WHERE id = 1") == 1;
+}
+
+/* The answer to gen_send, every result read; 0 with *gen, -1 when there is
+ * none to trust (the caller then checks synchronously, which reports). */
+static int gen_recv(db_conn_t *conn, int64_t *gen)
+{
+    PGconn *pg = db_pg(conn);
+    PGresult *r;
+    int ok = 0;
+    while ((r = PQgetResult(pg))) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !ok) {
+            *gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+            ok = 1;
+        }
+        PQclear(r);
+    }
+    return ok ? 0 : -1;
+}
+
+/* Is every segment's row directory loaded (so lookup_sql runs no query)? */
+static int dirs_loaded(const store_t *s)
+{
+    for (size_t i = 0; i < s->nsegments; i++) {
+        size_t d = 0;
+        while (d < s->ndirs && s->dirs[d].segment != s->segments[i]) d++;
+        if (d == s->ndirs) return 0;
+    }
+    return 1;
+}
+
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
                     fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
                     char *err, size_t errlen)
 {
-    db_err_t rc = stri_refresh(s, conn, err, errlen);
-    if (rc != DB_OK) return rc;
-    if (!nq || !s->nsegments) return DB_OK;
+    db_err_t rc = DB_OK;
+    int pending = gen_send(conn);
+    if (!pending) {
+        rc = stri_refresh(s, conn, err, errlen);
+        if (rc != DB_OK) return rc;
+    }
 
     qkey_t *qk = NULL;
     uint32_t *keys = NULL, *totals = NULL, *qfirst = NULL, *qcount = NULL;
@@ -240,54 +285,86 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     fp_ref_t *refs = NULL;
     uint32_t *qprint = NULL;
     char *sql = NULL, **params = NULL;
-    int nparams = 0;
+    int nparams = 0, early = 0;
     PGresult *res = NULL;
-    size_t nkeys = 0, nfound = 0, found_cap = 0;
+    size_t nkeys = 0, nfound = 0, found_cap = 0, m = 0;
+    size_t skipped0 = skipped ? *skipped : 0;
     cached_t cached = {0};
 
-    qk = malloc(2 * nq * sizeof *qk); /* and room to sort */
-    keys = malloc(nq * sizeof *keys);
-    if (!qk || !keys) goto nomem;
-    size_t m = 0;
-    for (size_t i = 0; i < nq; i++) {
-        uint32_t key;
-        if (store_key(q[i].hash, &key)) continue;
-        qk[m++] = (qkey_t){key, (uint32_t)i};
-    }
-    sort_qkeys(qk, qk + nq, m);
-    /* what each key costs, from the segments' counts: absent keys are not
-     * fetched, too common ones are skipped, and of the rest the rarest are
-     * taken within the budget */
-    cost = malloc((m + 1) * sizeof *cost);
-    chosen = malloc(m + 1);
-    if (!cost || !chosen) goto nomem;
-    size_t nc = 0;
-    /* a count at the top of the one-byte scale only says "at least ~60 000":
-     * under a budget such a key cannot be priced, and is not fetched */
-    uint32_t unpriced = max_hits ? store_count_unpack(255) : UINT32_MAX;
-    for (size_t i = 0; i < m;) {
-        size_t j = i;
-        while (j < m && qk[j].key == qk[i].key) j++;
-        uint32_t postings = s->counts ? s->counts[qk[i].key] : 1;
-        if (postings && (!max_postings || postings <= max_postings) && postings < unpriced) {
-            keys[nc] = qk[i].key;
-            cost[nc++] = (uint64_t)postings * (j - i);
-        } else if (postings && skipped) {
-            (*skipped)++;
+    qk = malloc((2 * nq + 1) * sizeof *qk); /* and room to sort */
+    keys = malloc((nq + 1) * sizeof *keys);
+    cost = malloc((nq + 1) * sizeof *cost);
+    chosen = malloc(nq + 1);
+    if (!qk || !keys || !cost || !chosen) goto nomem;
+select:
+    nkeys = m = 0;
+    if (skipped) *skipped = skipped0;
+    if (nq && s->nsegments) {
+        for (size_t i = 0; i < nq; i++) {
+            uint32_t key;
+            if (store_key(q[i].hash, &key)) continue;
+            qk[m++] = (qkey_t){key, (uint32_t)i};
         }
-        i = j;
+        sort_qkeys(qk, qk + nq, m);
+        /* what each key costs, from the segments' counts: absent keys are
+         * not fetched, too common ones are skipped, and of the rest the
+         * rarest are taken within the budget */
+        size_t nc = 0;
+        /* a count at the top of the one-byte scale only says "at least
+         * ~60 000": under a budget such a key cannot be priced, and is not
+         * fetched */
+        uint32_t unpriced = max_hits ? store_count_unpack(255) : UINT32_MAX;
+        for (size_t i = 0; i < m;) {
+            size_t j = i;
+            while (j < m && qk[j].key == qk[i].key) j++;
+            uint32_t postings = s->counts ? s->counts[qk[i].key] : 1;
+            if (postings && (!max_postings || postings <= max_postings) && postings < unpriced) {
+                keys[nc] = qk[i].key;
+                cost[nc++] = (uint64_t)postings * (j - i);
+            } else if (postings && skipped) {
+                (*skipped)++;
+            }
+            i = j;
+        }
+        match_budget_select(cost, nc, s->counts ? max_hits : 0, chosen);
+        for (size_t i = 0; i < nc; i++) {
+            if (chosen[i]) keys[nkeys++] = keys[i];
+            else if (skipped) (*skipped)++;
+        }
     }
-    match_budget_select(cost, nc, s->counts ? max_hits : 0, chosen);
-    for (size_t i = 0; i < nc; i++) {
-        if (chosen[i]) keys[nkeys++] = keys[i];
-        else if (skipped) (*skipped)++;
+    /* while the generation is on its way: the rows the cache lends */
+    if (pending && nkeys && dirs_loaded(s)) {
+        rc = lookup_sql(s, conn, keys, nkeys, &sql, &params, &nparams, &cached, err, errlen);
+        early = 1;
     }
-    if (!nkeys) goto done;
+    if (pending) {
+        int64_t gen = -1, before = s->generation;
+        pending = 0;
+        if (gen_recv(conn, &gen) || gen != before) {
+            db_err_t r2 = stri_refresh(s, conn, err, errlen);
+            if (r2 != DB_OK) {
+                rc = r2;
+                goto done;
+            }
+            if (s->generation != before) { /* the store moved: choose again */
+                free(sql);
+                free_params(params, nparams);
+                sql = NULL;
+                params = NULL;
+                nparams = early = 0;
+                rc = DB_OK;
+                goto select;
+            }
+        }
+    }
+    if (rc != DB_OK || !nkeys) goto done;
 
     for (int attempt = 0; attempt < 2; attempt++) {
-        free(sql);
-        free_params(params, nparams);
-        rc = lookup_sql(s, conn, keys, nkeys, &sql, &params, &nparams, &cached, err, errlen);
+        if (!(attempt == 0 && early)) {
+            free(sql);
+            free_params(params, nparams);
+            rc = lookup_sql(s, conn, keys, nkeys, &sql, &params, &nparams, &cached, err, errlen);
+        }
         if (rc == DB_OK && !nparams && !cached.n) goto done;
         if (rc == DB_OK && nparams)
             rc = db_query(conn, sql, nparams, (const char *const *)params, 1, &res, err, errlen);
