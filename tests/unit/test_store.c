@@ -295,6 +295,26 @@ static void test_batch_and_lookup(void)
     on = aligned_hits(pc + 100, 1200, tc, &total);
     CHECK(on == 1200, "track c: %zu of 1200 prints at the right time", on);
 
+    /* each hit carries its posting's frequency, packed and unpacked
+     * (store_f_pack), with the sieve and without */
+    fp_score_opts_t so;
+    fp_score_opts_default(&so);
+    for (int sieved = 0; sieved < 2; sieved++) {
+        fp_hit_t *fh = NULL;
+        size_t fn = 0, fcap = 0, fsk = 0, on_f = 0, bad_f = 0;
+        REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 0, sieved ? &so : NULL, &fh, &fn,
+                           &fcap, NULL, &fsk, err, sizeof err) == DB_OK, "%s", err);
+        for (size_t i = 0; i < fn; i++) {
+            const fp_print_t *qp = &pb[5000 + fh[i].query_idx];
+            if (fh[i].track != (uint32_t)tb || fh[i].ref_t != qp->t) continue;
+            on_f++;
+            bad_f += fh[i].ref_f != store_f_unpack(store_f_pack(qp->f)) || !fh[i].ref_f;
+        }
+        CHECK(on_f >= 1200 && bad_f == 0, "%s: %zu of %zu aligned hits with another f",
+              sieved ? "sieved" : "unsieved", bad_f, on_f);
+        free(fh);
+    }
+
     /* a budget of hits: kept to, the rarest keys first */
     fp_hit_t *hits = NULL;
     size_t nh = 0, hcap = 0, sk = 0;
