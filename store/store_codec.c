@@ -294,3 +294,44 @@ int store_group_decode(const store_group_t *g, store_posting_t *out)
         out[i++] = (store_posting_t){g->key, track, t, f, 0};
     return st == 0 ? 0 : -1;
 }
+
+db_err_t stri_row_decode(uint32_t start, const uint8_t *row, size_t len, uint8_t **blob,
+                         size_t *bloblen)
+{
+    *blob = NULL;
+    *bloblen = 0;
+    size_t pos = 0, ngroups = 0, npostings = 0;
+    uint32_t prev = start;
+    store_group_t g;
+    int st;
+    while ((st = store_row_next(row, len, &pos, &prev, &g)) == 1) {
+        ngroups++;
+        npostings += g.count;
+    }
+    if (st < 0 || npostings > UINT32_MAX) return DB_ERR_CORRUPT;
+    size_t size = sizeof(stri_drow_t) + ngroups * sizeof(stri_drow_group_t) +
+                  npostings * sizeof(fp_ref_t);
+    uint8_t *b = malloc(size);
+    if (!b) return DB_ERR_NOMEM;
+    *(stri_drow_t *)b = (stri_drow_t){(uint32_t)ngroups, (uint32_t)npostings};
+    stri_drow_group_t *grp = (stri_drow_group_t *)(b + sizeof(stri_drow_t));
+    fp_ref_t *refs = (fp_ref_t *)(grp + ngroups);
+    size_t k = 0, at = 0;
+    pos = 0;
+    prev = start;
+    while (store_row_next(row, len, &pos, &prev, &g) == 1) {
+        grp[k++] = (stri_drow_group_t){g.key, g.count, (uint32_t)at};
+        stri_cursor_t c;
+        stri_cursor_init(&c, &g);
+        uint32_t track, t;
+        uint16_t f;
+        while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) refs[at++] = (fp_ref_t){track, t, f};
+        if (st < 0) {
+            free(b);
+            return DB_ERR_CORRUPT;
+        }
+    }
+    *blob = b;
+    *bloblen = size;
+    return DB_OK;
+}

@@ -45,29 +45,47 @@ typedef struct run {
     uint32_t *idx;          /* room for the largest group */
 } run_t;
 
+/* Is the track's posting one the lookup sees: not deleted, and the
+ * tenant's when tenant is not 0? */
+static inline int live(const store_t *s, int64_t tenant, uint32_t track)
+{
+    return !(s->ndead && stri_is_dead(s->dead, s->ndead, track)) &&
+           !(tenant && stri_tenant_of(s, track) != (uint32_t)tenant);
+}
+
 /*
- * The postings of one group, decoded with a cursor, leaving out deleted
- * tracks and, when tenant is not 0, other tenants'.  Writes to o (room for
- * g->count), f still packed (store_f_pack): the sieve does not read it,
- * and unpacking it (a table lookup) was a fifth of the decoding, for the
- * ~2% of postings that become hits (refs_hits unpacks those).  Returns
- * the number written, or -1 when the bytes are malformed.
+ * The postings of one group, leaving out deleted tracks and, when tenant
+ * is not 0, other tenants': copied from a cached row (decoded already) or
+ * decoded with a cursor.  Writes to o (room for g->count), f still packed
+ * (store_f_pack): the sieve does not read it, and unpacking it (a table
+ * lookup) was a fifth of the decoding, for the ~2% of postings that become
+ * hits (refs_hits unpacks those).  Returns the number written, or -1 when
+ * the bytes are malformed.
  */
 static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp, fp_ref_t *o)
 {
-    const fp_ref_t *o0 = o;
+    size_t k = 0;
+    if (grp->decoded) {
+        const fp_ref_t *in = grp->decoded;
+        if (!s->ndead && !tenant) {
+            memcpy(o, in, grp->count * sizeof *o);
+            return (long)grp->count;
+        }
+        for (uint32_t i = 0; i < grp->count; i++) {
+            o[k] = in[i];
+            k += live(s, tenant, in[i].track);
+        }
+        return (long)k;
+    }
     store_group_t g = {0, grp->count, grp->data, grp->len};
     stri_cursor_t c;
     stri_cursor_init(&c, &g);
     uint32_t track, t;
     uint16_t f;
     int st;
-    while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) {
-        if (s->ndead && stri_is_dead(s->dead, s->ndead, track)) continue;
-        if (tenant && stri_tenant_of(s, track) != (uint32_t)tenant) continue;
-        *o++ = (fp_ref_t){track, t, f};
-    }
-    return st == 0 ? (long)(o - o0) : -1;
+    while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1)
+        if (live(s, tenant, track)) o[k++] = (fp_ref_t){track, t, f};
+    return st == 0 ? (long)k : -1;
 }
 
 /* The hits of query print qi with the postings r[idx[i]] (r[i] when idx is

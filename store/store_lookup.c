@@ -25,7 +25,7 @@ typedef struct row_ref {
     uint32_t seg;   /* index into the segment list */
     uint32_t start;
     int tuple;      /* in the result; -1: from the cache */
-    const uint8_t *data; /* cached rows: their bytes, lent by the cache */
+    const uint8_t *data; /* cached rows: decoded (stri_drow_t), lent by the cache */
     size_t len;
 } row_ref_t;
 
@@ -390,10 +390,15 @@ select:
             goto done;
         }
         rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, NULL, 0};
-        if (s->cache) {
-            size_t len;
+        if (s->cache) { /* kept decoded (a row that does not decode is not kept) */
+            size_t len, bloblen;
             const uint8_t *data = stri_bytes(res, i, 2, &len);
-            store_cache_put(s->cache, s->segments[rows[i].seg], rows[i].start, data, len);
+            uint8_t *blob;
+            db_err_t drc = stri_row_decode(rows[i].start, data, len, &blob, &bloblen);
+            if (drc == DB_ERR_NOMEM) goto nomem;
+            if (drc == DB_OK)
+                store_cache_put(s->cache, s->segments[rows[i].seg], rows[i].start, blob, bloblen);
+            free(blob);
         }
     }
     if (cached.n) memcpy(rows + nfetched, cached.rows, cached.n * sizeof *rows);
@@ -403,10 +408,28 @@ select:
     if (!totals) goto nomem;
     for (int r = 0; r < ntup; r++) {
         if (r && rows[r].seg == rows[r - 1].seg && rows[r].start == rows[r - 1].start) continue;
+        if (rows[r].tuple < 0) { /* from the cache: decoded */
+            const uint8_t *blob = rows[r].data;
+            uint32_t ng = ((const stri_drow_t *)blob)->ngroups;
+            const stri_drow_group_t *dg = stri_drow_groups(blob);
+            const fp_ref_t *drefs = stri_drow_refs(blob);
+            for (uint32_t i = 0; i < ng; i++) {
+                long k = find_key(keys, nkeys, dg[i].key);
+                if (k < 0) continue;
+                if (nfound == found_cap) {
+                    found_cap = found_cap ? 2 * found_cap : 1024;
+                    stri_group_t *x = realloc(found, found_cap * sizeof *x);
+                    if (!x) goto nomem;
+                    found = x;
+                }
+                found[nfound++] =
+                    (stri_group_t){(uint32_t)k, dg[i].count, NULL, 0, drefs + dg[i].first, 0};
+                totals[k] += dg[i].count;
+            }
+            continue;
+        }
         size_t len;
-        const uint8_t *data = rows[r].tuple >= 0 ? stri_bytes(res, rows[r].tuple, 2, &len)
-                                                 : rows[r].data;
-        if (rows[r].tuple < 0) len = rows[r].len;
+        const uint8_t *data = stri_bytes(res, rows[r].tuple, 2, &len);
         size_t pos = 0;
         uint32_t prev = rows[r].start;
         store_group_t g;
@@ -420,7 +443,7 @@ select:
                 if (!x) goto nomem;
                 found = x;
             }
-            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, 0};
+            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, 0};
             totals[k] += g.count;
         }
         if (st < 0) {

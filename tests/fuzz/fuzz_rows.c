@@ -20,7 +20,10 @@
  *     track, t, f) less the exact duplicates of (key, track, t) the encoder
  *     drops (it keeps the first): same number written, rows in key order
  *     starting at their first key, and a row of several groups within
- *     STORE_ROW_BYTES.
+ *     STORE_ROW_BYTES;
+ *   - stri_row_decode() (the row as the row cache keeps it) decodes exactly
+ *     the rows that decode group by group, to the same postings, f left
+ *     packed, and refuses the others with DB_ERR_CORRUPT.
  *
  * With FUZZ_ROWS_SEEDS=DIR in the environment the program only writes seed
  * inputs (rows encoded from random postings) into DIR and exits.
@@ -28,6 +31,7 @@
  * Built and run by tests/fuzz/run.sh.
  */
 #include "em_store.h"
+#include "store_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -211,6 +215,45 @@ static void round_trip(plist_t *dec)
     free(want);
 }
 
+/* stri_row_decode agrees with walk_row: the same postings when the row
+ * decodes whole (dec holds them), a refusal when a group does not decode. */
+static void check_drow(uint32_t start, const uint8_t *row, size_t len, int whole, const plist_t *dec)
+{
+    uint8_t *blob = NULL;
+    size_t bloblen = 0;
+    db_err_t rc = stri_row_decode(start, row, len, &blob, &bloblen);
+    if (rc == DB_ERR_NOMEM) abort();
+    if (whole) {
+        if (rc != DB_OK) broken("stri_row_decode refused a row that decodes", (uint32_t)rc);
+        const stri_drow_t *h = (const stri_drow_t *)blob;
+        const stri_drow_group_t *g = stri_drow_groups(blob);
+        const fp_ref_t *r = stri_drow_refs(blob);
+        if (h->npostings != dec->n) broken("stri_row_decode: another number of postings", h->npostings);
+        if ((const uint8_t *)(r + h->npostings) != blob + bloblen)
+            broken("stri_row_decode: the blob's length", (uint32_t)bloblen);
+        size_t at = 0;
+        for (uint32_t i = 0; i < h->ngroups; i++) {
+            if (g[i].first != at) broken("stri_row_decode: a group's first posting", g[i].first);
+            for (uint32_t k = 0; k < g[i].count; k++, at++) {
+                const store_posting_t *p = &dec->p[at];
+                if (p->key != g[i].key || p->track != r[at].track || p->t != r[at].t ||
+                    p->f != r[at].f)
+                    broken("stri_row_decode: another posting", (uint32_t)at);
+            }
+        }
+        if (at != dec->n) broken("stri_row_decode: groups do not cover the postings", (uint32_t)at);
+    } else if (rc == DB_OK) {
+        /* walk_row skips groups over MAX_DECODE postings: not a refusal */
+        const stri_drow_t *h = (const stri_drow_t *)blob;
+        int big = 0;
+        for (uint32_t i = 0; i < h->ngroups; i++) big |= stri_drow_groups(blob)[i].count > MAX_DECODE;
+        if (!big) broken("stri_row_decode took a row that does not decode", 0);
+    } else if (rc != DB_ERR_CORRUPT) {
+        broken("stri_row_decode: neither DB_OK nor DB_ERR_CORRUPT", (uint32_t)rc);
+    }
+    free(blob);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4) return 0;
@@ -221,7 +264,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!row) abort();
     memcpy(row, data + 4, len);
     plist_t dec = {0};
-    if (walk_row(start, row, len, &dec)) round_trip(&dec);
+    int whole = walk_row(start, row, len, &dec);
+    check_drow(start, row, len, whole, &dec);
+    if (whole) round_trip(&dec);
     free(dec.p);
     free(row);
     return 0;
