@@ -43,6 +43,8 @@ typedef struct run {
     fp_hit_t *own;
     size_t own_n, own_cap;
     uint32_t *idx;          /* room for the largest group */
+    int filter;             /* some postings are left out: deleted tracks,
+                               or tracks of other tenants */
 } run_t;
 
 /* Is the track's posting one the lookup sees: not deleted, and the
@@ -111,8 +113,17 @@ static void run_decode(run_t *r)
     for (size_t i = 0; i < g->ngroups; i++) {
         if ((i / GATHER_BLOCK) % (size_t)r->nruns != (size_t)r->nth) continue;
         stri_group_t *grp = &g->groups[i];
-        fp_ref_t *refs = g->refs + grp->at;
-        long nr = group_refs(g->s, g->tenant, grp, refs);
+        const fp_ref_t *refs;
+        long nr;
+        if (grp->decoded && !r->filter) { /* read in place */
+            refs = grp->decoded;
+            nr = grp->count;
+        } else {
+            fp_ref_t *own = g->refs + grp->at;
+            nr = group_refs(g->s, r->filter ? g->tenant : 0, grp, own);
+            refs = own;
+        }
+        grp->refs = refs;
         if (nr < 0) {
             r->rc = DB_ERR_CORRUPT;
             return;
@@ -131,7 +142,7 @@ static void run_select(run_t *r)
     const stri_gather_t *g = r->g;
     for (size_t i = r->from; i < r->to; i++) {
         const stri_group_t *grp = &g->groups[i];
-        const fp_ref_t *refs = g->refs + grp->at;
+        const fp_ref_t *refs = grp->refs;
         size_t nr = grp->count;
         for (uint32_t j = 0; j < g->qcount[grp->key] && nr; j++) {
             uint32_t qi = g->qprint[g->qfirst[grp->key] + j];
@@ -280,12 +291,17 @@ db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, si
     if (nruns > 1) nruns = 1 + pool_grow(pool, nruns - 1);
 
     memset(runs, 0, sizeof runs);
+    /* a store of one tenant's tracks, none deleted, has nothing to leave
+     * out of that tenant's lookups: cached postings are read in place */
+    const store_t *s = g->s;
+    int filter = s->ndead || (g->tenant && s->sole_tenant != (uint32_t)g->tenant);
     /* cut the groups into runs of about postings / nruns postings */
     size_t from = 0, sum = 0;
     for (int r = 0; r < nruns; r++) {
         size_t to = from, goal = postings * (size_t)(r + 1) / (size_t)nruns;
         while (to < g->ngroups && (r == nruns - 1 || sum < goal)) sum += g->groups[to++].count;
-        runs[r] = (run_t){.g = g, .from = from, .to = to, .nth = r, .nruns = nruns, .rc = DB_OK};
+        runs[r] = (run_t){.g = g, .from = from, .to = to, .nth = r, .nruns = nruns, .rc = DB_OK,
+                          .filter = filter};
         if (r == 0) {
             runs[r].out = out;
             runs[r].n = n;

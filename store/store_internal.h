@@ -32,6 +32,8 @@ struct store {
     uint32_t *track_tenant; /* tenant of each track id (0: none); tracks
                                never change tenant, so only new ids are read */
     size_t ntracks;         /* entries: ids below this are known */
+    uint32_t sole_tenant;   /* the tenant of every known track; 0: none
+                               known, UINT32_MAX: several */
     store_cache_t *cache;   /* borrowed; NULL: none */
     int threads;            /* a lookup's threads at most, and the postings */
     size_t thread_postings; /* that take one more (store_set_threads) */
@@ -48,6 +50,8 @@ typedef struct stri_group {
     size_t len;
     const fp_ref_t *decoded; /* borrowed from the cache, or NULL */
     size_t at;              /* where its decoded postings go in refs */
+    const fp_ref_t *refs;   /* once decoded: its postings (at refs + at, or
+                               the cache's own when nothing is left out) */
 } stri_group_t;
 
 /*

@@ -423,7 +423,7 @@ select:
                     found = x;
                 }
                 found[nfound++] =
-                    (stri_group_t){(uint32_t)k, dg[i].count, NULL, 0, drefs + dg[i].first, 0};
+                    (stri_group_t){(uint32_t)k, dg[i].count, NULL, 0, drefs + dg[i].first, 0, NULL};
                 totals[k] += dg[i].count;
             }
             continue;
@@ -443,7 +443,7 @@ select:
                 if (!x) goto nomem;
                 found = x;
             }
-            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, 0};
+            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, 0, NULL};
             totals[k] += g.count;
         }
         if (st < 0) {

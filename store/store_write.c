@@ -147,9 +147,14 @@ static db_err_t load_tenants(store_t *s, db_conn_t *conn, char *err, size_t errl
             return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
         }
         memset(t + s->ntracks, 0, (maxid + 1 - s->ntracks) * sizeof *t);
-        for (int i = 0; i < rows; i++)
-            t[strtoull(PQgetvalue(res, i, 0), NULL, 10)] =
-                (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        for (int i = 0; i < rows; i++) {
+            uint32_t tenant = (uint32_t)strtoull(PQgetvalue(res, i, 1), NULL, 10);
+            t[strtoull(PQgetvalue(res, i, 0), NULL, 10)] = tenant;
+            if (!tenant || (s->sole_tenant && s->sole_tenant != tenant))
+                s->sole_tenant = UINT32_MAX; /* (no tenant: never one to trust) */
+            else
+                s->sole_tenant = tenant;
+        }
         s->track_tenant = t;
         s->ntracks = maxid + 1;
     }

@@ -725,6 +725,16 @@ static void test_tenants(void)
     int64_t mine = tenant, other;
     REQUIRE(catalog_tenant_ensure(conn, "other-label", &other, err, sizeof err) == DB_OK, "%s", err);
     fp_print_t *p = fake_prints(NP, 77);
+    /* through a row cache, twice (fetched, then from the cache, where the
+     * postings are read in place while one tenant owns every track) */
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
+    store_set_cache(store, c);
+    for (int round = 0; round < 2; round++) {
+        CHECK(aligned_hits_of(mine, pc + 100, 1200, tc, NULL) == 1200, "cached %d: own track", round);
+        CHECK(aligned_hits_of(other, pc + 100, 1200, tc, NULL) == 0,
+              "cached %d: a tenant with no tracks sees another's", round);
+    }
     store_batch_t *b;
     REQUIRE(store_batch_begin(store, conn, &b, err, sizeof err) == DB_OK, "%s", err);
     tenant = other;
@@ -736,6 +746,15 @@ static void test_tenants(void)
     CHECK(aligned_hits_of(other, p + 100, 1200, theirs, NULL) == 1200, "its own tenant");
     CHECK(aligned_hits_of(mine, p + 100, 1200, theirs, NULL) == 0, "another tenant's track seen");
     CHECK(aligned_hits_of(mine, pc + 100, 1200, tc, NULL) == 1200, "own track not seen");
+    for (int round = 0; round < 2; round++) {
+        CHECK(aligned_hits_of(other, p + 100, 1200, theirs, NULL) == 1200, "cached %d: its own", round);
+        CHECK(aligned_hits_of(mine, p + 100, 1200, theirs, NULL) == 0,
+              "cached %d: another tenant's track seen", round);
+        CHECK(aligned_hits_of(other, pc + 100, 1200, tc, NULL) == 0,
+              "cached %d: another tenant's track seen", round);
+    }
+    store_set_cache(store, NULL);
+    store_cache_free(c);
     free(p);
 }
 
