@@ -444,8 +444,8 @@ void fp_sieve_seal(fp_sieve_t *s);
 typedef struct fp_ref {
     uint32_t track;       /* the reference recording */
     uint32_t t;           /* the posting's anchor frame */
-    uint16_t f;           /* its anchor frequency (fp_print_t.f; 0: unknown) */
-} fp_ref_t;
+} fp_ref_t;               /* 8 bytes: the sieve reads hundreds of thousands
+                             (a posting's frequency travels beside it) */
 void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n);
 size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
                             size_t n, uint32_t *idx);

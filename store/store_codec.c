@@ -310,12 +310,13 @@ db_err_t stri_row_decode(uint32_t start, const uint8_t *row, size_t len, uint8_t
     }
     if (st < 0 || npostings > UINT32_MAX) return DB_ERR_CORRUPT;
     size_t size = sizeof(stri_drow_t) + ngroups * sizeof(stri_drow_group_t) +
-                  npostings * sizeof(fp_ref_t);
+                  npostings * (sizeof(fp_ref_t) + sizeof(uint16_t));
     uint8_t *b = malloc(size);
     if (!b) return DB_ERR_NOMEM;
     *(stri_drow_t *)b = (stri_drow_t){(uint32_t)ngroups, (uint32_t)npostings};
     stri_drow_group_t *grp = (stri_drow_group_t *)(b + sizeof(stri_drow_t));
     fp_ref_t *refs = (fp_ref_t *)(grp + ngroups);
+    uint16_t *fs = (uint16_t *)(refs + npostings);
     size_t k = 0, at = 0;
     pos = 0;
     prev = start;
@@ -325,7 +326,10 @@ db_err_t stri_row_decode(uint32_t start, const uint8_t *row, size_t len, uint8_t
         stri_cursor_init(&c, &g);
         uint32_t track, t;
         uint16_t f;
-        while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) refs[at++] = (fp_ref_t){track, t, f};
+        while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1) {
+            fs[at] = f;
+            refs[at++] = (fp_ref_t){track, t};
+        }
         if (st < 0) {
             free(b);
             return DB_ERR_CORRUPT;

@@ -5,7 +5,8 @@
  * store_lookup.c finds the groups of the clip's keys in the rows (a
  * stri_group_t each, its bytes still encoded).  Here, in two phases:
  *
- *   1. decode every group once into fp_ref_t (12 bytes a posting, f left packed) at its
+ *   1. decode every group once into fp_ref_t (8 bytes a posting, its
+ *      packed frequency beside it in another array) at its
  *      place in one array, leaving out deleted tracks and other tenants',
  *      and count each posting, for each query print of its key, in the
  *      sieve while it is in the cache;
@@ -58,23 +59,28 @@ static inline int live(const store_t *s, int64_t tenant, uint32_t track)
 /*
  * The postings of one group, leaving out deleted tracks and, when tenant
  * is not 0, other tenants': copied from a cached row (decoded already) or
- * decoded with a cursor.  Writes to o (room for g->count), f still packed
- * (store_f_pack): the sieve does not read it, and unpacking it (a table
- * lookup) was a fifth of the decoding, for the ~2% of postings that become
- * hits (refs_hits unpacks those).  Returns the number written, or -1 when
- * the bytes are malformed.
+ * decoded with a cursor.  Writes to o and of (room for g->count each), the
+ * frequencies beside the postings, still packed (store_f_pack): the sieve
+ * reads only the 8-byte postings, and unpacking (a table lookup) was a
+ * fifth of the decoding, for the ~2% of postings that become hits
+ * (refs_hits unpacks those).  Returns the number written, or -1 when the
+ * bytes are malformed.
  */
-static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp, fp_ref_t *o)
+static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp, fp_ref_t *o,
+                       uint16_t *of)
 {
     size_t k = 0;
     if (grp->decoded) {
         const fp_ref_t *in = grp->decoded;
+        const uint16_t *inf = grp->decoded_f;
         if (!s->ndead && !tenant) {
             memcpy(o, in, grp->count * sizeof *o);
+            memcpy(of, inf, grp->count * sizeof *of);
             return (long)grp->count;
         }
         for (uint32_t i = 0; i < grp->count; i++) {
             o[k] = in[i];
+            of[k] = inf[i];
             k += live(s, tenant, in[i].track);
         }
         return (long)k;
@@ -86,22 +92,25 @@ static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp
     uint16_t f;
     int st;
     while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1)
-        if (live(s, tenant, track)) o[k++] = (fp_ref_t){track, t, f};
+        if (live(s, tenant, track)) {
+            of[k] = f;
+            o[k++] = (fp_ref_t){track, t};
+        }
     return st == 0 ? (long)k : -1;
 }
 
 /* The hits of query print qi with the postings r[idx[i]] (r[i] when idx is
- * NULL), i < n, written to o. */
-static void refs_hits(const fp_ref_t *r, const uint32_t *idx, size_t n, const fp_print_t *q,
-                      uint32_t qi, fp_hit_t *o)
+ * NULL), i < n, their packed frequencies in rf, written to o. */
+static void refs_hits(const fp_ref_t *r, const uint16_t *rf, const uint32_t *idx, size_t n,
+                      const fp_print_t *q, uint32_t qi, fp_hit_t *o)
 {
     fp_hit_t h = {.query_t = q[qi].t, .query_idx = qi, .query_f = q[qi].f,
                   .flags = (q[qi].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
     for (size_t i = 0; i < n; i++) {
-        const fp_ref_t *x = &r[idx ? idx[i] : i];
-        h.track = x->track;
-        h.ref_t = x->t;
-        h.ref_f = store_f_unpack(x->f);
+        size_t j = idx ? idx[i] : i;
+        h.track = r[j].track;
+        h.ref_t = r[j].t;
+        h.ref_f = store_f_unpack(rf[j]);
         o[i] = h;
     }
 }
@@ -117,11 +126,13 @@ static void run_decode(run_t *r)
         long nr;
         if (grp->decoded && !r->filter) { /* read in place */
             refs = grp->decoded;
+            grp->fs = grp->decoded_f;
             nr = grp->count;
         } else {
             fp_ref_t *own = g->refs + grp->at;
-            nr = group_refs(g->s, r->filter ? g->tenant : 0, grp, own);
+            nr = group_refs(g->s, r->filter ? g->tenant : 0, grp, own, g->fs + grp->at);
             refs = own;
+            grp->fs = g->fs + grp->at;
         }
         grp->refs = refs;
         if (nr < 0) {
@@ -159,7 +170,7 @@ static void run_select(run_t *r)
                 *r->out = x;
                 *r->cap = c2;
             }
-            refs_hits(refs, r->sieve ? r->idx : NULL, kept, g->q, qi, *r->out + *r->n);
+            refs_hits(refs, grp->fs, r->sieve ? r->idx : NULL, kept, g->q, qi, *r->out + *r->n);
             *r->n += kept;
         }
     }

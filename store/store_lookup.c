@@ -283,6 +283,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     row_ref_t *rows = NULL;
     stri_group_t *found = NULL;
     fp_ref_t *refs = NULL;
+    uint16_t *fs = NULL;
     uint32_t *qprint = NULL;
     char *sql = NULL, **params = NULL;
     int nparams = 0, early = 0;
@@ -413,6 +414,7 @@ select:
             uint32_t ng = ((const stri_drow_t *)blob)->ngroups;
             const stri_drow_group_t *dg = stri_drow_groups(blob);
             const fp_ref_t *drefs = stri_drow_refs(blob);
+            const uint16_t *dfs = stri_drow_fs(blob);
             for (uint32_t i = 0; i < ng; i++) {
                 long k = find_key(keys, nkeys, dg[i].key);
                 if (k < 0) continue;
@@ -423,7 +425,9 @@ select:
                     found = x;
                 }
                 found[nfound++] =
-                    (stri_group_t){(uint32_t)k, dg[i].count, NULL, 0, drefs + dg[i].first, 0, NULL};
+                    (stri_group_t){(uint32_t)k, dg[i].count,     NULL,
+                                   0,        drefs + dg[i].first, dfs + dg[i].first,
+                                   0,        NULL,                NULL};
                 totals[k] += dg[i].count;
             }
             continue;
@@ -443,7 +447,7 @@ select:
                 if (!x) goto nomem;
                 found = x;
             }
-            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, 0, NULL};
+            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, NULL, 0, NULL, NULL};
             totals[k] += g.count;
         }
         if (st < 0) {
@@ -487,23 +491,26 @@ select:
             *cap = *n + need;
         }
     }
-    /* every group's postings, decoded once (12 bytes a posting: half a
-     * hit's size) and, with a sieve, counted in it while they are in the
+    /* every group's postings, decoded once (8 bytes a posting, a third of
+     * a hit's size, and 2 of packed frequency beside) or read in the
+     * cache, and, with a sieve, counted in it while they are in the
      * cache; then the hits of each query print of the key, or with a
      * sieve only those it keeps: the chance hits are never written
      * (store_gather.c) */
     refs = malloc((postings ? postings : 1) * sizeof *refs);
+    fs = malloc((postings ? postings : 1) * sizeof *fs);
     qprint = malloc((m ? m : 1) * sizeof *qprint);
-    if (!refs || !qprint) goto nomem;
+    if (!refs || !fs || !qprint) goto nomem;
     for (size_t i = 0; i < m; i++) qprint[i] = qk[i].idx;
     stri_gather_t gather = {s, tenant, found, ng, q, nq, qprint, qfirst, qcount,
-                            refs, need ? sieve_opts : NULL, need};
+                            refs, fs, need ? sieve_opts : NULL, need};
     rc = stri_gather(&gather, &s->pool, s->threads, s->thread_postings, out, n, cap, err, errlen);
     goto done;
 nomem:
     rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
     free(refs);
+    free(fs);
     free(qprint);
     PQclear(res);
     free(qk);

@@ -228,8 +228,9 @@ static void check_drow(uint32_t start, const uint8_t *row, size_t len, int whole
         const stri_drow_t *h = (const stri_drow_t *)blob;
         const stri_drow_group_t *g = stri_drow_groups(blob);
         const fp_ref_t *r = stri_drow_refs(blob);
+        const uint16_t *rf = stri_drow_fs(blob);
         if (h->npostings != dec->n) broken("stri_row_decode: another number of postings", h->npostings);
-        if ((const uint8_t *)(r + h->npostings) != blob + bloblen)
+        if ((const uint8_t *)(rf + h->npostings) != blob + bloblen)
             broken("stri_row_decode: the blob's length", (uint32_t)bloblen);
         size_t at = 0;
         for (uint32_t i = 0; i < h->ngroups; i++) {
@@ -237,7 +238,7 @@ static void check_drow(uint32_t start, const uint8_t *row, size_t len, int whole
             for (uint32_t k = 0; k < g[i].count; k++, at++) {
                 const store_posting_t *p = &dec->p[at];
                 if (p->key != g[i].key || p->track != r[at].track || p->t != r[at].t ||
-                    p->f != r[at].f)
+                    p->f != rf[at])
                     broken("stri_row_decode: another posting", (uint32_t)at);
             }
         }

@@ -480,14 +480,14 @@ static void test_sieve(void)
     REQUIRE(fp_sieve_new(&so, q, 431, n, &sv) == FP_OK && fp_sieve_new(&so, q, 431, n, &sr) == FP_OK);
     fp_sieve_count(sv, h, n);
     for (size_t i = 0; i < n; i++) { /* the same hits as postings of their query print */
-        fp_ref_t r = {h[i].track, h[i].ref_t, 0};
+        fp_ref_t r = {h[i].track, h[i].ref_t};
         fp_sieve_count_refs(sr, &q[h[i].query_t], &r, 1);
     }
     memcpy(kept, h, n * sizeof *h);
     size_t nk = fp_sieve_filter(sv, kept, n), differ = 0, planted_kept = 0;
     for (size_t i = 0; i < nk; i++) planted_kept += kept[i].track > 6000;
     for (size_t i = 0, k = 0; i < n; i++) {
-        fp_ref_t r = {h[i].track, h[i].ref_t, 0};
+        fp_ref_t r = {h[i].track, h[i].ref_t};
         uint32_t idx;
         int by_ref = fp_sieve_select_refs(sr, &q[h[i].query_t], &r, 1, &idx) == 1;
         int by_hit = k < nk && !memcmp(&kept[k], &h[i], sizeof *h);

@@ -296,10 +296,15 @@ static void test_batch_and_lookup(void)
     CHECK(on == 1200, "track c: %zu of 1200 prints at the right time", on);
 
     /* each hit carries its posting's frequency, packed and unpacked
-     * (store_f_pack), with the sieve and without */
+     * (store_f_pack), with the sieve and without, and through a row cache
+     * (filled, then read from) */
     fp_score_opts_t so;
     fp_score_opts_default(&so);
-    for (int sieved = 0; sieved < 2; sieved++) {
+    store_cache_t *fc;
+    REQUIRE(store_cache_new((size_t)64 << 20, &fc) == DB_OK);
+    for (int pass = 0; pass < 6; pass++) {
+        int sieved = pass % 2;
+        if (pass == 2) store_set_cache(store, fc);
         fp_hit_t *fh = NULL;
         size_t fn = 0, fcap = 0, fsk = 0, on_f = 0, bad_f = 0;
         REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 0, sieved ? &so : NULL, &fh, &fn,
@@ -310,10 +315,12 @@ static void test_batch_and_lookup(void)
             on_f++;
             bad_f += fh[i].ref_f != store_f_unpack(store_f_pack(qp->f)) || !fh[i].ref_f;
         }
-        CHECK(on_f >= 1200 && bad_f == 0, "%s: %zu of %zu aligned hits with another f",
-              sieved ? "sieved" : "unsieved", bad_f, on_f);
+        CHECK(on_f >= 1200 && bad_f == 0, "pass %d, %s: %zu of %zu aligned hits with another f",
+              pass, sieved ? "sieved" : "unsieved", bad_f, on_f);
         free(fh);
     }
+    store_set_cache(store, NULL);
+    store_cache_free(fc);
 
     /* a budget of hits: kept to, the rarest keys first */
     fp_hit_t *hits = NULL;
