@@ -78,6 +78,20 @@ static int cmp_found(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
+/* Append grp to (*found)[0 .. *n), growing it; -1 out of memory. */
+static int add_found(stri_group_t **found, size_t *n, size_t *cap, stri_group_t grp)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 1024;
+        stri_group_t *x = realloc(*found, nc * sizeof *x);
+        if (!x) return -1;
+        *found = x;
+        *cap = nc;
+    }
+    (*found)[(*n)++] = grp;
+    return 0;
+}
+
 static int grow_cached(cached_t *c)
 {
     size_t nc = c->cap ? 2 * c->cap : 256;
@@ -418,16 +432,11 @@ select:
             for (uint32_t i = 0; i < ng; i++) {
                 long k = find_key(keys, nkeys, dg[i].key);
                 if (k < 0) continue;
-                if (nfound == found_cap) {
-                    found_cap = found_cap ? 2 * found_cap : 1024;
-                    stri_group_t *x = realloc(found, found_cap * sizeof *x);
-                    if (!x) goto nomem;
-                    found = x;
-                }
-                found[nfound++] =
-                    (stri_group_t){(uint32_t)k, dg[i].count,     NULL,
-                                   0,        drefs + dg[i].first, dfs + dg[i].first,
-                                   0,        NULL,                NULL};
+                if (add_found(&found, &nfound, &found_cap,
+                              (stri_group_t){.key = (uint32_t)k, .count = dg[i].count,
+                                             .decoded = drefs + dg[i].first,
+                                             .decoded_f = dfs + dg[i].first}))
+                    goto nomem;
                 totals[k] += dg[i].count;
             }
             continue;
@@ -441,13 +450,10 @@ select:
         while ((st = store_row_next(data, len, &pos, &prev, &g)) == 1) {
             long k = find_key(keys, nkeys, g.key);
             if (k < 0) continue;
-            if (nfound == found_cap) {
-                found_cap = found_cap ? 2 * found_cap : 1024;
-                stri_group_t *x = realloc(found, found_cap * sizeof *x);
-                if (!x) goto nomem;
-                found = x;
-            }
-            found[nfound++] = (stri_group_t){(uint32_t)k, g.count, g.data, g.len, NULL, NULL, 0, NULL, NULL};
+            if (add_found(&found, &nfound, &found_cap,
+                          (stri_group_t){.key = (uint32_t)k, .count = g.count, .data = g.data,
+                                         .len = g.len}))
+                goto nomem;
             totals[k] += g.count;
         }
         if (st < 0) {
