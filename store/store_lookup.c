@@ -26,7 +26,6 @@ typedef struct row_ref {
     uint32_t start;
     int tuple;      /* in the result; -1: from the cache */
     const uint8_t *data; /* cached rows: decoded (stri_drow_t), lent by the cache */
-    size_t len;
 } row_ref_t;
 
 /* Rows found in the cache: references, and the loans to return. */
@@ -208,7 +207,7 @@ static db_err_t lookup_sql(store_t *s, db_conn_t *conn, const uint32_t *keys, si
                 size_t dlen;
                 if (store_cache_lend(s->cache, s->segments[i], d->starts[r], &data, &dlen,
                                      &c->loans[c->n])) {
-                    c->rows[c->n++] = (row_ref_t){(uint32_t)i, d->starts[r], -1, data, dlen};
+                    c->rows[c->n++] = (row_ref_t){(uint32_t)i, d->starts[r], -1, data};
                     continue;
                 }
             }
@@ -404,7 +403,7 @@ select:
             rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "unexpected lookup result");
             goto done;
         }
-        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, NULL, 0};
+        rows[i] = (row_ref_t){stri_int4(res, i, 0), stri_int4(res, i, 1), i, NULL};
         if (s->cache) { /* kept decoded (a row that does not decode is not kept) */
             size_t len, bloblen;
             const uint8_t *data = stri_bytes(res, i, 2, &len);
