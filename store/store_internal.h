@@ -45,15 +45,20 @@ struct store {
 typedef struct stri_group {
     uint32_t key;           /* index into the lookup's distinct keys */
     uint32_t count;         /* postings; once decoded, those left (live
-                               tracks of the tenant) */
+                               tracks of the tenant; all of them when
+                               read in place) */
     const uint8_t *data;    /* borrowed from the row, when encoded */
     size_t len;
     const fp_ref_t *decoded; /* borrowed from the cache, or NULL ... */
     const uint16_t *decoded_f; /* ... and their frequencies */
     size_t at;              /* where its decoded postings go in refs */
     const fp_ref_t *refs;   /* once decoded: its postings (at refs + at, or
-                               the cache's own when nothing is left out) */
+                               the cache's own) */
     const uint16_t *fs;     /* and their packed frequencies */
+    int unfiltered;         /* refs are the cache's own, with postings the
+                               lookup must not see among them (deleted
+                               tracks, other tenants'): the hits leave
+                               them out */
 } stri_group_t;
 
 /*
