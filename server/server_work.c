@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <time.h>
 
 #include "em_db.h"
 #include "em_keys.h"
@@ -256,10 +258,42 @@ static json_t *query_peaks_json(const fp_print_t *pr, size_t n, double fs, doubl
     return out;
 }
 
-/* Store the upload and its matches in one transaction; fills r->upload_id. */
+/*
+ * A new upload's public id (a version 4 UUID from OpenSSL's generator) in
+ * r->upload_id, and the time it is stored, UTC to the millisecond, in
+ * created: both are made here so that the result, which shows them, is
+ * written with its row in one statement.  -1 when the generator fails.
+ */
+static int new_upload_id(srv_req_t *r, char *created, size_t created_len)
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) return -1;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+    snprintf(r->upload_id, sizeof r->upload_id,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char sec[24];
+    strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(created, created_len, "%s.%03ldZ", sec, ts.tv_nsec / 1000000);
+    return 0;
+}
+
+/*
+ * Store the upload, its result (the response's body) and its matches with
+ * their evidence: one statement, so one round trip and its own
+ * transaction.  The matches go as one JSON array (the response's match
+ * objects with their rank and evidence added) that json_to_recordset
+ * spreads into rows.
+ */
 static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, double duration,
                         size_t nprints, double ms, srv_flag_t flag, json_t *matches,
-                        json_t *evidence, char *created, size_t created_len)
+                        json_t *evidence, const char *created, json_t *body)
 {
     char tenant[24], keyid[24], bytes[24], dur[32], np[24], pms[32];
     snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
@@ -268,78 +302,51 @@ static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, do
     snprintf(dur, sizeof dur, "%.3f", duration);
     snprintf(np, sizeof np, "%zu", nprints);
     snprintf(pms, sizeof pms, "%.3f", ms);
-    const char *p[9] = {tenant, keyid, r->have_client_ref ? r->client_ref : NULL,
-                        r->content_type, bytes, dur, np, pms, srv_flag_name(flag)};
-    PGresult *res = NULL;
-    if (db_exec(w->conn, "BEGIN", w->err, sizeof w->err) != DB_OK) return -1;
-    if (db_query(w->conn,
-                 "INSERT INTO uploads (tenant_id, key_id, client_ref, content_type, bytes, "
-                 "duration_s, prints, processing_ms, flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                 "$9) RETURNING id, public_id, "
-                 "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-                 9, p, 0, &res, w->err, sizeof w->err) != DB_OK)
-        goto fail;
-    char upload[24];
-    snprintf(upload, sizeof upload, "%s", PQgetvalue(res, 0, 0));
-    snprintf(r->upload_id, sizeof r->upload_id, "%s", PQgetvalue(res, 0, 1));
-    snprintf(created, created_len, "%s", PQgetvalue(res, 0, 2));
-    PQclear(res);
-    res = NULL;
+    json_t *rows = json_array();
     size_t i;
     json_t *m;
     json_array_foreach(matches, i, m)
     {
-        char rank[24], *ev = json_dumps(json_array_get(evidence, i), JSON_COMPACT | JSON_REAL_PRECISION(10));
-        snprintf(rank, sizeof rank, "%zu", i + 1);
-        char f[12][40];
-        static const char *keys_[] = {"track_id", "score", "prints", "confidence",
-                                      "query_start", "query_end", "ref_start", "ref_end",
-                                      "matched_seconds", "coverage", "speed", "tempo"};
-        for (int k = 0; k < 12; k++) {
-            json_t *v = json_object_get(m, keys_[k]);
-            if (json_is_integer(v)) snprintf(f[k], sizeof f[k], "%lld", (long long)json_integer_value(v));
-            else snprintf(f[k], sizeof f[k], "%.6f", json_number_value(v));
+        json_t *row = json_copy(m); /* shallow: the values are shared */
+        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1)) ||
+            json_object_set(row, "evidence", json_array_get(evidence, i)) ||
+            json_array_append_new(rows, row)) {
+            json_decref(rows);
+            snprintf(w->err, sizeof w->err, "out of memory");
+            return -1;
         }
-        char pst[40];
-        snprintf(pst, sizeof pst, "%.6f", json_number_value(json_object_get(m, "pitch_semitones")));
-        const char *q[20] = {upload, tenant, f[0], rank, f[1], f[2], f[3], f[4], f[5], f[6], f[7],
-                             f[8], f[9], f[10], f[11], pst,
-                             json_string_value(json_object_get(m, "change")),
-                             json_string_value(json_object_get(m, "flag")), ev};
-        int rc = ev ? (int)db_query(w->conn,
-                                    "INSERT INTO matches (upload_id, tenant_id, track_id, rank, "
-                                    "score, prints, confidence, query_start, query_end, ref_start, "
-                                    "ref_end, matched_seconds, coverage, speed, tempo, "
-                                    "pitch_semitones, change, flag, evidence) VALUES ($1, $2, $3, "
-                                    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-                                    "$17, $18, $19::jsonb)",
-                                    19, q, 0, &res, w->err, sizeof w->err)
-                    : -1;
-        free(ev);
-        PQclear(res);
-        res = NULL;
-        if (rc) goto fail;
     }
-    return 0;
-fail:
-    PQclear(res);
-    if (w->conn) PQclear(PQexec(db_pg(w->conn), "ROLLBACK"));
-    return -1;
-}
-
-static int finish_result(srv_worker_t *w, srv_req_t *r, json_t *body)
-{
-    char *txt = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    const char *p[2] = {txt, r->upload_id};
+    char *result = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    char *mrows = rows ? json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(rows);
+    const char *p[13] = {tenant,  keyid, r->have_client_ref ? r->client_ref : NULL,
+                         r->content_type, bytes, dur, np, pms, srv_flag_name(flag),
+                         r->upload_id, created, result, mrows};
     PGresult *res = NULL;
-    int rc = txt && db_query(w->conn, "UPDATE uploads SET result = $1::jsonb WHERE public_id = $2",
-                             2, p, 0, &res, w->err, sizeof w->err) == DB_OK &&
-                     db_exec(w->conn, "COMMIT", w->err, sizeof w->err) == DB_OK
-                 ? 0
-                 : -1;
+    int rc = -1;
+    if (!result || !mrows)
+        snprintf(w->err, sizeof w->err, "out of memory");
+    else
+        rc = (int)db_query(
+            w->conn,
+            "WITH u AS (INSERT INTO uploads (tenant_id, key_id, client_ref, content_type, bytes, "
+            "duration_s, prints, processing_ms, flag, public_id, created_at, result) VALUES ($1, "
+            "$2, $3, $4, $5, $6, $7, $8, $9, $10::uuid, $11::timestamptz, $12::jsonb) "
+            "RETURNING id, tenant_id) "
+            "INSERT INTO matches (upload_id, tenant_id, track_id, rank, score, prints, confidence, "
+            "query_start, query_end, ref_start, ref_end, matched_seconds, coverage, speed, tempo, "
+            "pitch_semitones, change, flag, evidence) "
+            "SELECT u.id, u.tenant_id, m.track_id, m.rank, m.score, m.prints, m.confidence, "
+            "m.query_start, m.query_end, m.ref_start, m.ref_end, m.matched_seconds, m.coverage, "
+            "m.speed, m.tempo, m.pitch_semitones, m.change, m.flag, m.evidence "
+            "FROM u, json_to_recordset($13::json) AS m(track_id bigint, rank integer, score "
+            "integer, prints integer, confidence float8, query_start float8, query_end float8, "
+            "ref_start float8, ref_end float8, matched_seconds float8, coverage float8, speed "
+            "float8, tempo float8, pitch_semitones float8, change text, flag text, evidence json)",
+            13, p, 0, &res, w->err, sizeof w->err);
     PQclear(res);
-    free(txt);
-    if (rc && w->conn) PQclear(PQexec(db_pg(w->conn), "ROLLBACK"));
+    free(result);
+    free(mrows);
     return rc;
 }
 
@@ -490,25 +497,25 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                                         query_peaks_json(prints, nprints, fs, qs, qe)));
     }
     srv_metrics_upload(s->metrics, upload_flag);
-    double took = (srv_now() - t0) * 1e3;
+    /* the result as stored shows the time up to its storing; the response,
+     * the time until it is stored (committed) */
     char created[40] = "";
-    if (store_result(w, r, key, duration, nprints, took, upload_flag, matches, evidence, created,
-                     sizeof created)) {
-        db_failed(w, r, "storing the result");
+    if (new_upload_id(r, created, sizeof created)) {
+        srv_problem(r, 500, "internal", "no random bytes for the upload's id");
         goto out;
     }
-    took = (srv_now() - t0) * 1e3;
+    double took = (srv_now() - t0) * 1e3;
     body = json_pack("{s:s, s:s?, s:s, s:f, s:i, s:f, s:f, s:s, s:O}", "upload_id", r->upload_id,
                      "client_ref", r->have_client_ref ? r->client_ref : NULL, "created_at",
                      created, "duration", round3(duration), "prints", (int)nprints,
                      "processing_ms", round3(took), "decode_ms", round3((t1 - t0) * 1e3), "flag",
                      srv_flag_name(upload_flag), "matches", matches);
-    if (!body || finish_result(w, r, body)) {
-        json_decref(body);
-        body = NULL;
+    if (!body || store_result(w, r, key, duration, nprints, took, upload_flag, matches, evidence,
+                              created, body)) {
         db_failed(w, r, "storing the result");
         goto out;
     }
+    json_object_set_new(body, "processing_ms", json_real(round3((srv_now() - t0) * 1e3)));
     srv_metrics_stage(s->metrics, 2, srv_now() - t2);
     r->tenant = key->tenant_id;
     srv_respond_json(r, 200, body);

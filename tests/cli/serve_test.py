@@ -184,6 +184,7 @@ try:
         spec_check("POST /v1/matches", doc, "/v1/matches", "post", 200)
         lava_id = m[0]["track_id"] if m else None
         upload_a = doc["upload_id"]
+        posted_a = doc
     boundary = "earmarkboundary7MA4YWxkTrZu0gW"
     mp = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\n"
            "Content-Type: audio/wav\r\n\r\n" % boundary).encode() + wav + ("\r\n--%s--\r\n" % boundary).encode())
@@ -211,6 +212,15 @@ try:
     check("GET /v1/matches/{id}: the stored result", st == 200 and doc["upload_id"] == upload_a, (st, doc))
     if st == 200:
         spec_check("GET /v1/matches/{id}", doc, "/v1/matches/{id}", "get", 200)
+        got, was = doc["matches"], posted_a["matches"]
+        check("... the same matches, created_at and decode time as the response",
+              [(x["track_id"], x["score"], x["segments"]) for x in got] ==
+              [(x["track_id"], x["score"], x["segments"]) for x in was] and
+              doc["created_at"] == posted_a["created_at"] and doc["decode_ms"] == posted_a["decode_ms"],
+              (doc, posted_a))
+        check("... its processing_ms is the time up to storing it, the response's until stored",
+              0 < doc["processing_ms"] <= posted_a["processing_ms"],
+              (doc["processing_ms"], posted_a["processing_ms"]))
     st, _, doc, _ = request(port, "GET", "/v1/matches/" + upload_a, None, B)
     check("another tenant's key cannot read the match", st == 404, st)
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%s" % lava_id, None, A)
