@@ -16,7 +16,21 @@ typedef struct stri_dir {
     int64_t segment;
     uint32_t *starts;
     size_t n;
+    uint32_t *first;        /* STRI_DIR_BUCKETS + 1 entries: first[b] is the
+                               first row whose start is at least
+                               b << STRI_DIR_SHIFT (n when none is), so
+                               that finding a key's row searches the few
+                               rows of its bucket, not the whole directory */
 } stri_dir_t;
+
+#define STRI_DIR_SHIFT 6
+#define STRI_DIR_BUCKETS ((STORE_KEY_SPACE >> STRI_DIR_SHIFT) + 1)
+
+/* Fill d->first (malloc'd) from d->starts; -1 out of memory. */
+int stri_dir_index(stri_dir_t *d);
+
+/* Free what a directory holds. */
+void stri_dir_clear(stri_dir_t *d);
 
 struct store {
     int64_t generation;     /* of the cached lists; -1: never loaded */

@@ -796,6 +796,67 @@ static void test_tenants(void)
     free(p);
 }
 
+/* Are a[0 .. n) and b[0 .. n) the same hits in the same order? */
+static int same_hits_in_order(const fp_hit_t *a, const fp_hit_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cmp_hit(&a[i], &b[i])) return 0;
+    return 1;
+}
+
+/* The hits of a lookup of q, in the order they come. */
+static fp_hit_t *lookup_hits(const fp_print_t *q, size_t nq, size_t *n)
+{
+    fp_hit_t *hits = NULL;
+    size_t cap = 0, skipped = 0;
+    char err[1024];
+    *n = 0;
+    if (store_hits(store, conn, 0, q, nq, 0, 0, NULL, &hits, n, &cap, NULL, &skipped, err,
+                   sizeof err) != DB_OK) {
+        printf("  store_hits: %s\n", err);
+        free(hits);
+        return NULL;
+    }
+    return hits;
+}
+
+/*
+ * A lookup's hits come in the same order whichever of its rows a row cache
+ * holds (over several segments: the groups are put in key order after the
+ * cached rows and the fetched ones are gathered).
+ */
+static void test_hit_order(void)
+{
+    REQUIRE(conn && pa && pc);
+    store_stats_t st;
+    char err[2048];
+    REQUIRE(store_stats(conn, &st, err, sizeof err) == DB_OK, "%s", err);
+    REQUIRE(st.segments >= 2, "%lld segments", (long long)st.segments);
+    size_t n0 = 0, n1 = 0, n2 = 0;
+    fp_hit_t *plain = lookup_hits(pa + 5000, 3000, &n0);
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
+    store_set_cache(store, c);
+    /* warm the cache with part of the query's rows: the next lookup finds
+     * some rows cached and fetches the others */
+    size_t nw = 0;
+    free(lookup_hits(pa + 5500, 700, &nw));
+    free(lookup_hits(pc + 5000, 400, &nw));
+    fp_hit_t *part = lookup_hits(pa + 5000, 3000, &n1);
+    fp_hit_t *all = lookup_hits(pa + 5000, 3000, &n2);
+    store_set_cache(store, NULL);
+    store_cache_free(c);
+    CHECK(plain && part && all && n0 > 3000 && n0 == n1 && n0 == n2, "%zu, %zu, %zu hits", n0, n1,
+          n2);
+    CHECK(plain && part && n0 == n1 && same_hits_in_order(plain, part, n0),
+          "partly cached: the hits come in another order");
+    CHECK(plain && all && n0 == n2 && same_hits_in_order(plain, all, n0),
+          "all cached: the hits come in another order");
+    free(plain);
+    free(part);
+    free(all);
+}
+
 /* A real recording through the store and the matcher. */
 static void test_real_audio(void)
 {
@@ -865,6 +926,7 @@ int main(void)
     RUN(test_sieve_lookup);
     RUN(test_merge_and_delete);
     RUN(test_tenants);
+    RUN(test_hit_order);
     RUN(test_real_audio);
     RUN(test_db_close);
     return test_main_end();
