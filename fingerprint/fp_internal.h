@@ -86,11 +86,6 @@ fp_err_t fpi_sieve_new(const fp_score_opts_t *opts, uint32_t query_span, size_t 
 /* The indexes (ascending) of the hits of h[0 .. n) the sieve keeps, in idx
  * (room for n); returns how many. */
 size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx);
-/* fp_sieve_select_refs, with vector 0 one hit at a time on any CPU, with
- * vector 1 eight at a time where the CPU has AVX2 (the same output: the
- * tests compare them). */
-size_t fpi_sieve_select_refs_path(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
-                                  size_t n, uint32_t *idx, int vector);
 
 /* Grow *buf so that it holds at least `need` elements of `elem` bytes. */
 fp_err_t fpi_grow(void **buf, size_t *cap, size_t need, size_t elem);

@@ -304,11 +304,12 @@ size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *id
     return k;
 }
 
-/* fp_sieve_select_refs one hit at a time (sealed; any CPU). */
-static size_t select_refs_scalar(const fp_sieve_t *s, uint32_t bias, const fp_ref_t *r, size_t n,
-                                 uint32_t *idx)
+size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
+                            size_t n, uint32_t *idx)
 {
+    const uint32_t bias = 0x80000000u - qp->t;
     size_t k = 0;
+    fp_sieve_seal(s);
     const uint64_t *const nkeep = s->nkeep;
     const uint32_t nmask = s->nmask;
     const uint64_t nscale = s->nscale;
@@ -331,90 +332,6 @@ static size_t select_refs_scalar(const fp_sieve_t *s, uint32_t bias, const fp_re
         }
     }
     return k;
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define SIEVE_HAVE_AVX2 1
-
-/* The bits of a sealed table (a bitmap of 32-bit words) at the slots
- * (base + (off * scale >> 32)) & mask of eight hits, one lane each; scale
- * is below 2^32. */
-__attribute__((target("avx2"))) static inline __m256i
-keep_bits8(const uint32_t *keep, __m256i base, __m256i off, __m256i scale, __m256i mask)
-{
-    __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(off, scale), 32);
-    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(off, 32), scale);
-    __m256i bucket = _mm256_blend_epi32(even, odd, 0xAA); /* the high halves */
-    __m256i slot = _mm256_and_si256(_mm256_add_epi32(base, bucket), mask);
-    __m256i word = _mm256_i32gather_epi32((const int *)keep, _mm256_srli_epi32(slot, 5), 4);
-    return _mm256_srlv_epi32(word, _mm256_and_si256(slot, _mm256_set1_epi32(31)));
-}
-
-/*
- * select_refs_scalar eight hits at a time: the slots computed in vector
- * lanes, the bitmap words gathered; the few kept hits (a few percent) are
- * then written one by one.  The same output as the scalar loop, which
- * takes the tail.  Needs AVX2 and scales below 2^32 (tolerance >= 1).
- */
-__attribute__((target("avx2"))) static size_t
-select_refs_avx2(const fp_sieve_t *s, uint32_t bias, const fp_ref_t *r, size_t n, uint32_t *idx)
-{
-    const uint32_t *nkeep = (const uint32_t *)s->nkeep; /* bit a is bit a */
-    const uint32_t *wkeep = (const uint32_t *)s->wkeep;
-    const __m256i golden = _mm256_set1_epi32((int)0x9E3779B1u);
-    const __m256i vbias = _mm256_set1_epi32((int)bias);
-    const __m256i nscale = _mm256_set1_epi64x((long long)s->nscale);
-    const __m256i wscale = _mm256_set1_epi64x((long long)s->wscale);
-    const __m256i nmask = _mm256_set1_epi32((int)s->nmask);
-    const __m256i wmask = _mm256_set1_epi32((int)s->wmask);
-    const __m256i one = _mm256_set1_epi32(1);
-    const int scaled = s->scaled;
-    size_t k = 0, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        /* eight {track, t}: tracks to the even lanes' order, times alike */
-        __m256 a = _mm256_loadu_ps((const float *)(r + i));
-        __m256 b = _mm256_loadu_ps((const float *)(r + i + 4));
-        __m256i tr = _mm256_permute4x64_epi64(
-            _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8);
-        __m256i t = _mm256_permute4x64_epi64(
-            _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), 0xD8);
-        __m256i base = _mm256_mullo_epi32(tr, golden);
-        __m256i off = _mm256_add_epi32(t, vbias);
-        __m256i bits = keep_bits8(nkeep, base, off, nscale, nmask);
-        if (scaled) bits = _mm256_or_si256(bits, keep_bits8(wkeep, base, off, wscale, wmask));
-        unsigned m = (unsigned)_mm256_movemask_ps(
-            _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(bits, one), 31)));
-        while (m) {
-            idx[k++] = (uint32_t)(i + (size_t)__builtin_ctz(m));
-            m &= m - 1;
-        }
-    }
-    size_t rest = select_refs_scalar(s, bias, r + i, n - i, idx + k);
-    for (size_t j = 0; j < rest; j++) idx[k + j] += (uint32_t)i;
-    return k + rest;
-}
-#endif
-
-size_t fpi_sieve_select_refs_path(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
-                                  size_t n, uint32_t *idx, int vector)
-{
-    const uint32_t bias = 0x80000000u - qp->t;
-    fp_sieve_seal(s);
-#ifdef SIEVE_HAVE_AVX2
-    if (vector && s->nscale < ((uint64_t)1 << 32) && s->wscale < ((uint64_t)1 << 32) &&
-        __builtin_cpu_supports("avx2"))
-        return select_refs_avx2(s, bias, r, n, idx);
-#else
-    (void)vector;
-#endif
-    return select_refs_scalar(s, bias, r, n, idx);
-}
-
-size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r,
-                            size_t n, uint32_t *idx)
-{
-    return fpi_sieve_select_refs_path(s, qp, r, n, idx, 1);
 }
 
 #define FILTER_CHUNK 256

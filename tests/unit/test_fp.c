@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "earmark_fp.h"
-#include "fp_internal.h"
 #include "testlib.h"
 
 static void test_config(void)
@@ -499,47 +498,6 @@ static void test_sieve(void)
     CHECK(planted_kept == nplanted, "%zu of %zu planted hits kept", planted_kept, nplanted);
     CHECK(nk < n / 20, "%zu of %zu hits kept", nk, n);
     CHECK(differ == 0, "the posting form decides otherwise for %zu hits", differ);
-    /* eight postings at a time (AVX2, where the CPU has it) decide as one
-     * at a time: each query print's postings as one array, whole and cut
-     * to every length up to 40 (the vector loop's tails), for a scaled
-     * and an unscaled sieve */
-    for (int scaled = 1; scaled >= 0; scaled--) {
-        fp_score_opts_t o2 = so;
-        o2.scaled_tracks = scaled;
-        fp_sieve_t *sx = NULL;
-        REQUIRE(fp_sieve_new(&o2, q, 431, n, &sx) == FP_OK);
-        size_t *first = calloc(432, sizeof *first), *fill = calloc(431, sizeof *fill);
-        fp_ref_t *refs = malloc(n * sizeof *refs);
-        uint32_t *i0 = malloc(n * sizeof *i0), *i1 = malloc(n * sizeof *i1);
-        REQUIRE(first && fill && refs && i0 && i1);
-        for (size_t i = 0; i < n; i++) first[h[i].query_t + 1]++;
-        for (size_t t = 0; t < 431; t++) first[t + 1] += first[t];
-        for (size_t i = 0; i < n; i++) {
-            uint32_t t = h[i].query_t;
-            refs[first[t] + fill[t]++] = (fp_ref_t){h[i].track, h[i].ref_t};
-        }
-        for (size_t t = 0; t < 431; t++)
-            fp_sieve_count_refs(sx, &q[t], refs + first[t], first[t + 1] - first[t]);
-        size_t mismatch = 0, kept_any = 0;
-        for (size_t t = 0; t < 431; t++) {
-            size_t len = first[t + 1] - first[t];
-            for (size_t cut = 0; cut <= 41; cut++) {
-                size_t m = cut == 41 ? len : cut < len ? cut : len;
-                size_t a = fpi_sieve_select_refs_path(sx, &q[t], refs + first[t], m, i0, 0);
-                size_t b = fpi_sieve_select_refs_path(sx, &q[t], refs + first[t], m, i1, 1);
-                mismatch += a != b || memcmp(i0, i1, a * sizeof *i0) != 0;
-                if (cut == 41) kept_any += a;
-            }
-        }
-        CHECK(mismatch == 0 && kept_any >= nplanted, "scaled %d: %zu selections differ (%zu kept)",
-              scaled, mismatch, kept_any);
-        free(first);
-        free(fill);
-        free(refs);
-        free(i0);
-        free(i1);
-        fp_sieve_free(sx);
-    }
     fp_candidate_t *ca = NULL, *ck = NULL;
     size_t nca = 0, nck = 0;
     REQUIRE(fp_score_hits(h, n, &so, &ca, &nca) == FP_OK);
