@@ -263,34 +263,12 @@ void fp_sieve_count(fp_sieve_t *s, const fp_hit_t *h, size_t n)
         count_one(s, h[i].track, sieve_offset(&h[i]), h[i].flags & FP_HIT_INVARIANT);
 }
 
-/*
- * The hot loops below copy the sieve's fields into locals: a store through
- * a uint8_t pointer may alias anything, so the compiler would otherwise
- * reload them after every counter it bumps.  The wide table's branch is
- * taken once a call rather than once a hit.
- */
 void fp_sieve_count_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t *r, size_t n)
 {
     const uint32_t bias = 0x80000000u - qp->t;
-    uint8_t *const narrow = s->narrow;
-    const uint32_t nmask = s->nmask;
-    const uint64_t nscale = s->nscale;
+    const int invariant = (qp->hash & FP_HASH_TRIPLET) != 0;
     s->sealed = 0;
-    if (s->scaled && (qp->hash & FP_HASH_TRIPLET)) {
-        uint8_t *const wide = s->wide;
-        const uint32_t wmask = s->wmask;
-        const uint64_t wscale = s->wscale;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
-            bump(&narrow[(base + (uint32_t)((off * nscale) >> 32)) & nmask]);
-            bump(&wide[(base + (uint32_t)((off * wscale) >> 32)) & wmask]);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias;
-            bump(&narrow[(sieve_base(r[i].track) + (uint32_t)((off * nscale) >> 32)) & nmask]);
-        }
-    }
+    for (size_t i = 0; i < n; i++) count_one(s, r[i].track, r[i].t + bias, invariant);
 }
 
 size_t fpi_sieve_select(fp_sieve_t *s, const fp_hit_t *h, size_t n, uint32_t *idx)
@@ -310,26 +288,9 @@ size_t fp_sieve_select_refs(fp_sieve_t *s, const fp_print_t *qp, const fp_ref_t 
     const uint32_t bias = 0x80000000u - qp->t;
     size_t k = 0;
     fp_sieve_seal(s);
-    const uint64_t *const nkeep = s->nkeep;
-    const uint32_t nmask = s->nmask;
-    const uint64_t nscale = s->nscale;
-    if (s->scaled) {
-        const uint64_t *const wkeep = s->wkeep;
-        const uint32_t wmask = s->wmask;
-        const uint64_t wscale = s->wscale;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias, base = sieve_base(r[i].track);
-            idx[k] = (uint32_t)i;
-            k += (size_t)(bit(nkeep, (base + (uint32_t)((off * nscale) >> 32)) & nmask) |
-                          bit(wkeep, (base + (uint32_t)((off * wscale) >> 32)) & wmask));
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t off = r[i].t + bias;
-            idx[k] = (uint32_t)i;
-            k += (size_t)bit(nkeep,
-                             (sieve_base(r[i].track) + (uint32_t)((off * nscale) >> 32)) & nmask);
-        }
+    for (size_t i = 0; i < n; i++) {
+        idx[k] = (uint32_t)i;
+        k += keeps(s, r[i].track, r[i].t + bias);
     }
     return k;
 }
