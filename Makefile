@@ -12,18 +12,7 @@
 # folder; sanitizer builds default to build/asan).
 
 CC      ?= cc
-# Intel cores of the Skylake family, Cascade Lake included (this project's
-# machines), run a loop whose jump crosses or ends on a 32-byte boundary
-# through the slow legacy decoders (the microcode fix of the "JCC
-# erratum"): a lookup's sieve loops ran ~20% slower or faster with
-# unrelated changes elsewhere in the code, and the service's match stage
-# with them.  The assembler pads jumps away from those boundaries (GNU as
-# >= 2.34; a few percent more code), so the speed stops depending on where
-# the linker happens to put a loop.
-ifeq ($(shell uname -m),x86_64)
-JCC_PAD ?= -Wa,-mbranches-within-32B-boundaries
-endif
-OPT     ?= -O3 $(JCC_PAD)
+OPT     ?= -O3
 PREFIX  ?= /usr/local
 PKGS    := sndfile fftw3f soxr libmpg123
 ifeq ($(SAN),1)
