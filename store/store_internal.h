@@ -65,7 +65,8 @@ typedef struct stri_group {
     size_t len;
     const fp_ref_t *decoded; /* borrowed from the cache, or NULL ... */
     const uint16_t *decoded_f; /* ... and their frequencies */
-    size_t at;              /* where its decoded postings go in refs */
+    size_t at;              /* where its decoded postings go in refs
+                               (encoded groups only) */
     const fp_ref_t *refs;   /* once decoded: its postings (at refs + at, or
                                the cache's own) */
     const uint16_t *fs;     /* and their packed frequencies */
@@ -133,7 +134,7 @@ typedef struct stri_gather {
     const fp_print_t *q;
     size_t nq;
     const uint32_t *qprint, *qfirst, *qcount;
-    fp_ref_t *refs;         /* room for every group's postings ... */
+    fp_ref_t *refs;         /* room for the encoded groups' postings ... */
     uint16_t *fs;           /* ... and their packed frequencies */
     const fp_score_opts_t *sieve_opts;
     size_t need;

@@ -535,7 +535,7 @@ select:
         }
         need += (size_t)qcount[k] * found[f].count;
         found[f].at = postings;
-        postings += found[f].count;
+        if (!found[f].decoded) postings += found[f].count; /* cached ones are read in place */
         found[ng++] = found[f];
     }
     if (fetched) *fetched += need;
@@ -548,9 +548,10 @@ select:
             *cap = *n + need;
         }
     }
-    /* every group's postings, decoded once (8 bytes a posting, a third of
-     * a hit's size, and 2 of packed frequency beside) or read in the
-     * cache, and, with a sieve, counted in it while they are in the
+    /* every group's postings, decoded once into refs and fs (8 bytes a
+     * posting, a third of a hit's size, and 2 of packed frequency beside;
+     * room for the groups fetched, not those the cache holds) or read in
+     * the cache, and, with a sieve, counted in it while they are in the
      * cache; then the hits of each query print of the key, or with a
      * sieve only those it keeps: the chance hits are never written
      * (store_gather.c) */
