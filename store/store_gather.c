@@ -9,15 +9,9 @@
  *      packed frequency beside it in another array) at its
  *      place in one array, leaving out deleted tracks and other tenants',
  *      and count each posting, for each query print of its key, in the
- *      sieve while it is in the cache.  A group the row cache holds
- *      decoded is read where it lies, every posting counted: a deleted
- *      track's or another tenant's postings only add to the counts, and
- *      the sieve only ever keeps too much, never too little;
+ *      sieve while it is in the cache;
  *   2. for each group and query print, select what the sieve keeps and
- *      write those hits, leaving out, for a group read in place, the
- *      postings the lookup must not see (a few percent are kept: the
- *      check costs far less than copying every posting out of the cache
- *      to filter it, which a store of several tenants needs).
+ *      write those hits.
  *
  * Phase 2 needs every count of phase 1 (a band's hits come from many
  * keys).  With several threads, in phase 1 thread r decodes the blocks of
@@ -63,18 +57,29 @@ static inline int live(const store_t *s, int64_t tenant, uint32_t track)
 }
 
 /*
- * The postings of one encoded group, leaving out deleted tracks and, when
- * tenant is not 0, other tenants': decoded with a cursor.  Writes to o and
- * of (room for g->count each), the frequencies beside the postings, still
- * packed (store_f_pack): the sieve reads only the 8-byte postings, and
- * unpacking (a table lookup) was a fifth of the decoding, for the ~2% of
- * postings that become hits (refs_hits unpacks those).  Returns the number
- * written, or -1 when the bytes are malformed.
+ * The postings of one group, leaving out deleted tracks and, when tenant
+ * is not 0, other tenants': copied from a cached row (decoded already) or
+ * decoded with a cursor.  Writes to o and of (room for g->count each), the
+ * frequencies beside the postings, still packed (store_f_pack): the sieve
+ * reads only the 8-byte postings, and unpacking (a table lookup) was a
+ * fifth of the decoding, for the ~2% of postings that become hits
+ * (refs_hits unpacks those).  Returns the number written, or -1 when the
+ * bytes are malformed.
  */
 static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp, fp_ref_t *o,
                        uint16_t *of)
 {
     size_t k = 0;
+    if (grp->decoded) { /* (read in place instead when nothing is left out) */
+        const fp_ref_t *in = grp->decoded;
+        const uint16_t *inf = grp->decoded_f;
+        for (uint32_t i = 0; i < grp->count; i++) {
+            o[k] = in[i];
+            of[k] = inf[i];
+            k += live(s, tenant, in[i].track);
+        }
+        return (long)k;
+    }
     store_group_t g = {0, grp->count, grp->data, grp->len};
     stri_cursor_t c;
     stri_cursor_init(&c, &g);
@@ -114,11 +119,10 @@ static void run_decode(run_t *r)
         stri_group_t *grp = &g->groups[i];
         const fp_ref_t *refs;
         long nr;
-        if (grp->decoded) { /* read in place; phase 2 filters what it keeps */
+        if (grp->decoded && !r->filter) { /* read in place */
             refs = grp->decoded;
             grp->fs = grp->decoded_f;
             nr = grp->count;
-            grp->unfiltered = r->filter;
         } else {
             fp_ref_t *own = g->refs + grp->at;
             nr = group_refs(g->s, r->filter ? g->tenant : 0, grp, own, g->fs + grp->at);
@@ -150,17 +154,6 @@ static void run_select(run_t *r)
             uint32_t qi = g->qprint[g->qfirst[grp->key] + j];
             size_t kept = r->sieve ? fp_sieve_select_refs(r->sieve, &g->q[qi], refs, nr, r->idx)
                                    : nr;
-            const uint32_t *idx = r->sieve ? r->idx : NULL;
-            if (grp->unfiltered) { /* in place: leave out what the lookup must not see */
-                size_t k = 0;
-                for (size_t a = 0; a < kept; a++) {
-                    uint32_t x = idx ? idx[a] : (uint32_t)a;
-                    r->idx[k] = x;
-                    k += live(g->s, g->tenant, refs[x].track);
-                }
-                kept = k;
-                idx = r->idx;
-            }
             if (*r->n + kept > *r->cap) {
                 size_t c2 = *r->cap ? 2 * *r->cap : 4096;
                 while (c2 < *r->n + kept) c2 *= 2;
@@ -172,7 +165,7 @@ static void run_select(run_t *r)
                 *r->out = x;
                 *r->cap = c2;
             }
-            refs_hits(refs, grp->fs, idx, kept, g->q, qi, *r->out + *r->n);
+            refs_hits(refs, grp->fs, r->sieve ? r->idx : NULL, kept, g->q, qi, *r->out + *r->n);
             *r->n += kept;
         }
     }

@@ -16,21 +16,7 @@ typedef struct stri_dir {
     int64_t segment;
     uint32_t *starts;
     size_t n;
-    uint32_t *first;        /* STRI_DIR_BUCKETS + 1 entries: first[b] is the
-                               first row whose start is at least
-                               b << STRI_DIR_SHIFT (n when none is), so
-                               that finding a key's row searches the few
-                               rows of its bucket, not the whole directory */
 } stri_dir_t;
-
-#define STRI_DIR_SHIFT 6
-#define STRI_DIR_BUCKETS ((STORE_KEY_SPACE >> STRI_DIR_SHIFT) + 1)
-
-/* Fill d->first (malloc'd) from d->starts; -1 out of memory. */
-int stri_dir_index(stri_dir_t *d);
-
-/* Free what a directory holds. */
-void stri_dir_clear(stri_dir_t *d);
 
 struct store {
     int64_t generation;     /* of the cached lists; -1: never loaded */
@@ -59,21 +45,15 @@ struct store {
 typedef struct stri_group {
     uint32_t key;           /* index into the lookup's distinct keys */
     uint32_t count;         /* postings; once decoded, those left (live
-                               tracks of the tenant; all of them when
-                               read in place) */
+                               tracks of the tenant) */
     const uint8_t *data;    /* borrowed from the row, when encoded */
     size_t len;
     const fp_ref_t *decoded; /* borrowed from the cache, or NULL ... */
     const uint16_t *decoded_f; /* ... and their frequencies */
-    size_t at;              /* where its decoded postings go in refs
-                               (encoded groups only) */
+    size_t at;              /* where its decoded postings go in refs */
     const fp_ref_t *refs;   /* once decoded: its postings (at refs + at, or
-                               the cache's own) */
+                               the cache's own when nothing is left out) */
     const uint16_t *fs;     /* and their packed frequencies */
-    int unfiltered;         /* refs are the cache's own, with postings the
-                               lookup must not see among them (deleted
-                               tracks, other tenants'): the hits leave
-                               them out */
 } stri_group_t;
 
 /*
@@ -134,7 +114,7 @@ typedef struct stri_gather {
     const fp_print_t *q;
     size_t nq;
     const uint32_t *qprint, *qfirst, *qcount;
-    fp_ref_t *refs;         /* room for the encoded groups' postings ... */
+    fp_ref_t *refs;         /* room for every group's postings ... */
     uint16_t *fs;           /* ... and their packed frequencies */
     const fp_score_opts_t *sieve_opts;
     size_t need;

@@ -71,33 +71,10 @@ static int cmp_row(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/*
- * The found groups in key order (an index below nkeys), keeping the order
- * of groups of one key (segment order): a counting sort, skipped when they
- * are in order already (one segment, every row cached).  qsort moved the
- * ~80-byte groups about log n times each.  -1 out of memory.
- */
-static int sort_found(stri_group_t **found, size_t n, size_t nkeys, size_t *cap)
+static int cmp_found(const void *a, const void *b)
 {
-    stri_group_t *f = *found;
-    size_t i = 1;
-    while (i < n && f[i - 1].key <= f[i].key) i++;
-    if (i >= n) return 0;
-    size_t *at = calloc(nkeys + 1, sizeof *at);
-    stri_group_t *out = malloc(n * sizeof *out);
-    if (!at || !out) {
-        free(at);
-        free(out);
-        return -1;
-    }
-    for (i = 0; i < n; i++) at[f[i].key + 1]++;
-    for (size_t k = 0; k < nkeys; k++) at[k + 1] += at[k];
-    for (i = 0; i < n; i++) out[at[f[i].key]++] = f[i];
-    free(f);
-    free(at);
-    *found = out;
-    *cap = n;
-    return 0;
+    const stri_group_t *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
 }
 
 /* Append grp to (*found)[0 .. *n), growing it; -1 out of memory. */
@@ -170,44 +147,15 @@ static db_err_t dir_of(store_t *s, db_conn_t *conn, int64_t segment, const stri_
     s->dirs = d;
     for (size_t i = 0; i < n; i++) starts[i] = stri_int4(res, (int)i, 0);
     PQclear(res);
-    stri_dir_t nd = {segment, starts, n, NULL};
-    if (stri_dir_index(&nd)) {
-        free(starts);
-        return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
-    }
-    s->dirs[s->ndirs] = nd;
+    s->dirs[s->ndirs] = (stri_dir_t){segment, starts, n};
     *out = &s->dirs[s->ndirs++];
     return DB_OK;
 }
 
-int stri_dir_index(stri_dir_t *d)
-{
-    d->first = malloc((STRI_DIR_BUCKETS + 1) * sizeof *d->first);
-    if (!d->first) return -1;
-    size_t r = 0;
-    for (size_t b = 0; b <= STRI_DIR_BUCKETS; b++) {
-        uint64_t lo = (uint64_t)b << STRI_DIR_SHIFT;
-        while (r < d->n && d->starts[r] < lo) r++;
-        d->first[b] = (uint32_t)r;
-    }
-    return 0;
-}
-
-void stri_dir_clear(stri_dir_t *d)
-{
-    free(d->starts);
-    free(d->first);
-    d->starts = NULL;
-    d->first = NULL;
-}
-
-/* Index of the row holding key (greatest start <= key), or -1: the rows
- * before key's bucket start below key, those after it above. */
+/* Index of the row holding key (greatest start <= key), or -1. */
 static long row_of(const stri_dir_t *d, uint32_t key)
 {
-    uint32_t b = key >> STRI_DIR_SHIFT;
-    if (b >= STRI_DIR_BUCKETS) return (long)d->n - 1;
-    size_t lo = d->first[b], hi = d->first[b + 1];
+    size_t lo = 0, hi = d->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (d->starts[mid] <= key) lo = mid + 1;
@@ -514,7 +462,7 @@ select:
             goto done;
         }
     }
-    if (sort_found(&found, nfound, nkeys, &found_cap)) goto nomem;
+    qsort(found, nfound, sizeof *found, cmp_found);
 
     /* how many query prints share each key (qk is sorted by key), and so
      * how many hits */
@@ -535,7 +483,7 @@ select:
         }
         need += (size_t)qcount[k] * found[f].count;
         found[f].at = postings;
-        if (!found[f].decoded) postings += found[f].count; /* cached ones are read in place */
+        postings += found[f].count;
         found[ng++] = found[f];
     }
     if (fetched) *fetched += need;
@@ -548,10 +496,9 @@ select:
             *cap = *n + need;
         }
     }
-    /* every group's postings, decoded once into refs and fs (8 bytes a
-     * posting, a third of a hit's size, and 2 of packed frequency beside;
-     * room for the groups fetched, not those the cache holds) or read in
-     * the cache, and, with a sieve, counted in it while they are in the
+    /* every group's postings, decoded once (8 bytes a posting, a third of
+     * a hit's size, and 2 of packed frequency beside) or read in the
+     * cache, and, with a sieve, counted in it while they are in the
      * cache; then the hits of each query print of the key, or with a
      * sieve only those it keeps: the chance hits are never written
      * (store_gather.c) */

@@ -43,7 +43,7 @@ void store_free(store_t *s)
     free(s->dead);
     free(s->track_tenant);
     free(s->counts);
-    for (size_t i = 0; i < s->ndirs; i++) stri_dir_clear(&s->dirs[i]);
+    for (size_t i = 0; i < s->ndirs; i++) free(s->dirs[i].starts);
     free(s->dirs);
     stri_pool_free(s->pool);
     free(s);
@@ -268,7 +268,7 @@ done:
         int live = 0;
         for (size_t k = 0; k < nseg && !live; k++) live = segs[k] == s->dirs[i].segment;
         if (live) s->dirs[kept++] = s->dirs[i];
-        else stri_dir_clear(&s->dirs[i]);
+        else free(s->dirs[i].starts);
     }
     s->ndirs = kept;
     s->dead = dead;
