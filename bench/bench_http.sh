@@ -21,8 +21,9 @@
 #      figure is the RSS slope: memory is flat when |slope| <= SLOPE_MAX
 #      MB/min;
 #   8. the mean time of each stage of a match (decode, match, store) from
-#      the server's /metrics; SIGTERM to the server, which must exit 0
-#      within its grace period;
+#      the server's /metrics, and how many lookups were narrowed (their
+#      second part fetched for the first part's matches only); SIGTERM to
+#      the server, which must exit 0 within its grace period;
 #      the cluster is stopped (on any exit of this script, too).
 # The reports go to stdout and to $BENCH_VAR/report.txt (soak.txt); the
 # server's log (one line a request) to $BENCH_VAR/serve.log.
@@ -198,11 +199,15 @@ if command -v curl >/dev/null &&
     awk '/^earmark_stage_duration_seconds_(sum|count)/ {
             match($0, /stage="[a-z]+"/); s = substr($0, RSTART + 7, RLENGTH - 8)
             if ($0 ~ /_sum/) sum[s] = $2; else cnt[s] = $2 }
+         /^earmark_lookups_narrowed_total / { narrowed = $2 }
          END { line = "stages     "
                n = split("decode match store", order, " ")
                for (i = 1; i <= n; i++) { s = order[i]
                    if (cnt[s] > 0) line = line sprintf(" %s %.1f ms,", s, 1000 * sum[s] / cnt[s]) }
-               sub(/,$/, " (means, server side)", line); print line }' "$var/metrics.txt"
+               sub(/,$/, " (means, server side)", line); print line
+               if (narrowed != "" && cnt["match"] > 0)
+                   printf "narrowed    %d of %d lookups (second part cut to the first part'"'"'s matches)\n",
+                          narrowed, cnt["match"] }' "$var/metrics.txt"
 fi
 
 # 8. stop the server: SIGTERM, at most its grace period (30 s) and 15 s more

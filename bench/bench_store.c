@@ -1334,7 +1334,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     for (size_t q = 0; q < count; q++) {
         size_t n = 0, hcap = 0, sk = 0;
         db_err_t drc = store_hits(b->store, b->conn, 0, clips[q].p, clips[q].n, mo.max_postings,
-                                  mo.max_hits, &so, &hits, &n, &hcap, NULL, &sk, err, sizeof err);
+                                  mo.max_hits, &so, NULL, &hits, &n, &hcap, NULL, &sk, err, sizeof err);
         free(hits);
         hits = NULL;
         if (drc != DB_OK) {
@@ -1358,7 +1358,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         double t0 = now_s();
         size_t fetched = 0;
         db_err_t drc = store_hits(b->store, b->conn, 0, c->p, c->n, mo.max_postings, mo.max_hits,
-                                  &so, &hits, &n, &hcap, &fetched, &sk, err, sizeof err);
+                                  &so, NULL, &hits, &n, &hcap, &fetched, &sk, err, sizeof err);
         fetch[q] = (now_s() - t0) * 1e3;
         free(hits);
         hits = NULL;

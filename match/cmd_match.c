@@ -24,7 +24,8 @@
 #include "em_store.h"
 
 static const char *USAGE =
-    "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] [--max-hits N] CLIP...";
+    "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] [--max-hits N]\n"
+    "              [--first-hits N] CLIP...";
 
 static void help(void)
 {
@@ -38,9 +39,12 @@ static void help(void)
            "  --min-frames N   aligned query frames a match needs (default 12)\n"
            "  --max-hits N     hits a lookup fetches at most, the rarest hashes first\n"
            "                   (default %d; 0: no limit)\n"
+           "  --first-hits N   a lookup in two parts: the first takes this many hits, and\n"
+           "                   when its matches are clear the rest is fetched for them\n"
+           "                   only (default %d; 0: one part)\n"
            "  --help           this text\n\n"
            "Exit status: 0 all clips read, 1 some file failed, 2 usage error.\n",
-           USAGE, MATCH_DEFAULT_MAX_HITS);
+           USAGE, MATCH_DEFAULT_MAX_HITS, MATCH_DEFAULT_FIRST_HITS);
 }
 
 static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
@@ -108,6 +112,7 @@ int cmd_match(int argc, char **argv)
                                          {"unscaled", no_argument, NULL, 'u'},
                                          {"min-frames", required_argument, NULL, 'm'},
                                          {"max-hits", required_argument, NULL, 'x'},
+                                         {"first-hits", required_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char **refs = NULL;
@@ -127,7 +132,7 @@ int cmd_match(int argc, char **argv)
         cli_error("match", "out of memory");
         return EXIT_FAIL;
     }
-    while ((c = getopt_long(argc, argv, "r:jum:x:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:jum:x:f:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': refs[nrefs++] = optarg; break;
         case 'j': json = 1; break;
@@ -145,6 +150,13 @@ int cmd_match(int argc, char **argv)
                 goto out;
             }
             mo.max_hits = (size_t)v;
+            break;
+        case 'f':
+            if (cli_parse_int(optarg, 0, 1000000000, &v)) {
+                status = cli_usage("match", USAGE, "--first-hits wants a number, not '%s'", optarg);
+                goto out;
+            }
+            mo.first_hits = (size_t)v;
             break;
         case 'h': help(); goto out;
         default: status = cli_usage("match", USAGE, "unknown option"); goto out;

@@ -37,6 +37,34 @@ extern "C" {
 typedef struct match_store match_store_t;
 
 /*
+ * A lookup in two parts.  Of the hashes the budget takes, the store first
+ * gathers those a budget of first_hits alone would take (the rarest) and
+ * passes their hits, sieved as such a lookup would return them, to
+ * decide(ctx, hits, n, tracks, max_tracks).  Then:
+ *   - decide returns 0: the store gathers the other hashes too and writes,
+ *     in place of the first part's hits, exactly the hits of the lookup in
+ *     one part (the first part's counts are kept, not made again);
+ *   - decide writes k tracks to tracks[0 .. k), 1 <= k <= max_tracks, and
+ *     returns k: the store keeps the first part's hits (first_n of them,
+ *     at the start of the lookup's) and appends the other hashes' hits of
+ *     those tracks only, all of them, unsieved (narrowed = 1): the rest of
+ *     the catalog's postings of those hashes are never sieved or scored;
+ *   - decide returns -1: out of memory; the lookup fails (FP_ERR_NOMEM).
+ * When first_hits would take every hash the budget takes (a small
+ * catalog), or none, the lookup has one part and decide is not called.
+ * hits is the store's and good only during the call.
+ */
+typedef struct match_plan {
+    size_t first_hits;      /* the first part's budget */
+    int (*decide)(void *ctx, const fp_hit_t *hits, size_t n, uint32_t *tracks,
+                  size_t max_tracks);
+    void *ctx;
+    size_t max_tracks;      /* room in decide's tracks */
+    int narrowed;           /* set by the store: 1 when decide chose tracks */
+    size_t first_n;         /* set by the store when narrowed */
+} match_plan_t;
+
+/*
  * What a store implements.  `hits` appends to *out (grown with realloc;
  * *n used, *cap allocated) one fp_hit_t for every posting of every query
  * print's hash, at most max_postings postings per hash (more mean the hash
@@ -48,11 +76,14 @@ typedef struct match_store match_store_t;
  * only the hits an fp_sieve_t made with those score options keeps (see
  * earmark_fp.h), counting in *fetched (when not NULL) every hit before the
  * sieve: on a large catalog a clip's chance hits are then never held.
+ * With `plan` (NULL: one part) the lookup goes in two parts as
+ * match_plan_t says.
  */
 typedef struct match_store_ops {
     fp_err_t (*hits)(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                     size_t max_hits, const fp_score_opts_t *sieve, fp_hit_t **out, size_t *n,
-                     size_t *cap, size_t *fetched, size_t *skipped, char *err, size_t errlen);
+                     size_t max_hits, const fp_score_opts_t *sieve, match_plan_t *plan,
+                     fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
+                     char *err, size_t errlen);
     void (*free)(match_store_t *store);
 } match_store_ops_t;
 
@@ -126,6 +157,17 @@ typedef struct match_opts {
                               it drops each clip's commonest hashes rather
                               than every hash above a threshold:
                               docs/benchmarks.md has the measured trade-off */
+    size_t first_hits;     /* a lookup in two parts (match_plan_t): the
+                              budget of the first, the rarest hashes
+                              (default MATCH_DEFAULT_FIRST_HITS; 0: one
+                              part).  When the first part's matches are
+                              clear (each aligns twice min_frames, and at
+                              least 24 frames, and together they cover
+                              the query but for gaps shorter than a
+                              second) the rest of the
+                              budget is fetched for their tracks only, to
+                              score them on every hash as one part would;
+                              otherwise the lookup goes on as one part */
 } match_opts_t;
 
 /* The default budget of hits a query: at 10 000 tracks it fetches about as
@@ -133,6 +175,12 @@ typedef struct match_opts {
  * fewer at the 99th percentile), and keeps 95.5% of the evaluation's core
  * clips instead of 92.1% (emulated; docs/benchmarks.md). */
 #define MATCH_DEFAULT_MAX_HITS 600000
+
+/* The default first part of a lookup: a quarter of the default budget,
+ * where a clip that is a catalog recording already aligns far more than
+ * min_frames; a clip that is not in the catalog then costs the first
+ * part's scoring more than one part (docs/benchmarks.md). */
+#define MATCH_DEFAULT_FIRST_HITS 150000
 
 void match_opts_default(match_opts_t *o);
 
@@ -164,6 +212,8 @@ typedef struct match_stats {
     size_t kept;           /* of which the sieve kept, and scored */
     size_t skipped;        /* hashes skipped as too common or over the budget */
     size_t candidates;     /* alignments considered */
+    int narrowed;          /* 1: the lookup's second part was fetched for
+                              the first part's matches only */
 } match_stats_t;
 
 /*

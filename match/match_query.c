@@ -27,6 +27,7 @@ void match_opts_default(match_opts_t *o)
     o->frame_seconds = fp_config_frame_seconds(&cfg);
     o->min_ratio = 2.0;
     o->max_hits = MATCH_DEFAULT_MAX_HITS;
+    o->first_hits = MATCH_DEFAULT_FIRST_HITS;
 }
 
 void match_score_opts(const match_opts_t *o, fp_score_opts_t *so)
@@ -182,6 +183,109 @@ void match_describe(const fp_candidate_t *c, double fs, match_result_t *r)
     r->offset = c->offset;
 }
 
+/*
+ * A lookup in two parts (match_plan_t): what decide() needs, and the
+ * tracks it chose.
+ */
+typedef struct plan_ctx {
+    const match_opts_t *o;
+    const fp_score_opts_t *so;
+    uint32_t qlo, qhi;      /* the query's first and last print frames */
+    uint32_t *tracks;       /* room for o->max_results */
+    size_t nt;
+} plan_ctx_t;
+
+typedef struct span {
+    uint32_t start, end;
+} span_t;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span_t *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Do the spans s[0 .. n) cover lo .. hi but for gaps of at most gap frames? */
+static int spans_cover(span_t *s, size_t n, uint32_t lo, uint32_t hi, uint32_t gap)
+{
+    qsort(s, n, sizeof *s, cmp_span);
+    uint64_t reached = lo;
+    for (size_t i = 0; i < n; i++) {
+        if ((uint64_t)s[i].start > reached + gap) return 0;
+        if (s[i].end > reached) reached = s[i].end;
+    }
+    return (uint64_t)hi <= reached + gap;
+}
+
+/* A first part's match is clear from twice min_frames, and never below
+ * twice the default min_frames: a caller that lowers min_frames for weak
+ * matches does not lower what ends a lookup early. */
+#define CLEAR_FRAMES 24
+
+/*
+ * The first part's hits, scored and judged as match_query judges: when
+ * every match it finds aligns at least twice min_frames (and CLEAR_FRAMES),
+ * and together they
+ * cover the query but for gaps under a second (room for no other match of
+ * its own), the second part need only complete the scores of these tracks:
+ * their tracks, k of them.  Otherwise 0: the lookup goes on in full.  A
+ * clip that is not in the catalog has no such match and goes on.
+ */
+static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks, size_t max)
+{
+    plan_ctx_t *c = arg;
+    const match_opts_t *o = c->o;
+    fp_candidate_t *cand = NULL;
+    size_t nc = 0, k = 0, ns = 0;
+    span_t *spans = NULL;
+    fp_err_t rc = fp_score_hits(h, n, c->so, &cand, &nc);
+    if (rc == FP_ERR_NOMEM) return -1;
+    if (rc != FP_OK || !nc) goto full;
+    spans = malloc(o->max_results * sizeof *spans);
+    if (!spans) {
+        free(cand);
+        return -1;
+    }
+    for (size_t i = 0; i < nc && ns < o->max_results; i++) {
+        if (cand[i].frames < o->min_frames) continue;
+        if (o->min_ratio > 0 &&
+            (double)cand[i].frames < o->min_ratio * (double)runner_up(cand, nc, i))
+            continue;
+        if (cand[i].frames < 2 * o->min_frames || cand[i].frames < CLEAR_FRAMES)
+            goto full; /* not clear enough */
+        spans[ns++] = (span_t){cand[i].query_start, cand[i].query_end};
+        size_t j = 0;
+        while (j < k && tracks[j] != cand[i].track) j++;
+        if (j == k) {
+            if (k == max) goto full;
+            tracks[k++] = cand[i].track;
+        }
+    }
+    uint32_t gap = (uint32_t)ceil(1.0 / o->frame_seconds);
+    if (!ns || !spans_cover(spans, ns, c->qlo, c->qhi, gap)) goto full;
+    memcpy(c->tracks, tracks, k * sizeof *tracks);
+    c->nt = k;
+    free(spans);
+    free(cand);
+    return (int)k;
+full:
+    free(spans);
+    free(cand);
+    return 0;
+}
+
+/* Keep, of h[0 .. n), the hits of tracks[0 .. nt); how many. */
+static size_t keep_tracks(fp_hit_t *h, size_t n, const uint32_t *tracks, size_t nt)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < nt && tracks[j] != h[i].track) j++;
+        if (j < nt) h[k++] = h[i];
+    }
+    return k;
+}
+
 fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen)
@@ -191,6 +295,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     size_t nh = 0, cap = 0, skipped = 0, nc = 0, nr = 0;
     fp_candidate_t *cand = NULL;
     match_result_t *res = NULL;
+    plan_ctx_t pc = {0};
     fp_err_t rc;
 
     *out = NULL;
@@ -201,9 +306,30 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     match_score_opts(&o, &so);
     /* the store sieves the hits for these options as it makes them */
     size_t fetched = 0;
-    rc = store->ops->hits(store, q, nq, o.max_postings, o.max_hits, &so, &hits, &nh, &cap,
-                          &fetched, &skipped, err, errlen);
+    pc = (plan_ctx_t){&o, &so, UINT32_MAX, 0, NULL, 0};
+    match_plan_t plan = {o.first_hits, decide_parts, &pc, o.max_results, 0, 0};
+    int two = o.first_hits && o.max_results && (!o.max_hits || o.first_hits < o.max_hits);
+    if (two) {
+        for (size_t i = 0; i < nq; i++) {
+            if (q[i].t < pc.qlo) pc.qlo = q[i].t;
+            if (q[i].t > pc.qhi) pc.qhi = q[i].t;
+        }
+        pc.tracks = malloc(o.max_results * sizeof *pc.tracks);
+        if (!pc.tracks) {
+            rc = FP_ERR_NOMEM;
+            if (err) snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    }
+    rc = store->ops->hits(store, q, nq, o.max_postings, o.max_hits, &so, two ? &plan : NULL,
+                          &hits, &nh, &cap, &fetched, &skipped, err, errlen);
     if (rc != FP_OK) goto done;
+    /* narrowed: the first part's hits of the chosen tracks, and the rest's */
+    if (two && plan.narrowed) {
+        size_t k = keep_tracks(hits, plan.first_n, pc.tracks, pc.nt);
+        memmove(hits + k, hits + plan.first_n, (nh - plan.first_n) * sizeof *hits);
+        nh = k + (nh - plan.first_n);
+    }
     rc = fp_score_hits(hits, nh, &so, &cand, &nc);
     if (rc != FP_OK) {
         if (err) snprintf(err, errlen, "scoring failed: %s", fp_strerror(rc));
@@ -233,7 +359,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
             nr++;
         }
     }
-    if (st) *st = (match_stats_t){nq, fetched, nh, skipped, nc};
+    if (st) *st = (match_stats_t){nq, fetched, nh, skipped, nc, two && plan.narrowed};
     if (nr) {
         *out = res;
         *n_out = nr;
@@ -241,6 +367,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     }
 done:
     match_results_free(res, nr);
+    free(pc.tracks);
     free(cand);
     free(hits);
     return rc;

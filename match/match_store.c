@@ -110,15 +110,57 @@ size_t match_budget_select(const uint64_t *cost, size_t n, uint64_t max_hits, ui
     return taken;
 }
 
+/* Append the postings [a, b) as hits of query print i, only those of
+ * tracks[0 .. nt) when nt is not 0; -1 out of memory. */
+static int mem_emit(const memstore_t *m, const fp_print_t *q, size_t i, size_t a, size_t b,
+                    const uint32_t *tracks, size_t nt, fp_hit_t **out, size_t *n, size_t *cap)
+{
+    if (*n + (b - a) > *cap) {
+        size_t nc = *cap ? *cap : 4096;
+        while (nc < *n + (b - a)) nc *= 2;
+        fp_hit_t *p = realloc(*out, nc * sizeof *p);
+        if (!p) return -1;
+        *out = p;
+        *cap = nc;
+    }
+    uint16_t flags = (q[i].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0;
+    for (size_t k = a; k < b; k++) {
+        size_t j = 0;
+        while (j < nt && tracks[j] != m->e[k].track) j++;
+        if (nt && j == nt) continue;
+        (*out)[(*n)++] = (fp_hit_t){m->e[k].track, m->e[k].t, q[i].t, (uint32_t)i, m->e[k].f,
+                                    q[i].f, flags};
+    }
+    return 0;
+}
+
+/* Sieve the hits h[0 .. *nh) in place. */
+static fp_err_t mem_sieve(const fp_score_opts_t *sieve, const fp_print_t *q, size_t nq,
+                          fp_hit_t *h, size_t *nh, char *err, size_t errlen)
+{
+    fp_sieve_t *sv = NULL;
+    if (!*nh) return FP_OK;
+    fp_err_t rc = fp_sieve_new(sieve, q, nq, *nh, &sv);
+    if (rc != FP_OK) {
+        if (err) snprintf(err, errlen, "sieve: %s", fp_strerror(rc));
+        return rc;
+    }
+    fp_sieve_count(sv, h, *nh);
+    *nh = fp_sieve_filter(sv, h, *nh);
+    fp_sieve_free(sv);
+    return FP_OK;
+}
+
 /*
  * The postings of each query print's hash.  The query's hashes are priced
  * first (postings times the prints sharing the hash) so that the budget
- * takes the rarest, as the PostgreSQL store does.
+ * takes the rarest, as the PostgreSQL store does; a plan's first part is
+ * what a budget of first_hits takes.
  */
 static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
                          size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve,
-                         fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched,
-                         size_t *skipped, char *err, size_t errlen)
+                         match_plan_t *plan, fp_hit_t **out, size_t *n, size_t *cap,
+                         size_t *fetched, size_t *skipped, char *err, size_t errlen)
 {
     memstore_t *m = (memstore_t *)store;
     size_t n0 = *n;
@@ -128,13 +170,10 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
     }
     size_t *first = malloc((nq ? nq : 1) * sizeof *first);
     uint64_t *cost = calloc(nq ? nq : 1, sizeof *cost);
-    uint8_t *chosen = malloc(nq ? nq : 1);
+    uint8_t *chosen = malloc(nq ? nq : 1), *part1 = malloc(nq ? nq : 1);
+    uint32_t *tracks = NULL;
     fp_err_t rc = FP_OK;
-    if (!first || !cost || !chosen) {
-        if (err) snprintf(err, errlen, "out of memory");
-        rc = FP_ERR_NOMEM;
-        goto out;
-    }
+    if (!first || !cost || !chosen || !part1) goto nomem;
     for (size_t i = 0; i < nq; i++) {
         size_t a = lower_bound(m, q[i].hash), b = a;
         while (b < m->n && m->e[b].hash == q[i].hash) b++;
@@ -142,46 +181,71 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
         cost[i] = max_postings && b - a > max_postings ? UINT64_MAX / 2 : b - a;
     }
     match_budget_select(cost, nq, max_hits, chosen);
-    for (size_t i = 0; i < nq; i++) {
-        if (!chosen[i] || (max_postings && cost[i] > max_postings)) {
-            if (skipped && cost[i]) (*skipped)++;
-            continue;
+    size_t in1 = 0, in2 = 0;
+    if (plan) {
+        match_budget_select(cost, nq, plan->first_hits, part1);
+        for (size_t i = 0; i < nq; i++) {
+            int ok = chosen[i] && cost[i] && !(max_postings && cost[i] > max_postings);
+            in1 += ok && part1[i];
+            in2 += ok && !part1[i];
         }
-        size_t a = first[i], b = a + (size_t)cost[i];
-        if (*n + (b - a) > *cap) {
-            size_t nc = *cap ? *cap : 4096;
-            while (nc < *n + (b - a)) nc *= 2;
-            fp_hit_t *p = realloc(*out, nc * sizeof *p);
-            if (!p) {
-                if (err) snprintf(err, errlen, "out of memory for %zu hits", nc);
-                rc = FP_ERR_NOMEM;
-                goto out;
+    }
+    for (size_t i = 0; i < nq; i++)
+        if ((!chosen[i] || (max_postings && cost[i] > max_postings)) && skipped && cost[i])
+            (*skipped)++;
+    if (in1 && in2) { /* two parts */
+        size_t all = 0;
+        for (size_t i = 0; i < nq; i++) {
+            if (!chosen[i] || (max_postings && cost[i] > max_postings)) continue;
+            all += (size_t)cost[i];
+            if (part1[i] && mem_emit(m, q, i, first[i], first[i] + (size_t)cost[i], NULL, 0, out,
+                                     n, cap))
+                goto nomem;
+        }
+        size_t n1 = *n - n0;
+        if (sieve && (rc = mem_sieve(sieve, q, nq, *out + n0, &n1, err, errlen)) != FP_OK)
+            goto out;
+        *n = n0 + n1;
+        tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
+        if (!tracks) goto nomem;
+        int k = plan->decide(plan->ctx, *out + n0, n1, tracks, plan->max_tracks);
+        if (k < 0) goto nomem;
+        if (k > 0) {
+            plan->narrowed = 1;
+            plan->first_n = n1;
+            for (size_t i = 0; i < nq; i++) {
+                if (!chosen[i] || part1[i] || (max_postings && cost[i] > max_postings)) continue;
+                if (mem_emit(m, q, i, first[i], first[i] + (size_t)cost[i], tracks, (size_t)k,
+                             out, n, cap))
+                    goto nomem;
             }
-            *out = p;
-            *cap = nc;
+            if (fetched) *fetched += all;
+            goto out;
         }
-        uint16_t flags = (q[i].hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0;
-        for (size_t k = a; k < b; k++)
-            (*out)[(*n)++] = (fp_hit_t){m->e[k].track, m->e[k].t, q[i].t, (uint32_t)i,
-                                        m->e[k].f, q[i].f, flags};
+        *n = n0; /* the whole lookup instead */
+    }
+    for (size_t i = 0; i < nq; i++) {
+        if (!chosen[i] || (max_postings && cost[i] > max_postings)) continue;
+        if (mem_emit(m, q, i, first[i], first[i] + (size_t)cost[i], NULL, 0, out, n, cap))
+            goto nomem;
     }
     if (fetched) *fetched += *n - n0;
     /* the hits are in memory already: the sieve only spares the scoring */
     if (sieve && *n > n0) {
-        fp_sieve_t *sv = NULL;
-        rc = fp_sieve_new(sieve, q, nq, *n - n0, &sv);
-        if (rc != FP_OK) {
-            if (err) snprintf(err, errlen, "sieve: %s", fp_strerror(rc));
-            goto out;
-        }
-        fp_sieve_count(sv, *out + n0, *n - n0);
-        *n = n0 + fp_sieve_filter(sv, *out + n0, *n - n0);
-        fp_sieve_free(sv);
+        size_t nh = *n - n0;
+        rc = mem_sieve(sieve, q, nq, *out + n0, &nh, err, errlen);
+        *n = n0 + nh;
     }
+    goto out;
+nomem:
+    if (err) snprintf(err, errlen, "out of memory");
+    rc = FP_ERR_NOMEM;
 out:
     free(first);
     free(cost);
     free(chosen);
+    free(part1);
+    free(tracks);
     return rc;
 }
 

@@ -131,6 +131,8 @@ int cmd_serve(int argc, char **argv)
          "print-store rows kept in memory, MB (0: none)"},
         {"--max-hits", "EARMARK_MAX_HITS", T_COUNT, &c.max_hits,
          "hits a lookup fetches at most, the rarest hashes first (0: no limit)"},
+        {"--first-hits", "EARMARK_FIRST_HITS", T_COUNT, &c.first_hits,
+         "the first part of a lookup in two, in hits (0: one part)"},
         {"--min-score", "EARMARK_MIN_SCORE", T_U32, &c.default_min_score,
          "default minimum score of a match"},
         {"--infringement-seconds", "EARMARK_INFRINGEMENT_SECONDS", T_DOUBLE,

@@ -67,6 +67,9 @@ typedef struct server_config {
     size_t max_hits;               /* hits a lookup fetches at most, the
                                       rarest hashes first (default
                                       MATCH_DEFAULT_MAX_HITS; 0: no limit) */
+    size_t first_hits;             /* a lookup's first part (match_opts_t;
+                                      default MATCH_DEFAULT_FIRST_HITS; 0:
+                                      one part) */
     uint32_t default_min_score;    /* a match's minimum score (default 12) */
     size_t default_max_results;    /* (default 10) */
     server_policy_t policy;

@@ -164,6 +164,7 @@ void srv_metrics_stage(srv_metrics_t *m, int stage, double seconds); /* 0 decode
 void srv_metrics_match(srv_metrics_t *m, srv_flag_t flag);
 void srv_metrics_upload(srv_metrics_t *m, srv_flag_t flag);
 void srv_metrics_decode_failure(srv_metrics_t *m);
+void srv_metrics_narrowed(srv_metrics_t *m);
 void srv_metrics_db_error(srv_metrics_t *m);
 void srv_metrics_in_flight(srv_metrics_t *m, int delta);
 /* The Prometheus text exposition; malloc'd. */

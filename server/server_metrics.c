@@ -8,6 +8,9 @@
  *   earmark_matches_total{flag}                     counter: matches reported
  *   earmark_uploads_total{flag}                     counter: uploads matched
  *   earmark_decode_failures_total                   counter
+ *   earmark_lookups_narrowed_total                  counter: lookups whose
+ *                                                   second part was cut to
+ *                                                   the first part's matches
  *   earmark_database_errors_total                   counter
  *   earmark_requests_in_flight                      gauge
  *   earmark_queue_depth                             gauge: waiting for a worker
@@ -45,7 +48,7 @@ struct srv_metrics {
     hist_t latency[ROUTE_COUNT];
     hist_t stage[NSTAGES];
     uint64_t matches[3], uploads[3];
-    uint64_t decode_failures, db_errors;
+    uint64_t decode_failures, db_errors, narrowed;
     int64_t in_flight;
 };
 
@@ -95,6 +98,11 @@ void srv_metrics_upload(srv_metrics_t *m, srv_flag_t flag)
 void srv_metrics_decode_failure(srv_metrics_t *m)
 {
     __atomic_fetch_add(&m->decode_failures, 1, __ATOMIC_RELAXED);
+}
+
+void srv_metrics_narrowed(srv_metrics_t *m)
+{
+    __atomic_fetch_add(&m->narrowed, 1, __ATOMIC_RELAXED);
 }
 
 void srv_metrics_db_error(srv_metrics_t *m)
@@ -202,6 +210,11 @@ char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, struct stor
             "# TYPE earmark_decode_failures_total counter\n"
             "earmark_decode_failures_total %llu\n",
         (unsigned long long)__atomic_load_n(&m->decode_failures, __ATOMIC_RELAXED));
+    put(&b, "# HELP earmark_lookups_narrowed_total Lookups whose second part was fetched for the "
+            "first part's matches only.\n"
+            "# TYPE earmark_lookups_narrowed_total counter\n"
+            "earmark_lookups_narrowed_total %llu\n",
+        (unsigned long long)__atomic_load_n(&m->narrowed, __ATOMIC_RELAXED));
     put(&b, "# HELP earmark_database_errors_total Requests that failed on the database.\n"
             "# TYPE earmark_database_errors_total counter\n"
             "earmark_database_errors_total %llu\n",

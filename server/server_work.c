@@ -414,8 +414,10 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     mo.max_results = r->max_results * 4;
     mo.evidence = 500;
     mo.max_hits = w->srv->cfg.max_hits;
+    mo.first_hits = w->srv->cfg.first_hits;
     char err[512];
-    fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, NULL, err, sizeof err);
+    match_stats_t mst = {0};
+    fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, &mst, err, sizeof err);
     __atomic_sub_fetch(&s->matching, 1, __ATOMIC_RELAXED);
     if (rc == FP_ERR_IO) {
         snprintf(w->err, sizeof w->err, "%s", err);
@@ -428,6 +430,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     }
     double t2 = srv_now();
     srv_metrics_stage(s->metrics, 1, t2 - t1);
+    if (mst.narrowed) srv_metrics_narrowed(s->metrics);
 
     /* one entry per recording, its segments strongest first */
     groups = calloc(nres + 1, sizeof *groups);

@@ -229,13 +229,20 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * only the hits an fp_sieve_t for those score options keeps are appended:
  * the groups are decoded twice, a group at a time, once to count and once
  * to keep, so the chance hits of a large catalog are never held.  *fetched
- * (when not NULL) grows by the hits before the sieve.
- * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM.
+ * (when not NULL) grows by the hits before the sieve, of both parts.
+ * With plan (NULL: one part; em_match.h has match_plan_t) and a budget the
+ * first part does not exhaust, the lookup goes in two parts: the rows of
+ * every key the budget takes are found once, the first part's groups
+ * counted and selected, and then either the second part's counted into the
+ * same sieve and every group selected again (the hits of one part,
+ * exactly), or the second part's cut to the tracks plan->decide chose.
+ * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM
+ * (also when plan->decide fails).
  */
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
-                    fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
-                    char *err, size_t errlen);
+                    match_plan_t *plan, fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched,
+                    size_t *skipped, char *err, size_t errlen);
 
 /*
  * The store as a match_store_t for match_query() (em_match.h), limited to

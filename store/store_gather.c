@@ -23,11 +23,21 @@
  * from its run with the merged sieve, read only, into hits of its own,
  * which are then appended in run order, so the hits come out in the same
  * order as with one thread.
+ *
+ * A lookup in two parts (store_lookup.c, match_plan_t) marks each group
+ * with the part of its key.  Phase 1 runs on one part at a time, into one
+ * sieve that keeps the counts of the parts before; phase 2 selects from
+ * the groups of the parts counted so far, so after the second part it
+ * writes exactly the hits of a lookup in one part.  Or, once the first
+ * part's matches are known, the second part's groups are only decoded and
+ * cut to those matches' tracks (stri_gather_narrow): no sieve, no
+ * selection, for the few postings of a handful of tracks.
  */
 #include "store_internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define GATHER_MAX_THREADS 16
 #define GATHER_BLOCK 16       /* groups dealt out at a time in phase 1 */
@@ -38,6 +48,8 @@ typedef struct run {
     int nth, nruns;         /* phase 1: blocks nth, nth + nruns, ... */
     fp_sieve_t *sieve;      /* phase 1: its own; phase 2: the merged one */
     int phase;
+    int part;               /* phase 1: the groups of this part; phase 2:
+                               of the parts up to this one */
     db_err_t rc;            /* DB_OK, DB_ERR_CORRUPT or DB_ERR_NOMEM */
     fp_hit_t **out;         /* run 0: the caller's hits; others: their own */
     size_t *n, *cap;
@@ -56,23 +68,50 @@ static inline int live(const store_t *s, int64_t tenant, uint32_t track)
            !(tenant && stri_tenant_of(s, track) != (uint32_t)tenant);
 }
 
+/* Is track one of tracks[0 .. nt) (any track when nt is 0)? */
+static inline int wanted(const uint32_t *tracks, size_t nt, uint32_t track)
+{
+    if (!nt) return 1;
+    for (size_t i = 0; i < nt; i++)
+        if (tracks[i] == track) return 1;
+    return 0;
+}
+
 /*
- * The postings of one group, leaving out deleted tracks and, when tenant
- * is not 0, other tenants': copied from a cached row (decoded already) or
- * decoded with a cursor.  Writes to o and of (room for g->count each), the
+ * The postings of one group, leaving out deleted tracks, other tenants'
+ * (when tenant is not 0) and, when nt is not 0, every track not in
+ * tracks[0 .. nt) (ascending): copied from a cached row (decoded already;
+ * a group's postings are sorted by track, so a track's run is found by
+ * bisection) or decoded with a cursor.  Writes to o and of (room for g->count each), the
  * frequencies beside the postings, still packed (store_f_pack): the sieve
  * reads only the 8-byte postings, and unpacking (a table lookup) was a
  * fifth of the decoding, for the ~2% of postings that become hits
  * (refs_hits unpacks those).  Returns the number written, or -1 when the
  * bytes are malformed.
  */
-static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp, fp_ref_t *o,
-                       uint16_t *of)
+static long group_refs(const store_t *s, int64_t tenant, const uint32_t *tracks, size_t nt,
+                       const stri_group_t *grp, fp_ref_t *o, uint16_t *of)
 {
     size_t k = 0;
     if (grp->decoded) { /* (read in place instead when nothing is left out) */
         const fp_ref_t *in = grp->decoded;
         const uint16_t *inf = grp->decoded_f;
+        if (nt) { /* a few tracks' runs: found by bisection (tracks ascend) */
+            for (size_t w = 0; w < nt; w++) {
+                if (!live(s, tenant, tracks[w])) continue;
+                uint32_t lo = 0, hi = grp->count;
+                while (lo < hi) {
+                    uint32_t mid = lo + (hi - lo) / 2;
+                    if (in[mid].track < tracks[w]) lo = mid + 1;
+                    else hi = mid;
+                }
+                for (; lo < grp->count && in[lo].track == tracks[w]; lo++) {
+                    o[k] = in[lo];
+                    of[k++] = inf[lo];
+                }
+            }
+            return (long)k;
+        }
         for (uint32_t i = 0; i < grp->count; i++) {
             o[k] = in[i];
             of[k] = inf[i];
@@ -87,7 +126,7 @@ static long group_refs(const store_t *s, int64_t tenant, const stri_group_t *grp
     uint16_t f;
     int st;
     while ((st = stri_cursor_next(&c, &track, &t, &f)) == 1)
-        if (live(s, tenant, track)) {
+        if (live(s, tenant, track) && wanted(tracks, nt, track)) {
             of[k] = f;
             o[k++] = (fp_ref_t){track, t};
         }
@@ -117,6 +156,7 @@ static void run_decode(run_t *r)
     for (size_t i = 0; i < g->ngroups; i++) {
         if ((i / GATHER_BLOCK) % (size_t)r->nruns != (size_t)r->nth) continue;
         stri_group_t *grp = &g->groups[i];
+        if (grp->part != r->part) continue;
         const fp_ref_t *refs;
         long nr;
         if (grp->decoded && !r->filter) { /* read in place */
@@ -125,7 +165,8 @@ static void run_decode(run_t *r)
             nr = grp->count;
         } else {
             fp_ref_t *own = g->refs + grp->at;
-            nr = group_refs(g->s, r->filter ? g->tenant : 0, grp, own, g->fs + grp->at);
+            nr = group_refs(g->s, r->filter ? g->tenant : 0, NULL, 0, grp, own,
+                            g->fs + grp->at);
             refs = own;
             grp->fs = g->fs + grp->at;
         }
@@ -148,6 +189,7 @@ static void run_select(run_t *r)
     const stri_gather_t *g = r->g;
     for (size_t i = r->from; i < r->to; i++) {
         const stri_group_t *grp = &g->groups[i];
+        if (grp->part > r->part) continue;
         const fp_ref_t *refs = grp->refs;
         size_t nr = grp->count;
         for (uint32_t j = 0; j < g->qcount[grp->key] && nr; j++) {
@@ -279,12 +321,44 @@ static void run_all(stri_pool_t *p, run_t *runs, int nruns, int phase)
     }
 }
 
-db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,
-                     fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen)
-{
-    db_err_t rc = DB_OK;
+struct stri_gatherer {
+    const stri_gather_t *g;
+    stri_pool_t **pool;
     run_t runs[GATHER_MAX_THREADS];
-    int nruns = 1;
+    int nruns;
+    int counted;            /* the parts counted so far */
+    fp_sieve_t *sieve;      /* their counts (NULL without sieve options) */
+};
+
+static db_err_t gather_error(db_err_t rc, char *err, size_t errlen)
+{
+    if (rc == DB_ERR_CORRUPT)
+        return db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of the lookup does not decode");
+    if (rc == DB_ERR_INVALID)
+        return db_errorf(DB_ERR_INVALID, err, errlen, "the lookup's sieves do not merge");
+    return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+}
+
+void stri_gather_close(stri_gatherer_t *G)
+{
+    if (!G) return;
+    fp_sieve_free(G->sieve);
+    for (int r = 0; r < G->nruns; r++) {
+        if (G->runs[r].sieve != G->sieve) fp_sieve_free(G->runs[r].sieve);
+        free(G->runs[r].own);
+        free(G->runs[r].idx);
+    }
+    free(G);
+}
+
+db_err_t stri_gather_open(const stri_gather_t *g, stri_pool_t **pool, int threads,
+                          size_t min_postings, stri_gatherer_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    stri_gatherer_t *G = calloc(1, sizeof *G);
+    if (!G) return gather_error(DB_ERR_NOMEM, err, errlen);
+    G->g = g;
+    G->pool = pool;
     size_t postings = 0, most = 0;
     for (size_t i = 0; i < g->ngroups; i++) {
         postings += g->groups[i].count;
@@ -293,10 +367,11 @@ db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, si
     if (!g->sieve_opts || threads < 1) threads = 1; /* all hits: one writer */
     if (threads > GATHER_MAX_THREADS) threads = GATHER_MAX_THREADS;
     if (!min_postings) min_postings = 1;
+    int nruns = 1;
     while (nruns < threads && postings / (size_t)(nruns + 1) >= min_postings) nruns++;
     if (nruns > 1) nruns = 1 + pool_grow(pool, nruns - 1);
+    G->nruns = nruns;
 
-    memset(runs, 0, sizeof runs);
     /* a store of one tenant's tracks, none deleted, has nothing to leave
      * out of that tenant's lookups: cached postings are read in place */
     const store_t *s = g->s;
@@ -306,76 +381,149 @@ db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, si
     for (int r = 0; r < nruns; r++) {
         size_t to = from, goal = postings * (size_t)(r + 1) / (size_t)nruns;
         while (to < g->ngroups && (r == nruns - 1 || sum < goal)) sum += g->groups[to++].count;
-        runs[r] = (run_t){.g = g, .from = from, .to = to, .nth = r, .nruns = nruns, .rc = DB_OK,
-                          .filter = filter};
-        if (r == 0) {
-            runs[r].out = out;
-            runs[r].n = n;
-            runs[r].cap = cap;
-        } else {
-            runs[r].out = &runs[r].own;
-            runs[r].n = &runs[r].own_n;
-            runs[r].cap = &runs[r].own_cap;
-        }
-        runs[r].idx = malloc((most ? most : 1) * sizeof *runs[r].idx);
-        if (!runs[r].idx) goto nomem;
-        if (g->sieve_opts &&
-            fp_sieve_new(g->sieve_opts, g->q, g->nq, g->need, &runs[r].sieve) != FP_OK)
-            goto nomem;
+        G->runs[r] = (run_t){.g = g, .from = from, .to = to, .nth = r, .nruns = nruns,
+                             .rc = DB_OK, .filter = filter};
+        G->runs[r].idx = malloc((most ? most : 1) * sizeof *G->runs[r].idx);
+        if (!G->runs[r].idx) goto nomem;
         from = to;
     }
+    if (g->sieve_opts && fp_sieve_new(g->sieve_opts, g->q, g->nq, g->need, &G->sieve) != FP_OK)
+        goto nomem;
+    *out = G;
+    return DB_OK;
+nomem:
+    stri_gather_close(G);
+    return gather_error(DB_ERR_NOMEM, err, errlen);
+}
 
-    run_all(*pool, runs, nruns, 1);
-    for (int r = 0; r < nruns; r++)
-        if (runs[r].rc != DB_OK) {
-            rc = runs[r].rc;
-            goto fail;
-        }
-    /* one sieve, sealed before the threads read it */
-    fp_sieve_t *merged = runs[0].sieve;
-    for (int r = 1; r < nruns; r++) {
-        if (fp_sieve_merge(merged, runs[r].sieve) != FP_OK) { /* made alike: cannot */
-            rc = DB_ERR_INVALID;
-            goto fail;
-        }
-        fp_sieve_free(runs[r].sieve);
-        runs[r].sieve = merged;
+/*
+ * Phase 1 for the groups of one part: run 0 counts into the gatherer's
+ * sieve, the others into sieves of their own, merged into it; sealed.
+ */
+db_err_t stri_gather_count(stri_gatherer_t *G, int part, char *err, size_t errlen)
+{
+    const stri_gather_t *g = G->g;
+    db_err_t rc = DB_OK;
+    for (int r = 0; r < G->nruns; r++) {
+        run_t *run = &G->runs[r];
+        run->part = part;
+        run->rc = DB_OK;
+        run->sieve = r == 0 ? G->sieve : NULL;
+        if (r && G->sieve && fp_sieve_new(g->sieve_opts, g->q, g->nq, g->need, &run->sieve) != FP_OK)
+            rc = DB_ERR_NOMEM;
     }
-    if (merged) fp_sieve_seal(merged);
+    if (rc == DB_OK) {
+        run_all(*G->pool, G->runs, G->nruns, 1);
+        for (int r = 0; r < G->nruns && rc == DB_OK; r++) rc = G->runs[r].rc;
+    }
+    for (int r = 1; r < G->nruns; r++) {
+        /* made alike: merging cannot fail */
+        if (rc == DB_OK && G->runs[r].sieve && fp_sieve_merge(G->sieve, G->runs[r].sieve) != FP_OK)
+            rc = DB_ERR_INVALID;
+        fp_sieve_free(G->runs[r].sieve);
+        G->runs[r].sieve = NULL;
+    }
+    if (rc != DB_OK) return gather_error(rc, err, errlen);
+    if (G->sieve) fp_sieve_seal(G->sieve);
+    G->counted = part;
+    return DB_OK;
+}
 
-    run_all(*pool, runs, nruns, 2);
-    for (int r = 0; r < nruns; r++)
-        if (runs[r].rc != DB_OK) {
-            rc = runs[r].rc;
-            goto fail;
+/* Phase 2 over the groups of the parts counted so far, appended to *out. */
+db_err_t stri_gather_select(stri_gatherer_t *G, fp_hit_t **out, size_t *n, size_t *cap,
+                            char *err, size_t errlen)
+{
+    db_err_t rc = DB_OK;
+    for (int r = 0; r < G->nruns; r++) {
+        run_t *run = &G->runs[r];
+        run->part = G->counted;
+        run->rc = DB_OK;
+        run->sieve = G->sieve;
+        run->own_n = 0;
+        if (r == 0) {
+            run->out = out;
+            run->n = n;
+            run->cap = cap;
+        } else {
+            run->out = &run->own;
+            run->n = &run->own_n;
+            run->cap = &run->own_cap;
         }
-    for (int r = 1; r < nruns; r++) {
-        size_t k = runs[r].own_n;
+    }
+    run_all(*G->pool, G->runs, G->nruns, 2);
+    for (int r = 0; r < G->nruns && rc == DB_OK; r++) rc = G->runs[r].rc;
+    for (int r = 1; r < G->nruns && rc == DB_OK; r++) {
+        size_t k = G->runs[r].own_n;
         if (!k) continue;
         if (*n + k > *cap) {
             fp_hit_t *x = realloc(*out, (*n + k) * sizeof *x);
-            if (!x) goto nomem;
+            if (!x) {
+                rc = DB_ERR_NOMEM;
+                break;
+            }
             *out = x;
             *cap = *n + k;
         }
-        memcpy(*out + *n, runs[r].own, k * sizeof **out);
+        memcpy(*out + *n, G->runs[r].own, k * sizeof **out);
         *n += k;
     }
-    goto done;
-nomem:
-    rc = DB_ERR_NOMEM;
-fail:
-    if (rc == DB_ERR_CORRUPT)
-        rc = db_errorf(DB_ERR_CORRUPT, err, errlen, "a group of the lookup does not decode");
-    else if (rc == DB_ERR_INVALID)
-        rc = db_errorf(DB_ERR_INVALID, err, errlen, "the lookup's sieves do not merge");
-    else
-        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
-done:
-    for (int r = 0; r < nruns; r++) {
-        if (r == 0 || runs[r].sieve != runs[0].sieve) fp_sieve_free(runs[r].sieve);
-        free(runs[r].own);
-        free(runs[r].idx);
+    for (int r = 0; r < G->nruns; r++) G->runs[r].sieve = NULL;
+    return rc == DB_OK ? DB_OK : gather_error(rc, err, errlen);
+}
+
+/*
+ * The groups of one part, decoded and cut to tracks[0 .. nt): every hit
+ * of those tracks, no sieve.  One thread: a handful of tracks hold few of
+ * the postings, and copying a cached group is what is left to do.
+ */
+db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks, size_t nt,
+                            fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen)
+{
+    const stri_gather_t *g = G->g;
+    uint32_t want[64];
+    if (!nt) return DB_OK;
+    if (nt > sizeof want / sizeof *want) nt = sizeof want / sizeof *want;
+    for (size_t i = 0; i < nt; i++) { /* ascending, for the bisection */
+        size_t j = i;
+        for (; j > 0 && want[j - 1] > tracks[i]; j--) want[j] = want[j - 1];
+        want[j] = tracks[i];
     }
+    for (size_t i = 0; i < g->ngroups; i++) {
+        stri_group_t *grp = &g->groups[i];
+        if (grp->part != part) continue;
+        fp_ref_t *own = g->refs + grp->at;
+        uint16_t *ofs = g->fs + grp->at;
+        long nr = group_refs(g->s, G->runs[0].filter ? g->tenant : 0, want, nt, grp, own, ofs);
+        if (nr < 0) return gather_error(DB_ERR_CORRUPT, err, errlen);
+        grp->refs = own;
+        grp->fs = ofs;
+        grp->count = (uint32_t)nr;
+        if (!nr) continue;
+        size_t more = (size_t)g->qcount[grp->key] * (size_t)nr;
+        if (*n + more > *cap) {
+            size_t c2 = *cap ? 2 * *cap : 4096;
+            while (c2 < *n + more) c2 *= 2;
+            fp_hit_t *x = realloc(*out, c2 * sizeof *x);
+            if (!x) return gather_error(DB_ERR_NOMEM, err, errlen);
+            *out = x;
+            *cap = c2;
+        }
+        for (uint32_t j = 0; j < g->qcount[grp->key]; j++) {
+            uint32_t qi = g->qprint[g->qfirst[grp->key] + j];
+            refs_hits(own, ofs, NULL, (size_t)nr, g->q, qi, *out + *n);
+            *n += (size_t)nr;
+        }
+    }
+    return DB_OK;
+}
+
+db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,
+                     fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen)
+{
+    stri_gatherer_t *G = NULL;
+    db_err_t rc = stri_gather_open(g, pool, threads, min_postings, &G, err, errlen);
+    if (rc == DB_OK) rc = stri_gather_count(G, 1, err, errlen);
+    if (rc == DB_OK) rc = stri_gather_select(G, out, n, cap, err, errlen);
+    stri_gather_close(G);
     return rc;
 }

@@ -54,6 +54,9 @@ typedef struct stri_group {
     const fp_ref_t *refs;   /* once decoded: its postings (at refs + at, or
                                the cache's own when nothing is left out) */
     const uint16_t *fs;     /* and their packed frequencies */
+    int part;               /* the part of the lookup its key is in: 1, or
+                               2 for the keys a two-part lookup leaves for
+                               later (stri_gather_count) */
 } stri_group_t;
 
 /*
@@ -125,14 +128,38 @@ typedef struct stri_gather {
  * appending to *out (*n used, *cap allocated, grown with realloc), over at
  * most `threads` threads (the calling one included; more than one only
  * with a sieve and at least min_postings postings a thread), the others
- * helpers of *pool (made on first use, kept: the caller frees it).  The hits come in group order, then
- * query print order, whatever the number of threads.  Errors:
- * DB_ERR_CORRUPT (a group does not decode), DB_ERR_NOMEM, DB_ERR_INVALID
- * (never: the threads' sieves are made alike).
+ * helpers of *pool (made on first use, kept: the caller frees it).  The
+ * hits come in group order, then query print order, whatever the number of
+ * threads.  Errors: DB_ERR_CORRUPT (a group does not decode), DB_ERR_NOMEM,
+ * DB_ERR_INVALID (never: the threads' sieves are made alike).
+ *
+ * stri_gather does it in one go, for groups that are all of part 1.  In
+ * steps, for a lookup in two parts:
+ *   stri_gather_open    the runs and the sieve (sized for g->need, every
+ *                       part's hits); *out is the caller's to close
+ *   stri_gather_count   decode and count the groups of one part into the
+ *                       sieve, which keeps the counts of the parts before
+ *   stri_gather_select  append the hits the sieve keeps from the groups of
+ *                       every part counted: after counting part 2, exactly
+ *                       the hits of stri_gather over all the groups
+ *   stri_gather_narrow  instead of counting a part: append every hit of
+ *                       its groups whose track is in tracks[0 .. nt), no
+ *                       sieve (one thread)
+ *   stri_gather_close   free it (NULL is a no-op)
  */
 typedef struct stri_pool stri_pool_t;
 db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,
                      fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen);
+
+typedef struct stri_gatherer stri_gatherer_t;
+db_err_t stri_gather_open(const stri_gather_t *g, stri_pool_t **pool, int threads,
+                          size_t min_postings, stri_gatherer_t **out, char *err, size_t errlen);
+db_err_t stri_gather_count(stri_gatherer_t *G, int part, char *err, size_t errlen);
+db_err_t stri_gather_select(stri_gatherer_t *G, fp_hit_t **out, size_t *n, size_t *cap,
+                            char *err, size_t errlen);
+db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks, size_t nt,
+                            fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen);
+void stri_gather_close(stri_gatherer_t *G);
 
 /* Stop and free a store's helper threads (NULL is a no-op). */
 void stri_pool_free(stri_pool_t *p);

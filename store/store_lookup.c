@@ -279,8 +279,8 @@ static int dirs_loaded(const store_t *s)
 
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
-                    fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
-                    char *err, size_t errlen)
+                    match_plan_t *plan, fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched,
+                    size_t *skipped, char *err, size_t errlen)
 {
     db_err_t rc = DB_OK;
     int pending = gen_send(conn);
@@ -292,7 +292,10 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     qkey_t *qk = NULL;
     uint32_t *keys = NULL, *totals = NULL, *qfirst = NULL, *qcount = NULL;
     uint64_t *cost = NULL;
-    uint8_t *chosen = NULL;
+    uint8_t *chosen = NULL, *part1 = NULL, *kpart = NULL;
+    uint32_t *tracks = NULL;
+    stri_gatherer_t *gatherer = NULL;
+    int two = 0;
     row_ref_t *rows = NULL;
     stri_group_t *found = NULL;
     fp_ref_t *refs = NULL;
@@ -309,9 +312,12 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     keys = malloc((nq + 1) * sizeof *keys);
     cost = malloc((nq + 1) * sizeof *cost);
     chosen = malloc(nq + 1);
-    if (!qk || !keys || !cost || !chosen) goto nomem;
+    part1 = malloc(nq + 1);
+    kpart = malloc(nq + 1);
+    if (!qk || !keys || !cost || !chosen || !part1 || !kpart) goto nomem;
 select:
     nkeys = m = 0;
+    two = 0;
     if (skipped) *skipped = skipped0;
     if (nq && s->nsegments) {
         for (size_t i = 0; i < nq; i++) {
@@ -341,9 +347,21 @@ select:
             i = j;
         }
         match_budget_select(cost, nc, s->counts ? max_hits : 0, chosen);
+        /* a plan's first part: what a budget of first_hits takes (the
+         * rarest keys: a subset of what the whole budget takes) */
+        size_t in1 = 0;
+        if (plan && s->counts && plan->first_hits) {
+            match_budget_select(cost, nc, plan->first_hits, part1);
+            for (size_t i = 0; i < nc; i++) in1 += chosen[i] && part1[i];
+        }
         for (size_t i = 0; i < nc; i++) {
-            if (chosen[i]) keys[nkeys++] = keys[i];
-            else if (skipped) (*skipped)++;
+            if (chosen[i]) {
+                kpart[nkeys] = in1 && !part1[i] ? 2 : 1;
+                two |= kpart[nkeys] == 2;
+                keys[nkeys++] = keys[i];
+            } else if (skipped) {
+                (*skipped)++;
+            }
         }
     }
     /* while the generation is on its way: the rows the cache lends */
@@ -434,7 +452,8 @@ select:
                 if (add_found(&found, &nfound, &found_cap,
                               (stri_group_t){.key = (uint32_t)k, .count = dg[i].count,
                                              .decoded = drefs + dg[i].first,
-                                             .decoded_f = dfs + dg[i].first}))
+                                             .decoded_f = dfs + dg[i].first,
+                                             .part = kpart[k]}))
                     goto nomem;
                 totals[k] += dg[i].count;
             }
@@ -451,7 +470,7 @@ select:
             if (k < 0) continue;
             if (add_found(&found, &nfound, &found_cap,
                           (stri_group_t){.key = (uint32_t)k, .count = g.count, .data = g.data,
-                                         .len = g.len}))
+                                         .len = g.len, .part = kpart[k]}))
                 goto nomem;
             totals[k] += g.count;
         }
@@ -509,11 +528,40 @@ select:
     for (size_t i = 0; i < m; i++) qprint[i] = qk[i].idx;
     stri_gather_t gather = {s, tenant, found, ng, q, nq, qprint, qfirst, qcount,
                             refs, fs, need ? sieve_opts : NULL, need};
-    rc = stri_gather(&gather, &s->pool, s->threads, s->thread_postings, out, n, cap, err, errlen);
+    if (!two) {
+        rc = stri_gather(&gather, &s->pool, s->threads, s->thread_postings, out, n, cap, err,
+                         errlen);
+        goto done;
+    }
+    /* in two parts: the first part's hits, sieved, for plan->decide; then
+     * either the rest for the tracks it chose, or the whole lookup */
+    size_t n0 = *n;
+    rc = stri_gather_open(&gather, &s->pool, s->threads, s->thread_postings, &gatherer, err,
+                          errlen);
+    if (rc == DB_OK) rc = stri_gather_count(gatherer, 1, err, errlen);
+    if (rc == DB_OK) rc = stri_gather_select(gatherer, out, n, cap, err, errlen);
+    if (rc != DB_OK) goto done;
+    tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
+    if (!tracks) goto nomem;
+    int k = plan->decide(plan->ctx, *out + n0, *n - n0, tracks, plan->max_tracks);
+    if (k < 0) goto nomem;
+    if (k > 0) {
+        plan->narrowed = 1;
+        plan->first_n = *n - n0;
+        rc = stri_gather_narrow(gatherer, 2, tracks, (size_t)k, out, n, cap, err, errlen);
+    } else {
+        *n = n0;
+        rc = stri_gather_count(gatherer, 2, err, errlen);
+        if (rc == DB_OK) rc = stri_gather_select(gatherer, out, n, cap, err, errlen);
+    }
     goto done;
 nomem:
     rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
+    stri_gather_close(gatherer);
+    free(tracks);
+    free(part1);
+    free(kpart);
     free(refs);
     free(fs);
     free(qprint);
@@ -556,12 +604,13 @@ typedef struct pgstore {
 } pgstore_t;
 
 static fp_err_t pg_hits(match_store_t *store, const fp_print_t *q, size_t nq, size_t max_postings,
-                        size_t max_hits, const fp_score_opts_t *sieve, fp_hit_t **out, size_t *n,
-                        size_t *cap, size_t *fetched, size_t *skipped, char *err, size_t errlen)
+                        size_t max_hits, const fp_score_opts_t *sieve, match_plan_t *plan,
+                        fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
+                        char *err, size_t errlen)
 {
     pgstore_t *p = (pgstore_t *)store;
-    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, max_hits, sieve, out,
-                             n, cap, fetched, skipped, err, errlen);
+    db_err_t rc = store_hits(p->s, p->conn, p->tenant, q, nq, max_postings, max_hits, sieve, plan,
+                             out, n, cap, fetched, skipped, err, errlen);
     switch (rc) {
     case DB_OK: return FP_OK;
     case DB_ERR_NOMEM: return FP_ERR_NOMEM;

@@ -2,7 +2,8 @@
  * test_match.c -- the matcher over the in-memory store, on real music:
  * a clean clip, a sped-up, a time-stretched and a pitch-shifted one are
  * found at the right place with the right kind of change and factor; a clip
- * of a recording not in the store finds nothing; and the CLI says the same.
+ * of a recording not in the store finds nothing; a lookup in two parts
+ * reports what one part does; and the CLI says the same.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -139,6 +140,111 @@ static void test_cli(void)
           "a bad reference is reported, exit 1");
 }
 
+/* The prints of a clip made with sox (a shell command writing clip.wav
+ * in the test directory, %s being its path). */
+static int clip_prints(const char *cmd, fp_result_t *r)
+{
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/clip.wav", test_tmpdir());
+    if (test_sh(cmd, path) != 0) return -1;
+    return fp_extract_path(path, NULL, NULL, r, err, sizeof err) == FP_OK ? 0 : -1;
+}
+
+static int same_results(const match_result_t *a, size_t na, const match_result_t *b, size_t nb)
+{
+    if (na != nb) return 0;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].track != b[i].track || a[i].frames != b[i].frames || a[i].prints != b[i].prints ||
+            a[i].query_start != b[i].query_start || a[i].query_end != b[i].query_end ||
+            a[i].ref_start != b[i].ref_start || a[i].offset != b[i].offset ||
+            a[i].speed != b[i].speed || a[i].change != b[i].change)
+            return 0;
+    return 1;
+}
+
+/*
+ * Match r in one part and in two (the first part a quarter of the clip's
+ * hits): the results must be the same; *narrowed says whether the second
+ * part was cut to the first part's matches, *kept1 and *kept2 how many
+ * hits each lookup scored.
+ */
+static int both_ways(const fp_result_t *r, int *narrowed, size_t *kept1, size_t *kept2,
+                     size_t *nres)
+{
+    char err[256];
+    match_opts_t o;
+    match_opts_default(&o);
+    o.max_hits = 0;
+    o.first_hits = 0;
+    match_result_t *m1 = NULL, *m2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    match_stats_t st1, st2;
+    if (match_query(store, r->prints, r->count, &o, &m1, &n1, &st1, err, sizeof err) != FP_OK)
+        return -1;
+    o.first_hits = st1.hits / 4;
+    if (match_query(store, r->prints, r->count, &o, &m2, &n2, &st2, err, sizeof err) != FP_OK) {
+        free(m1);
+        return -1;
+    }
+    int same = same_results(m1, n1, m2, n2);
+    *narrowed = st2.narrowed;
+    *kept1 = st1.kept;
+    *kept2 = st2.kept;
+    *nres = n2;
+    CHECK(!st1.narrowed, "one part is never narrowed");
+    CHECK(st2.hits == st1.hits, "both parts fetch the whole budget: %zu, %zu", st2.hits, st1.hits);
+    free(m1);
+    free(m2);
+    return same;
+}
+
+/*
+ * A lookup in two parts (match_opts_t.first_hits): a clip of a catalog
+ * recording is found in the first part, its second part fetched for that
+ * recording only, with the same result as one part; a clip that is half
+ * another recording, or not in the catalog at all, goes on in full.
+ */
+static void test_two_parts(void)
+{
+    char cmd[1024];
+    fp_result_t r;
+    int narrowed;
+    size_t k1, k2, nres;
+
+    snprintf(cmd, sizeof cmd, "sox '%s' %%s trim 40 10 2>/dev/null", test_corpus_file(1));
+    REQUIRE(clip_prints(cmd, &r) == 0);
+    CHECK(both_ways(&r, &narrowed, &k1, &k2, &nres) == 1, "same result in two parts");
+    CHECK(narrowed && nres == 1, "a clean clip narrows (%d, %zu results)", narrowed, nres);
+    CHECK(k2 < k1, "and scores fewer hits: %zu against %zu", k2, k1);
+    fp_result_clear(&r);
+
+    snprintf(cmd, sizeof cmd, "sox '%s' %%s trim 25 10 speed 1.08 2>/dev/null",
+             test_corpus_file(0));
+    REQUIRE(clip_prints(cmd, &r) == 0);
+    CHECK(both_ways(&r, &narrowed, &k1, &k2, &nres) == 1, "same result, sped up");
+    fp_result_clear(&r);
+
+    /* 5 s of a catalog recording, then 5 s of one that is not: the first
+     * part's match leaves half the clip uncovered */
+    const char *d = test_tmpdir();
+    snprintf(cmd, sizeof cmd,
+             "sox '%s' %s/a.wav trim 40 5 rate 44100 channels 2 2>/dev/null && "
+             "sox '%s' %s/b.wav trim 20 5 rate 44100 channels 2 2>/dev/null && "
+             "sox %s/a.wav %s/b.wav %%s 2>/dev/null",
+             test_corpus_file(1), d, test_corpus_file(3), d, d, d);
+    REQUIRE(clip_prints(cmd, &r) == 0);    CHECK(both_ways(&r, &narrowed, &k1, &k2, &nres) == 1, "same result, half a recording");
+    CHECK(!narrowed && nres == 1 && k1 == k2,
+          "half a recording goes on in full (%d, %zu results, %zu / %zu hits)", narrowed, nres,
+          k1, k2);
+    fp_result_clear(&r);
+
+    snprintf(cmd, sizeof cmd, "sox '%s' %%s trim 20 10 2>/dev/null", test_corpus_file(3));
+    REQUIRE(clip_prints(cmd, &r) == 0);
+    CHECK(both_ways(&r, &narrowed, &k1, &k2, &nres) == 1, "same result, unknown recording");
+    CHECK(!narrowed && nres == 0 && k1 == k2, "an unknown recording goes on in full");
+    fp_result_clear(&r);
+}
+
 /* The budget takes the cheapest hashes first, never more than it allows. */
 static void test_budget(void)
 {
@@ -164,6 +270,7 @@ int main(void)
     RUN(test_tempo);
     RUN(test_pitch);
     RUN(test_unknown);
+    RUN(test_two_parts);
     RUN(test_cli);
     match_store_free(store);
     return test_main_end();

@@ -226,7 +226,7 @@ static size_t aligned_hits_sieved(int64_t of_tenant, const fp_print_t *q, size_t
     fp_hit_t *hits = NULL;
     size_t n = 0, cap = 0, skipped = 0, on = 0;
     char err[1024];
-    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, 0, so, &hits, &n, &cap, NULL, &skipped, err,
+    db_err_t rc = store_hits(store, conn, of_tenant, q, nq, 0, 0, so, NULL, &hits, &n, &cap, NULL, &skipped, err,
                              sizeof err);
     if (rc != DB_OK) printf("  store_hits: %s\n", err);
     for (size_t i = 0; i < n; i++) on += hits[i].track == (uint32_t)track && hits[i].ref_t == hits[i].query_t;
@@ -314,7 +314,7 @@ static void test_batch_and_lookup(void)
         if (pass == 2) store_set_cache(store, fc);
         fp_hit_t *fh = NULL;
         size_t fn = 0, fcap = 0, fsk = 0, on_f = 0, bad_f = 0;
-        REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 0, sieved ? &so : NULL, &fh, &fn,
+        REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 0, sieved ? &so : NULL, NULL, &fh, &fn,
                            &fcap, NULL, &fsk, err, sizeof err) == DB_OK, "%s", err);
         for (size_t i = 0; i < fn; i++) {
             const fp_print_t *qp = &pb[5000 + fh[i].query_idx];
@@ -332,7 +332,7 @@ static void test_batch_and_lookup(void)
     /* a budget of hits: kept to, the rarest keys first */
     fp_hit_t *hits = NULL;
     size_t nh = 0, hcap = 0, sk = 0;
-    REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 500, NULL, &hits, &nh, &hcap, NULL, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pb + 5000, 1200, 0, 500, NULL, NULL, &hits, &nh, &hcap, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
     CHECK(nh <= 500 * 1.05 && nh > 100, "%zu hits under a budget of 500", nh);
     CHECK(sk > 0, "keys over the budget are counted as skipped");
@@ -551,12 +551,12 @@ static void test_cache_lookup(void)
     REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
     fp_hit_t *want = NULL, *got = NULL;
     size_t nw = 0, cw = 0, ng = 0, cg = 0, sk = 0;
-    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &want, &nw, &cw, NULL, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, NULL, &want, &nw, &cw, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
     store_set_cache(store, c);
     for (int round = 0; round < 2; round++) {
         ng = 0;
-        REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &got, &ng, &cg, NULL, &sk, err,
+        REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, NULL, &got, &ng, &cg, NULL, &sk, err,
                            sizeof err) == DB_OK, "%s", err);
         CHECK(nw > 1500 && same_hits(got, ng, want, nw),
               "round %d: %zu hits, %zu without the cache", round, ng, nw);
@@ -599,9 +599,9 @@ static void test_sieve_lookup(void)
     fp_score_opts_t so;
     match_opts_default(&mo);
     match_score_opts(&mo, &so);
-    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, &want, &nw, &cw, NULL, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, NULL, NULL, &want, &nw, &cw, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
-    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, &got, &ng, &cg, &fetched, &sk,
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, NULL, &got, &ng, &cg, &fetched, &sk,
                        err, sizeof err) == DB_OK, "%s", err);
     size_t aligned = 0, others = 0, kept_aligned = 0, kept_others = 0;
     for (size_t i = 0; i < nw; i++) {
@@ -619,7 +619,7 @@ static void test_sieve_lookup(void)
     fp_hit_t *split = NULL;
     size_t ns = 0, cs = 0;
     store_set_threads(store, 4, 64);
-    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, &split, &ns, &cs, NULL, &sk, err,
+    REQUIRE(store_hits(store, conn, 0, pa + 3000, 1500, 0, 0, &so, NULL, &split, &ns, &cs, NULL, &sk, err,
                        sizeof err) == DB_OK, "%s", err);
     store_set_threads(store, 1, 0);
     size_t same = 0;
@@ -808,7 +808,7 @@ static fp_hit_t *lookup_hits(const fp_print_t *q, size_t nq, size_t *n)
     size_t cap = 0, skipped = 0;
     char err[1024];
     *n = 0;
-    if (store_hits(store, conn, 0, q, nq, 0, 0, NULL, &hits, n, &cap, NULL, &skipped, err,
+    if (store_hits(store, conn, 0, q, nq, 0, 0, NULL, NULL, &hits, n, &cap, NULL, &skipped, err,
                    sizeof err) != DB_OK) {
         printf("  store_hits: %s\n", err);
         free(hits);
@@ -852,6 +852,116 @@ static void test_hit_order(void)
     free(plain);
     free(part);
     free(all);
+}
+
+/* A plan's decide for the tests: the tracks it is given (none: go on in
+ * full), and what it saw. */
+typedef struct test_plan {
+    uint32_t tracks[3];
+    int ntracks, called;
+    size_t seen;
+} test_plan_t;
+
+static int test_decide(void *ctx, const fp_hit_t *h, size_t n, uint32_t *tracks, size_t max)
+{
+    test_plan_t *t = ctx;
+    t->called++;
+    t->seen = n;
+    for (int i = 0; i < t->ntracks && (size_t)i < max; i++) tracks[i] = t->tracks[i];
+    return t->ntracks;
+}
+
+/*
+ * A lookup in two parts, with and without the row cache (cached groups
+ * are cut by bisection, fetched ones by decoding), on one thread and on
+ * four: going on in full gives the hits of one part, in the same order;
+ * narrowed to some tracks, every hit after the first part's is theirs
+ * (none of the deleted one's), and none of the aligned hits is lost.  Through match_query, the same
+ * matches as one part.
+ */
+static void test_two_parts(void)
+{
+    REQUIRE(conn && pa);
+    char err[2048];
+    const fp_print_t *q = pa + 3000;
+    const size_t nq = 1500;
+    match_opts_t mo;
+    fp_score_opts_t so;
+    match_opts_default(&mo);
+    match_score_opts(&mo, &so);
+    fp_hit_t *one = NULL;
+    size_t n1 = 0, c1 = 0, sk = 0, fetched = 0;
+    REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, NULL, &one, &n1, &c1, &fetched, &sk, err,
+                       sizeof err) == DB_OK, "%s", err);
+    size_t aligned_all = aligned_hits(q, nq, ta, NULL);
+    REQUIRE(fetched > 2 * nq && aligned_all >= nq, "%zu hits, %zu aligned", fetched, aligned_all);
+    store_cache_t *c;
+    REQUIRE(store_cache_new((size_t)64 << 20, &c) == DB_OK);
+    for (int round = 0; round < 4; round++) {
+        int cached = round >= 2, threads = round % 2 ? 4 : 1;
+        store_set_cache(store, cached ? c : NULL);
+        store_set_threads(store, threads, 64);
+        test_plan_t tp = {{0}, 0, 0, 0};
+        match_plan_t plan = {fetched / 4, test_decide, &tp, 3, 0, 0};
+        fp_hit_t *got = NULL;
+        size_t ng = 0, cg = 0, f2 = 0;
+        REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, &f2, &sk, err,
+                           sizeof err) == DB_OK, "%s", err);
+        CHECK(tp.called == 1 && tp.seen > 0 && tp.seen < n1 && !plan.narrowed,
+              "cache %d, %d threads: decide saw %zu hits of %zu", cached, threads, tp.seen, n1);
+        CHECK(ng == n1 && f2 == fetched && same_hits_in_order(got, one, n1),
+              "cache %d, %d threads: in full, %zu hits against %zu", cached, threads, ng, n1);
+        free(got);
+
+        /* in no order; tb is deleted */
+        tp = (test_plan_t){{(uint32_t)tc, (uint32_t)tb, (uint32_t)ta}, 3, 0, 0};
+        plan = (match_plan_t){fetched / 4, test_decide, &tp, 3, 0, 0};
+        got = NULL;
+        ng = cg = 0;
+        REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, NULL, &sk, err,
+                           sizeof err) == DB_OK, "%s", err);
+        size_t others = 0, aligned = 0, of_b = 0, of_c = 0;
+        for (size_t i = 0; i < ng; i++) {
+            aligned += got[i].track == (uint32_t)ta && got[i].ref_t == got[i].query_t;
+            of_b += got[i].track == (uint32_t)tb;
+            if (i < plan.first_n) continue;
+            others += got[i].track != (uint32_t)ta && got[i].track != (uint32_t)tc;
+            of_c += got[i].track == (uint32_t)tc;
+        }
+        CHECK(plan.narrowed && plan.first_n == tp.seen && others == 0 && of_b == 0 && of_c > 0,
+              "cache %d, %d threads: narrowed %d, %zu first, %zu of other tracks, %zu of tb, "
+              "%zu of tc",
+              cached, threads, plan.narrowed, plan.first_n, others, of_b, of_c);
+        CHECK(aligned == aligned_all, "cache %d, %d threads: %zu aligned hits of %zu", cached,
+              threads, aligned, aligned_all);
+        free(got);
+    }
+    store_set_threads(store, 1, 0);
+
+    /* the matcher: the same match in one part and in two */
+    match_store_t *ms = NULL;
+    REQUIRE(store_match_new(store, conn, 0, &ms) == DB_OK);
+    match_result_t *r1 = NULL, *r2 = NULL;
+    size_t nr1 = 0, nr2 = 0;
+    match_stats_t st1, st2;
+    mo.max_hits = 0;
+    mo.first_hits = 0;
+    REQUIRE(match_query(ms, q, nq, &mo, &r1, &nr1, &st1, err, sizeof err) == FP_OK, "%s", err);
+    mo.first_hits = fetched / 4;
+    REQUIRE(match_query(ms, q, nq, &mo, &r2, &nr2, &st2, err, sizeof err) == FP_OK, "%s", err);
+    CHECK(nr1 >= 1 && nr1 == nr2 && r1[0].track == (uint32_t)ta && r2[0].track == r1[0].track &&
+              r2[0].frames == r1[0].frames && r2[0].offset == r1[0].offset &&
+              r2[0].query_start == r1[0].query_start && r2[0].query_end == r1[0].query_end,
+          "one part: %zu matches (%u frames); two: %zu (%u frames)", nr1, nr1 ? r1[0].frames : 0,
+          nr2, nr2 ? r2[0].frames : 0);
+    CHECK(!st1.narrowed && st2.narrowed && st2.hits == st1.hits,
+          "narrowed %d, %zu hits fetched against %zu", st2.narrowed, st2.hits, st1.hits);
+    free(r1);
+    free(r2);
+    match_store_free(ms);
+    store_set_cache(store, NULL);
+    store_cache_free(c);
+    free(one);
 }
 
 /* A real recording through the store and the matcher. */
@@ -924,6 +1034,7 @@ int main(void)
     RUN(test_merge_and_delete);
     RUN(test_tenants);
     RUN(test_hit_order);
+    RUN(test_two_parts);
     RUN(test_real_audio);
     RUN(test_db_close);
     return test_main_end();
