@@ -5,7 +5,7 @@
  *   build/bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]
  *                     [--reuse] [--conninfo STR] [--out FILE] [--seed N]
  *                     [--batch PRINTS] [--max-postings N] [--max-hits N]
- *                     [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]
+ *                     [--first-hits N] [--unknown] [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]
  *
  *   make bench-store BENCH_STORE_ARGS='--tracks 1000,10000 --out var/bench-store.md'
  *
@@ -71,7 +71,11 @@
  * prints, ~15 GB of segments); --queries clips per lookup pass (200);
  * --batch prints per batch (2M); --max-postings the matcher's cap of
  * postings per key (default the matcher's, 2000); --max-hits its budget of
- * hits; --cache-mb a row cache of that size for the lookup passes (as
+ * hits; --first-hits the first part of its lookups in two (default the
+ * matcher's; 0: one part; the report says how many were narrowed);
+ * --unknown makes the clips of generated tracks that are not in the
+ * catalog (recall is then the share of clips that match nothing: what a
+ * clip costs that is not in the catalog); --cache-mb a row cache of that size for the lookup passes (as
  * `earmark serve --cache-mb`: the warm-up fills it); --threads N splits
  * each lookup over N threads (store_set_threads; default 1); --fanin N
  * the tiered merges' fanin after each batch (default the store's; 0: no
@@ -907,6 +911,8 @@ typedef struct bench {
     size_t queries;
     size_t max_postings;    /* match_opts_t.max_postings (0: the matcher's default) */
     long max_hits;          /* match_opts_t.max_hits (-1: the matcher's default) */
+    long first_hits;        /* match_opts_t.first_hits (-1: the matcher's default) */
+    int unknown;            /* clips of tracks not in the catalog */
     size_t cache_mb;        /* row cache of the lookups, MB (0: none) */
     int threads;            /* threads of one lookup (store_set_threads) */
     int fanin;              /* tiered merges' fanin (-1: the default; 0: none) */
@@ -1275,6 +1281,7 @@ static int clips_make(bench_t *b, size_t step, size_t count, clip_t *clips)
     uint32_t len = (uint32_t)(CLIP_SECONDS / b->model.frame_s);
     for (size_t q = 0; q < count; q++) {
         size_t k = rng_below(&r, (uint32_t)b->ntracks), n = 0;
+        if (b->unknown) k += b->ntracks; /* generated, never loaded */
         double secs;
         if (gen_track(&b->model, &b->gen, b->seed, (uint32_t)k, &buf, &n, &cap, &secs) ==
             (size_t)-1)
@@ -1327,6 +1334,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
     match_opts_default(&mo);
     if (b->max_postings) mo.max_postings = b->max_postings;
     if (b->max_hits >= 0) mo.max_hits = (size_t)b->max_hits;
+    if (b->first_hits >= 0) mo.first_hits = (size_t)b->first_hits;
     fp_score_opts_t so; /* the fetch is sieved as match_query sieves it */
     match_score_opts(&mo, &so);
     /* warm-up: the fetch of every clip (the cache to warm is the
@@ -1350,7 +1358,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         }
         free(res);
     }
-    size_t recalled = 0;
+    size_t recalled = 0, narrowed = 0;
     double nhits = 0, skipped = 0, prints = 0;
     for (size_t q = 0; q < count; q++) {
         const clip_t *c = &clips[q];
@@ -1376,18 +1384,23 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         match_result_t *res = NULL;
         size_t nres = 0;
         t0 = now_s();
-        fp_err_t frc = match_query(ms, c->p, c->n, &mo, &res, &nres, NULL, err, sizeof err);
+        match_stats_t mst = {0};
+        fp_err_t frc = match_query(ms, c->p, c->n, &mo, &res, &nres, &mst, err, sizeof err);
         total[q] = (now_s() - t0) * 1e3;
         if (frc != FP_OK) {
             fprintf(stderr, "bench_store: match_query: %s\n", err);
             goto done;
         }
+        narrowed += (size_t)mst.narrowed;
         double want = c->t0 * b->model.frame_s;
-        if (nres && res[0].track == (uint32_t)b->ids[c->track] &&
-            fabs(res[0].ref_start - res[0].query_start - want) <= OFFSET_TOLERANCE_S)
+        if (b->unknown) recalled += nres == 0;
+        else if (nres && res[0].track == (uint32_t)b->ids[c->track] &&
+                 fabs(res[0].ref_start - res[0].query_start - want) <= OFFSET_TOLERANCE_S)
             recalled++;
         free(res);
     }
+    printf("  %s clips: %zu of %zu lookups narrowed (first part %zu hits)\n",
+           b->unknown ? "unknown" : "catalog", narrowed, count, mo.first_hits);
     lf->queries = count;
     lf->fetch_p50 = quantile(fetch, count, 0.50);
     lf->fetch_p99 = quantile(fetch, count, 0.99);
@@ -1721,7 +1734,7 @@ static int usage(void)
             "usage: bench_store [--tracks N[,N...]] [--queries N] [--var DIR] [--keep]\n"
             "                   [--reuse] [--conninfo STR] [--out FILE] [--seed N]\n"
             "                   [--batch PRINTS] [--max-postings N] [--max-hits N]\n"
-            "                   [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
+            "                   [--first-hits N] [--unknown] [--cache-mb N] [--threads N] [--fanin N] [--alpha A] [--theta T] [FILE.ogg ...]\n");
     return 2;
 }
 
@@ -1752,6 +1765,7 @@ int main(int argc, char **argv)
     b->batch_prints = 2000000;
     b->seed = 20261122;
     b->max_hits = -1;
+    b->first_hits = -1;
     b->fanin = -1;
     b->var_arg = "var/bench-store";
     double alpha = NAN, theta = NAN;
@@ -1776,6 +1790,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max-postings") && more)
             b->max_postings = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--max-hits") && more) b->max_hits = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--first-hits") && more) b->first_hits = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--unknown")) b->unknown = 1;
         else if (!strcmp(a, "--cache-mb") && more) b->cache_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--threads") && more) b->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--fanin") && more) b->fanin = atoi(argv[++i]);

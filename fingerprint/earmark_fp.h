@@ -435,6 +435,13 @@ fp_err_t fp_sieve_merge(fp_sieve_t *dst, const fp_sieve_t *src);
 void fp_sieve_seal(fp_sieve_t *s);
 
 /*
+ * 1 when the sieve, sealed (it seals it), keeps no hit at all: no track
+ * has min_count hits counted in any band or window.  A few microseconds
+ * (a pass over the bitmaps): a caller can skip selecting.
+ */
+int fp_sieve_keeps_none(fp_sieve_t *s);
+
+/*
  * The same for a store that decodes postings: the hits of one query print
  * qp with the postings r[0 .. n) of its hash (a hit per posting), without
  * writing them out.  fp_sieve_select_refs writes the indexes (ascending)

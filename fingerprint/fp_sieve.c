@@ -218,6 +218,17 @@ void fp_sieve_seal(fp_sieve_t *s)
     s->sealed = 1;
 }
 
+int fp_sieve_keeps_none(fp_sieve_t *s)
+{
+    fp_sieve_seal(s);
+    size_t words = ((size_t)s->nmask + 1) / 64;
+    uint64_t any = 0;
+    for (size_t w = 0; w < words; w++) any |= s->nkeep[w];
+    if (s->scaled)
+        for (size_t w = 0; w < words; w++) any |= s->wkeep[w];
+    return any == 0;
+}
+
 /* t[i] += u[i], saturating, for n bytes. */
 static void add_table(uint8_t *t, const uint8_t *u, size_t n)
 {

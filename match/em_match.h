@@ -51,7 +51,9 @@ typedef struct match_store match_store_t;
  *     the catalog's postings of those hashes are never sieved or scored;
  *   - decide returns -1: out of memory; the lookup fails (FP_ERR_NOMEM).
  * When first_hits would take every hash the budget takes (a small
- * catalog), or none, the lookup has one part and decide is not called.
+ * catalog), or none, the lookup has one part and decide is not called;
+ * nor is it when the first part's hits, sieved, are none (it goes on in
+ * full).
  * hits is the store's and good only during the call.
  */
 typedef struct match_plan {

@@ -429,6 +429,11 @@ db_err_t stri_gather_count(stri_gatherer_t *G, int part, char *err, size_t errle
     return DB_OK;
 }
 
+int stri_gather_keeps_none(stri_gatherer_t *G)
+{
+    return G->sieve && fp_sieve_keeps_none(G->sieve);
+}
+
 /* Phase 2 over the groups of the parts counted so far, appended to *out. */
 db_err_t stri_gather_select(stri_gatherer_t *G, fp_hit_t **out, size_t *n, size_t *cap,
                             char *err, size_t errlen)

@@ -142,6 +142,7 @@ typedef struct stri_gather {
  *   stri_gather_select  append the hits the sieve keeps from the groups of
  *                       every part counted: after counting part 2, exactly
  *                       the hits of stri_gather over all the groups
+ *   stri_gather_keeps_none  1 when selecting now would find nothing
  *   stri_gather_narrow  instead of counting a part: append every hit of
  *                       its groups whose track is in tracks[0 .. nt), no
  *                       sieve (one thread)
@@ -159,6 +160,9 @@ db_err_t stri_gather_select(stri_gatherer_t *G, fp_hit_t **out, size_t *n, size_
                             char *err, size_t errlen);
 db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks, size_t nt,
                             fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen);
+/* 1 when the parts counted so far keep no hit (with a sieve), so that
+ * selecting from them would find nothing. */
+int stri_gather_keeps_none(stri_gatherer_t *G);
 void stri_gather_close(stri_gatherer_t *G);
 
 /* Stop and free a store's helper threads (NULL is a no-op). */

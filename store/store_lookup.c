@@ -539,12 +539,18 @@ select:
     rc = stri_gather_open(&gather, &s->pool, s->threads, s->thread_postings, &gatherer, err,
                           errlen);
     if (rc == DB_OK) rc = stri_gather_count(gatherer, 1, err, errlen);
-    if (rc == DB_OK) rc = stri_gather_select(gatherer, out, n, cap, err, errlen);
     if (rc != DB_OK) goto done;
-    tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
-    if (!tracks) goto nomem;
-    int k = plan->decide(plan->ctx, *out + n0, *n - n0, tracks, plan->max_tracks);
-    if (k < 0) goto nomem;
+    /* a first part that keeps no hit has nothing to decide (the common
+     * case of a clip that is not in the catalog): on in full */
+    int k = 0;
+    if (!stri_gather_keeps_none(gatherer)) {
+        rc = stri_gather_select(gatherer, out, n, cap, err, errlen);
+        if (rc != DB_OK) goto done;
+        tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
+        if (!tracks) goto nomem;
+        k = plan->decide(plan->ctx, *out + n0, *n - n0, tracks, plan->max_tracks);
+        if (k < 0) goto nomem;
+    }
     if (k > 0) {
         plan->narrowed = 1;
         plan->first_n = *n - n0;

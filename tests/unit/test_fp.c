@@ -444,8 +444,9 @@ static void test_score(void)
  * tracks, an unscaled copy (track 6001, offset +1234) and a copy 15% faster
  * (track 6002: triplet hits and, on the same line, pair hits).  Every hit
  * of both copies is kept, nearly every chance hit dropped; the posting
- * form (count_refs, select_refs) decides as the hit form does; and the
- * kept hits score exactly as all of them do.
+ * form (count_refs, select_refs) decides as the hit form does; the kept
+ * hits score exactly as all of them do; and a sieve that can keep nothing
+ * says so.
  */
 static void test_sieve(void)
 {
@@ -535,6 +536,15 @@ static void test_sieve(void)
     CHECK(fp_sieve_merge(part[0], other) == FP_ERR_INVALID);
     fp_sieve_free(other);
     for (int k = 0; k < 3; k++) fp_sieve_free(part[k]);
+    /* a tenth of the chance hits alone: nothing to keep; with the copies,
+     * something */
+    fp_sieve_t *few = NULL;
+    REQUIRE(fp_sieve_new(&so, q, 431, n, &few) == FP_OK);
+    fp_sieve_count(few, h, nchance / 10);
+    CHECK(fp_sieve_keeps_none(few) == 1, "chance hits alone: the sieve keeps some");
+    fp_sieve_count(few, h + planted, nplanted);
+    CHECK(fp_sieve_keeps_none(few) == 0, "with the copies: the sieve keeps none");
+    fp_sieve_free(few);
     free(kept3);
     /* bad options are refused */
     fp_sieve_t *bad = NULL;

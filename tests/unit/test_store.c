@@ -876,7 +876,8 @@ static int test_decide(void *ctx, const fp_hit_t *h, size_t n, uint32_t *tracks,
  * are cut by bisection, fetched ones by decoding), on one thread and on
  * four: going on in full gives the hits of one part, in the same order;
  * narrowed to some tracks, every hit after the first part's is theirs
- * (none of the deleted one's), and none of the aligned hits is lost.  Through match_query, the same
+ * (none of the deleted one's), and none of the aligned hits is lost; a
+ * clip of no catalog track is not decided at all.  Through match_query, the same
  * matches as one part.
  */
 static void test_two_parts(void)
@@ -937,6 +938,26 @@ static void test_two_parts(void)
         free(got);
     }
     store_set_threads(store, 1, 0);
+
+    /* a clip of no catalog track: its first part keeps nothing, there is
+     * nothing to decide, and the lookup goes on in full */
+    fp_print_t *stranger = fake_prints(1500, 4242);
+    fp_hit_t *s1 = NULL, *s2 = NULL;
+    size_t ns1 = 0, ns2 = 0, cs1 = 0, cs2 = 0, fs1 = 0;
+    REQUIRE(stranger);
+    REQUIRE(store_hits(store, conn, 0, stranger, 1500, 0, 0, &so, NULL, &s1, &ns1, &cs1, &fs1, &sk,
+                       err, sizeof err) == DB_OK, "%s", err);
+    test_plan_t tp0 = {{(uint32_t)ta}, 1, 0, 0};
+    match_plan_t plan0 = {fs1 / 4, test_decide, &tp0, 3, 0, 0};
+    REQUIRE(store_hits(store, conn, 0, stranger, 1500, 0, 0, &so, &plan0, &s2, &ns2, &cs2, NULL,
+                       &sk, err, sizeof err) == DB_OK, "%s", err);
+    CHECK(fs1 > 1000 && tp0.called == 0 && !plan0.narrowed && ns2 == ns1 &&
+              same_hits_in_order(s1, s2, ns1),
+          "a stranger: %zu hits fetched, decide called %d times, %zu hits against %zu", fs1,
+          tp0.called, ns2, ns1);
+    free(s1);
+    free(s2);
+    free(stranger);
 
     /* the matcher: the same match in one part and in two */
     match_store_t *ms = NULL;
