@@ -382,6 +382,53 @@ db_err_t db_query(db_conn_t *conn, const char *sql, int nparams, const char *con
     return DB_OK;
 }
 
+/* Is name prepared in this session (as far as this connection knows)? */
+static int is_prepared(const db_conn_t *conn, const char *name)
+{
+    for (int i = 0; i < conn->nprepared; i++)
+        if (!strcmp(conn->prepared[i], name)) return 1;
+    return 0;
+}
+
+db_err_t db_query_prepared(db_conn_t *conn, const char *name, const char *sql, int nparams,
+                           const char *const *params, int binary, PGresult **out, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    if (!conn || !name || !*name || !sql || nparams < 0 || (nparams && !params))
+        return db_errorf(DB_ERR_INVALID, err, errlen, "invalid arguments to db_query_prepared");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!is_prepared(conn, name)) {
+            if (conn->nprepared == DBI_MAX_PREPARED) /* no room to remember it */
+                return db_query(conn, sql, nparams, params, binary, out, err, errlen);
+            PGresult *pr = PQprepare(conn->pg, name, sql, nparams, NULL);
+            db_err_t rc = db_result_error(conn, pr, NULL, err, errlen);
+            PQclear(pr);
+            if (rc != DB_OK) return rc;
+            conn->prepared[conn->nprepared++] = name;
+        }
+        PGresult *res = PQexecPrepared(conn->pg, name, nparams, params, NULL, NULL, binary ? 1 : 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            *out = res;
+            return DB_OK;
+        }
+        /* the session lost it (a reset this connection did not see):
+         * prepare it again, once */
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (attempt == 0 && state && !strcmp(state, "26000")) {
+            PQclear(res);
+            conn->nprepared = 0;
+            continue;
+        }
+        db_err_t rc = dbi_pg_error(res ? DB_ERR_QUERY : DB_ERR_NOMEM, conn->pg, res, err, errlen,
+                                   NULL);
+        PQclear(res);
+        return rc;
+    }
+    return db_errorf(DB_ERR_QUERY, err, errlen, "statement %s could not be prepared", name);
+}
+
 db_err_t db_result_error(db_conn_t *conn, const PGresult *res, const char *what, char *err,
                          size_t errlen)
 {
@@ -409,6 +456,7 @@ db_err_t db_ping(db_conn_t *conn, char *err, size_t errlen)
         if (ok) return DB_OK;
     }
     PQreset(pg);
+    conn->nprepared = 0; /* a new session: nothing is prepared in it */
     if (PQstatus(pg) == CONNECTION_OK) return DB_OK;
     char msg[512];
     dbi_pg_message(pg, msg, sizeof msg);

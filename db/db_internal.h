@@ -16,8 +16,15 @@
 /* Name of the superuser and of the database in a private cluster. */
 #define DBI_CLUSTER_NAME "earmark"
 
+#define DBI_MAX_PREPARED 16
+
 struct db_conn {
     PGconn *pg;
+    /* statements prepared in this session (db_query_prepared): their
+     * names, the callers' static strings; forgotten when the session is
+     * reset */
+    const char *prepared[DBI_MAX_PREPARED];
+    int nprepared;
 };
 
 /*

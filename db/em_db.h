@@ -170,6 +170,20 @@ db_err_t db_query(db_conn_t *conn, const char *sql, int nparams, const char *con
                   int binary, PGresult **out, char *err, size_t errlen);
 
 /*
+ * The same for a statement run often: prepared under `name` in the
+ * connection's session on first use (PQprepare; parameter types inferred
+ * from sql) and executed by name from then on, which spares the server
+ * parsing and planning it each time.  name is kept by pointer: a string
+ * literal, one per sql.  A session reset by db_ping() prepares again; so
+ * does a server that no longer knows the name (SQLSTATE 26000, once).
+ * Past 16 names on one connection, statements run as db_query() does.
+ * Errors: those of db_query().
+ */
+db_err_t db_query_prepared(db_conn_t *conn, const char *name, const char *sql, int nparams,
+                           const char *const *params, int binary, PGresult **out, char *err,
+                           size_t errlen);
+
+/*
  * DB_OK when res (from db_pg() calls of the caller's own) succeeded;
  * otherwise the error in db_exec()'s manner, `what` (may be NULL) put
  * before the server's message.  Does not free res.

@@ -185,7 +185,11 @@ static int append_body(srv_req_t *r, const char *data, size_t size)
         return -1;
     }
     if (r->len + size > r->cap) {
-        size_t cap = r->cap ? r->cap : 65536;
+        /* a raw body takes its declared length at once (a multipart body
+         * holds the file and a little more: doubling from there) */
+        size_t cap = r->cap                                   ? r->cap
+                     : r->kind != BODY_MULTIPART && r->declared ? r->declared
+                                                                 : 65536;
         while (cap < r->len + size) cap *= 2;
         if (cap > max) cap = max;
         uint8_t *b = realloc(r->body, cap);
@@ -289,6 +293,7 @@ static int at_headers(struct server *s, srv_req_t *r, const char *method, const 
             srv_problem(r, 400, "empty_body", "the request has no body: send the audio file");
             return 0;
         }
+        r->declared = (size_t)n;
     }
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -68,6 +68,8 @@ typedef struct srv_req {
     size_t max_results;
     uint8_t *body;
     size_t len, cap;
+    size_t declared;               /* Content-Length (0: none): the body's
+                                      room is made once */
     int too_big;
     int oom;                       /* the body could not be stored */
     int second_file;               /* multipart: a second part "file" */

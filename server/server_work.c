@@ -183,7 +183,7 @@ static int track_meta(srv_worker_t *w, const group_t *g, size_t ng, json_t *meta
     arr[l] = '\0';
     const char *p[1] = {arr};
     PGresult *res;
-    int rc = (int)db_query(w->conn,
+    int rc = (int)db_query_prepared(w->conn, "em_track_meta",
                  "SELECT t.id, t.external_id, t.title, t.artist, n.name, "
                  "coalesce(t.duration_s, 0) FROM tracks t JOIN tenants n ON n.id = t.tenant_id "
                  "WHERE t.id = ANY($1::bigint[])",
@@ -327,8 +327,8 @@ static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, do
     if (!result || !mrows)
         snprintf(w->err, sizeof w->err, "out of memory");
     else
-        rc = (int)db_query(
-            w->conn,
+        rc = (int)db_query_prepared(
+            w->conn, "em_store_result",
             "WITH u AS (INSERT INTO uploads (tenant_id, key_id, client_ref, content_type, bytes, "
             "duration_s, prints, processing_ms, flag, public_id, created_at, result) VALUES ($1, "
             "$2, $3, $4, $5, $6, $7, $8, $9, $10::uuid, $11::timestamptz, $12::jsonb) "

@@ -256,6 +256,35 @@ static void test_exec_errors(void)
     CHECK(db_migrate(kept, "/nonexistent/sql", NULL, err, sizeof err) == DB_ERR_IO);
 }
 
+/* "SELECT $1::int + 1", prepared as "t_add": the value, or -1 on error. */
+static int add_one(db_conn_t *c, const char *v, char *err, size_t errlen)
+{
+    const char *p[1] = {v};
+    PGresult *res = NULL;
+    if (db_query_prepared(c, "t_add", "SELECT $1::int + 1", 1, p, 0, &res, err, errlen) != DB_OK)
+        return -1;
+    int x = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return x;
+}
+
+/* Prepared statements: run by name again and again; prepared anew when
+ * the session forgot them; a statement that does not parse is an error. */
+static void test_prepared(void)
+{
+    char err[2048];
+    REQUIRE(kept);
+    CHECK(add_one(kept, "41", err, sizeof err) == 42, "%s", err);
+    CHECK(add_one(kept, "1", err, sizeof err) == 2, "%s", err);
+    CHECK(db_exec(kept, "DEALLOCATE ALL", err, sizeof err) == DB_OK, "%s", err);
+    CHECK(add_one(kept, "2", err, sizeof err) == 3, "after DEALLOCATE ALL: %s", err);
+    PGresult *res = NULL;
+    CHECK(db_query_prepared(kept, "t_bad", "SELEC 1", 0, NULL, 0, &res, err, sizeof err) ==
+              DB_ERR_QUERY && !res && strstr(err, "syntax error"),
+          "%s", err);
+    CHECK(add_one(kept, "x", err, sizeof err) == -1 && strstr(err, "22P02"), "%s", err);
+}
+
 typedef struct migrator {
     int applied;
     db_err_t rc;
@@ -403,6 +432,8 @@ static void test_ping_after_restart(void)
     int version = 0;
     CHECK(db_schema_version(kept, &version, err, sizeof err) == DB_OK && version == n_sql,
           "after reconnecting: version %d %s", version, err);
+    CHECK(add_one(kept, "6", err, sizeof err) == 7, "a prepared statement after reconnecting: %s",
+          err);
 }
 
 static void *start_later(void *arg)
@@ -499,6 +530,7 @@ int main(void)
     RUN(test_migrate);
     RUN(test_catalog);
     RUN(test_exec_errors);
+    RUN(test_prepared);
     RUN(test_migrate_concurrent);
     RUN(test_migrate_failing_file);
     RUN(test_migrate_newer_schema);
