@@ -103,8 +103,8 @@ static int grow_cached(cached_t *c)
     return 0;
 }
 
-/* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
-static long find_key(const uint32_t *keys, size_t n, uint32_t key)
+/* The first index of keys[0 .. n) (sorted) whose key is >= key. */
+static size_t lower_key(const uint32_t *keys, size_t n, uint32_t key)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -112,6 +112,13 @@ static long find_key(const uint32_t *keys, size_t n, uint32_t key)
         if (keys[mid] < key) lo = mid + 1;
         else hi = mid;
     }
+    return lo;
+}
+
+/* Index of key in keys[0 .. n) (sorted, distinct), or -1. */
+static long find_key(const uint32_t *keys, size_t n, uint32_t key)
+{
+    size_t lo = lower_key(keys, n, key);
     return lo < n && keys[lo] == key ? (long)lo : -1;
 }
 
@@ -446,16 +453,28 @@ select:
             const stri_drow_group_t *dg = stri_drow_groups(blob);
             const fp_ref_t *drefs = stri_drow_refs(blob);
             const uint16_t *dfs = stri_drow_fs(blob);
-            for (uint32_t i = 0; i < ng; i++) {
-                long k = find_key(keys, nkeys, dg[i].key);
-                if (k < 0) continue;
+            if (!ng) continue;
+            /* the clip's keys within the row's (a row holds tens of
+             * groups, the clip about one key of them): each found in the
+             * row's groups, ascending by key, by bisection */
+            uint32_t at = 0;
+            for (size_t k = lower_key(keys, nkeys, dg[0].key);
+                 k < nkeys && keys[k] <= dg[ng - 1].key; k++) {
+                uint32_t lo = at, hi = ng;
+                while (lo < hi) {
+                    uint32_t mid = lo + (hi - lo) / 2;
+                    if (dg[mid].key < keys[k]) lo = mid + 1;
+                    else hi = mid;
+                }
+                at = lo;
+                if (lo == ng || dg[lo].key != keys[k]) continue;
                 if (add_found(&found, &nfound, &found_cap,
-                              (stri_group_t){.key = (uint32_t)k, .count = dg[i].count,
-                                             .decoded = drefs + dg[i].first,
-                                             .decoded_f = dfs + dg[i].first,
+                              (stri_group_t){.key = (uint32_t)k, .count = dg[lo].count,
+                                             .decoded = drefs + dg[lo].first,
+                                             .decoded_f = dfs + dg[lo].first,
                                              .part = kpart[k]}))
                     goto nomem;
-                totals[k] += dg[i].count;
+                totals[k] += dg[lo].count;
             }
             continue;
         }
