@@ -316,7 +316,7 @@ try:
     check("/metrics is Prometheus text", st == 200 and h.get("Content-Type", "").startswith("text/plain"), h)
     for name in ("earmark_requests_total", "earmark_request_duration_seconds_bucket",
                  "earmark_matches_total", "earmark_decode_failures_total", "earmark_database_errors_total",
-                 "earmark_requests_in_flight"):
+                 "earmark_requests_in_flight", "earmark_lookups_narrowed_total"):
         check("/metrics has " + name, name in text)
     check("/metrics counts the 503s", 'route="post_matches",code="503"' in text)
     # the same clip again and again: after the first, its rows come from the row cache
@@ -342,6 +342,27 @@ try:
     check("over the rate: 429 with Retry-After", st == 429 and "Retry-After" in h and 429 in codes, (codes, st, h))
     srv2.send_signal(signal.SIGTERM)
     srv2.wait(10)
+
+    # -- a lookup in two parts (its own server: a first part of 1 000 hits) -----------------------
+    srv4, port4 = start_server("--first-hits", "1000", "--rate", "1000", "--burst", "1000", "--quiet")
+    st4, _, doc4, _ = request(port4, "POST", "/v1/matches?max_results=5", wav, dict(aud, **A))
+    keep = ("track_id", "score", "prints", "query_start", "query_end", "ref_start", "ref_end",
+            "speed", "tempo", "pitch_semitones", "flag", "segments")
+    def brief(doc):
+        return [{k: m.get(k) for k in keep} for m in doc["matches"]]
+    check("a lookup in two parts: the matches of one part",
+          st4 == 200 and posted_a and brief(doc4) == brief(posted_a), (st4, doc4, posted_a))
+    text4 = request(port4, "GET", "/metrics")[3].decode()
+    check("... its second part fetched for the clip's recording only",
+          metric(text4, "earmark_lookups_narrowed_total") == 1,
+          metric(text4, "earmark_lookups_narrowed_total"))
+    st4, _, doc4, _ = request(port4, "POST", "/v1/matches", open(neg, "rb").read(), dict(aud, **A))
+    text4 = request(port4, "GET", "/metrics")[3].decode()
+    check("a clip not in the catalog: no match, not narrowed",
+          st4 == 200 and doc4["matches"] == [] and
+          metric(text4, "earmark_lookups_narrowed_total") == 1, (st4, doc4))
+    srv4.send_signal(signal.SIGTERM)
+    srv4.wait(10)
 
     # -- a trickling body is cut off at the request deadline ----------------------------------------
     srv3, port3 = start_server("--request-timeout", "2", "--idle-timeout", "30")
