@@ -229,6 +229,19 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen);
 
+/*
+ * The judgement that ends a lookup's first part (match_plan_t): of the
+ * candidates cand[0 .. nc) scored from its hits, the matches match_query
+ * would report (min_frames, min_ratio, max_results).  When every one is
+ * clear (at least twice min_frames, and 24 frames) and together they cover
+ * the query's frames qlo .. qhi but for gaps under a second (no room for
+ * another match of its own), their distinct tracks go to tracks[0 .. k)
+ * and k is returned (at most max); otherwise 0, the lookup going on in
+ * full (also when out of memory).
+ */
+size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const match_opts_t *o,
+                          uint32_t qlo, uint32_t qhi, uint32_t *tracks, size_t max);
+
 /* The score options match_query votes with (and sieves with) for opts. */
 void match_score_opts(const match_opts_t *o, fp_score_opts_t *so);
 

@@ -222,56 +222,49 @@ static int spans_cover(span_t *s, size_t n, uint32_t lo, uint32_t hi, uint32_t g
  * matches does not lower what ends a lookup early. */
 #define CLEAR_FRAMES 24
 
-/*
- * The first part's hits, scored and judged as match_query judges: when
- * every match it finds aligns at least twice min_frames (and CLEAR_FRAMES),
- * and together they
- * cover the query but for gaps under a second (room for no other match of
- * its own), the second part need only complete the scores of these tracks:
- * their tracks, k of them.  Otherwise 0: the lookup goes on in full.  A
- * clip that is not in the catalog has no such match and goes on.
- */
-static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks, size_t max)
+size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const match_opts_t *o,
+                          uint32_t qlo, uint32_t qhi, uint32_t *tracks, size_t max)
 {
-    plan_ctx_t *c = arg;
-    const match_opts_t *o = c->o;
-    fp_candidate_t *cand = NULL;
-    size_t nc = 0, k = 0, ns = 0;
-    span_t *spans = NULL;
-    fp_err_t rc = fp_score_hits(h, n, c->so, &cand, &nc);
-    if (rc == FP_ERR_NOMEM) return -1;
-    if (rc != FP_OK || !nc) goto full;
-    spans = malloc(o->max_results * sizeof *spans);
-    if (!spans) {
-        free(cand);
-        return -1;
-    }
+    size_t k = 0, ns = 0;
+    span_t *spans = nc ? malloc(o->max_results * sizeof *spans) : NULL;
+    if (!spans) return 0; /* (out of memory: not clear, which is safe) */
     for (size_t i = 0; i < nc && ns < o->max_results; i++) {
         if (cand[i].frames < o->min_frames) continue;
         if (o->min_ratio > 0 &&
             (double)cand[i].frames < o->min_ratio * (double)runner_up(cand, nc, i))
             continue;
         if (cand[i].frames < 2 * o->min_frames || cand[i].frames < CLEAR_FRAMES)
-            goto full; /* not clear enough */
+            goto unclear;
         spans[ns++] = (span_t){cand[i].query_start, cand[i].query_end};
         size_t j = 0;
         while (j < k && tracks[j] != cand[i].track) j++;
         if (j == k) {
-            if (k == max) goto full;
+            if (k == max) goto unclear;
             tracks[k++] = cand[i].track;
         }
     }
     uint32_t gap = (uint32_t)ceil(1.0 / o->frame_seconds);
-    if (!ns || !spans_cover(spans, ns, c->qlo, c->qhi, gap)) goto full;
+    if (!ns || !spans_cover(spans, ns, qlo, qhi, gap)) goto unclear;
+    free(spans);
+    return k;
+unclear:
+    free(spans);
+    return 0;
+}
+
+/* The first part's hits, scored, then judged by match_clear_tracks. */
+static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks, size_t max)
+{
+    plan_ctx_t *c = arg;
+    fp_candidate_t *cand = NULL;
+    size_t nc = 0;
+    fp_err_t rc = fp_score_hits(h, n, c->so, &cand, &nc);
+    if (rc == FP_ERR_NOMEM) return -1;
+    size_t k = rc == FP_OK ? match_clear_tracks(cand, nc, c->o, c->qlo, c->qhi, tracks, max) : 0;
+    free(cand);
     memcpy(c->tracks, tracks, k * sizeof *tracks);
     c->nt = k;
-    free(spans);
-    free(cand);
     return (int)k;
-full:
-    free(spans);
-    free(cand);
-    return 0;
 }
 
 /* Keep, of h[0 .. n), the hits of tracks[0 .. nt); how many. */

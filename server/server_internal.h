@@ -170,6 +170,19 @@ void srv_metrics_narrowed(srv_metrics_t *m);
 void srv_metrics_db_error(srv_metrics_t *m);
 void srv_metrics_in_flight(srv_metrics_t *m, int delta);
 /* The Prometheus text exposition; malloc'd. */
+/*
+ * server_evidence.c.  A match's evidence as JSON text: frame_seconds, the
+ * segments (a jansson array, borrowed), the aligned points of the matches
+ * ms[0 .. nm) and the query's peaks (the distinct anchors of prints within
+ * qs .. qe seconds, a second more either side, at most 1 500).  The rows
+ * for the result's statement: each match of `matches` with its "rank"
+ * (from 1) and evidence[i] spliced in, as one JSON array.  Both malloc'd,
+ * the caller's to free; NULL when out of memory (or an evidence is NULL).
+ */
+char *srv_evidence_json(double fs, const json_t *segments, const match_result_t *const *ms,
+                        size_t nm, const fp_print_t *prints, size_t nprints, double qs, double qe);
+char *srv_match_rows_json(const json_t *matches, char *const *evidence);
+
 char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, struct store_cache *cache,
                          size_t *len);
 

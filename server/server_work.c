@@ -228,36 +228,6 @@ static json_t *segment_json(const match_result_t *m)
                      match_change_name(m->change));
 }
 
-#define QUERY_PEAKS_MAX 1500 /* spectral peaks kept per match for review */
-
-/*
- * The distinct anchors (frame, frequency in 1/16 bin) of the query's prints
- * within [qs, qe] seconds (plus a second either side), as [[t, f], ...]:
- * the query's side of the review picture, since the upload itself is not
- * kept.  At most QUERY_PEAKS_MAX, evenly thinned.  NULL when out of memory.
- */
-static json_t *query_peaks_json(const fp_print_t *pr, size_t n, double fs, double qs, double qe)
-{
-    double lo = ceil((qs - 1.0) / fs), hi = floor((qe + 1.0) / fs);
-    uint32_t *pk = NULL;
-    size_t u = 0;
-    json_t *out = json_array();
-    if (!out) return NULL;
-    if (hi >= 0 && lo <= UINT32_MAX &&
-        fp_prints_anchors(pr, n, lo > 0 ? (uint32_t)lo : 0, hi < UINT32_MAX ? (uint32_t)hi : UINT32_MAX,
-                          &pk, &u) != FP_OK) {
-        json_decref(out);
-        return NULL;
-    }
-    double step = u > QUERY_PEAKS_MAX ? (double)u / QUERY_PEAKS_MAX : 1.0;
-    for (double x = 0; (size_t)x < u; x += step) {
-        size_t i = (size_t)x;
-        json_array_append_new(out, json_pack("[I,i]", (json_int_t)pk[2 * i], (int)pk[2 * i + 1]));
-    }
-    free(pk);
-    return out;
-}
-
 /*
  * A new upload's public id (a version 4 UUID from OpenSSL's generator) in
  * r->upload_id, and the time it is stored, UTC to the millisecond, in
@@ -293,7 +263,7 @@ static int new_upload_id(srv_req_t *r, char *created, size_t created_len)
  */
 static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, double duration,
                         size_t nprints, double ms, srv_flag_t flag, json_t *matches,
-                        json_t *evidence, const char *created, json_t *body)
+                        char *const *evidence, const char *created, json_t *body)
 {
     char tenant[24], keyid[24], bytes[24], dur[32], np[24], pms[32];
     snprintf(tenant, sizeof tenant, "%lld", (long long)key->tenant_id);
@@ -302,23 +272,8 @@ static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, do
     snprintf(dur, sizeof dur, "%.3f", duration);
     snprintf(np, sizeof np, "%zu", nprints);
     snprintf(pms, sizeof pms, "%.3f", ms);
-    json_t *rows = json_array();
-    size_t i;
-    json_t *m;
-    json_array_foreach(matches, i, m)
-    {
-        json_t *row = json_copy(m); /* shallow: the values are shared */
-        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1)) ||
-            json_object_set(row, "evidence", json_array_get(evidence, i)) ||
-            json_array_append_new(rows, row)) {
-            json_decref(rows);
-            snprintf(w->err, sizeof w->err, "out of memory");
-            return -1;
-        }
-    }
     char *result = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    char *mrows = rows ? json_dumps(rows, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-    json_decref(rows);
+    char *mrows = srv_match_rows_json(matches, evidence);
     const char *p[13] = {tenant,  keyid, r->have_client_ref ? r->client_ref : NULL,
                          r->content_type, bytes, dur, np, pms, srv_flag_name(flag),
                          r->upload_id, created, result, mrows};
@@ -362,7 +317,9 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     match_result_t *res = NULL;
     size_t nres = 0;
     match_store_t *ms = NULL;
-    json_t *body = NULL, *matches = NULL, *evidence = NULL, *meta = NULL;
+    json_t *body = NULL, *matches = NULL, *meta = NULL;
+    char **evidence = NULL; /* one JSON text a match (server_evidence.c) */
+    size_t nevidence = 0;
     group_t *groups = NULL;
 
     if (r->kind == BODY_PRINTS) {
@@ -450,25 +407,25 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         goto out;
     }
     matches = json_array();
-    evidence = json_array();
+    evidence = calloc(ng + 1, sizeof *evidence);
+    if (evidence) nevidence = ng;
     srv_flag_t upload_flag = FLAG_NONE;
-    for (size_t g = 0; g < ng; g++) {
+    for (size_t g = 0; g < ng && evidence; g++) {
         const match_result_t *best = &res[groups[g].idx[0]];
-        json_t *segs = json_array(), *ev_segs = json_array(), *pts = json_array();
+        const match_result_t *seg[16];
+        json_t *segs = json_array();
         double matched = 0, qs = 1e30, qe = 0;
         uint32_t score = 0;
         for (size_t k = 0; k < groups[g].n; k++) {
-            const match_result_t *m = &res[groups[g].idx[k]];
+            const match_result_t *m = seg[k] = &res[groups[g].idx[k]];
             json_array_append_new(segs, segment_json(m));
-            json_array_append_new(ev_segs, segment_json(m));
             matched += m->matched_seconds;
             score += m->frames;
             if (m->query_start < qs) qs = m->query_start;
             if (m->query_end > qe) qe = m->query_end;
-            for (size_t p = 0; p < m->npoints; p++)
-                json_array_append_new(pts, json_pack("[i,i]", (int)m->points[2 * p],
-                                                     (int)m->points[2 * p + 1]));
         }
+        double fs = fp_config_frame_seconds(&s->fpcfg);
+        evidence[g] = srv_evidence_json(fs, segs, seg, groups[g].n, prints, nprints, qs, qe);
         double coverage = duration > 0 ? matched / duration : 0;
         if (coverage > 1) coverage = 1;
         srv_flag_t flag = srv_flag_of(&s->cfg.policy, score, matched, coverage);
@@ -493,11 +450,6 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                               round3(st), "change", match_change_name(best->change), "prints",
                               (int)best->prints, "flag", srv_flag_name(flag), "segments", segs);
         json_array_append_new(matches, o);
-        double fs = fp_config_frame_seconds(&s->fpcfg);
-        json_array_append_new(evidence,
-                              json_pack("{s:f, s:o, s:o, s:o*}", "frame_seconds", fs, "segments",
-                                        ev_segs, "points", pts, "query_peaks",
-                                        query_peaks_json(prints, nprints, fs, qs, qe)));
     }
     srv_metrics_upload(s->metrics, upload_flag);
     /* the result as stored shows the time up to its storing; the response,
@@ -513,8 +465,9 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                      created, "duration", round3(duration), "prints", (int)nprints,
                      "processing_ms", round3(took), "decode_ms", round3((t1 - t0) * 1e3), "flag",
                      srv_flag_name(upload_flag), "matches", matches);
-    if (!body || store_result(w, r, key, duration, nprints, took, upload_flag, matches, evidence,
-                              created, body)) {
+    if (!body || !evidence ||
+        store_result(w, r, key, duration, nprints, took, upload_flag, matches, evidence, created,
+                     body)) {
         db_failed(w, r, "storing the result");
         goto out;
     }
@@ -526,7 +479,8 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
 out:
     json_decref(body);
     json_decref(matches);
-    json_decref(evidence);
+    for (size_t g = 0; g < nevidence; g++) free(evidence[g]);
+    free(evidence);
     json_decref(meta);
     free(groups);
     match_results_free(res, nres);

@@ -166,6 +166,7 @@ typedef struct query {
     size_t ncand;
     double latency_ms;
     size_t nprints, nhits, skipped;
+    int narrowed;         /* the lookup in two parts was narrowed */
 } query_t;
 
 static track_t *tracks;
@@ -548,14 +549,17 @@ static size_t opt_max_postings = 0;  /* 0: none (the matcher's default) */
 static size_t opt_emulate = 0;     /* --emulate-tracks: 0 off */
 static size_t cap_postings = SIZE_MAX; /* the cap in force (scaled when emulating) */
 static uint64_t budget_hits = 0;   /* the budget in force (scaled when emulating; 0: none) */
+static uint64_t first_budget = 0;  /* a lookup's first part, scaled alike (0: one part) */
 static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
+static long opt_first_hits = -1; /* -1: the matcher's default; 0: one part */
 
 /*
  * Append to s->hits the postings of the query's prints; the new count.
  * Within the budget of hits the matcher uses (match_budget_select(): the
  * rarest hashes first), so that the evaluation measures what earmark does.
  */
-static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t nh)
+static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t nh,
+                          uint64_t budget, int count_skipped)
 {
     uint64_t *cost = xrealloc(NULL, (r->count + 1) * sizeof *cost);
     uint8_t *chosen = xrealloc(NULL, r->count + 1);
@@ -564,14 +568,14 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
         cost[k] = h == UINT32_MAX || !key_wanted(h) ? 0 : index_off[h + 1] - index_off[h];
         if (cost[k] > cap_postings) cost[k] = UINT64_MAX / 2;
     }
-    match_budget_select(cost, r->count, budget_hits, chosen);
+    match_budget_select(cost, r->count, budget, chosen);
     for (size_t k = 0; k < r->count; k++) {
         uint32_t hash = r->prints[k].hash;
         uint32_t h = hash_key(hash);
         if (h == UINT32_MAX || !key_wanted(h)) continue;
         size_t a = index_off[h], b = index_off[h + 1];
         if (b - a > cap_postings || !chosen[k]) {
-            if (b > a) q->skipped++;
+            if (b > a && count_skipped) q->skipped++;
             continue;
         }
         if (nh + (b - a) > s->cap) {
@@ -602,9 +606,48 @@ static void run_query(size_t i, int worker)
         q->latency_ms = (now_s() - t0) * 1e3;
         return;
     }
-    size_t nh = gather_hits(q, s, &res, 0);
+    size_t nh = gather_hits(q, s, &res, 0, budget_hits, 1);
     q->nprints = res.count;
     q->nhits = nh;
+    /* the matcher's lookup in two parts (match_plan_t): the first part's
+     * hits after the full budget's, scored as match_query scores them;
+     * when match_clear_tracks finds clear matches that cover the clip,
+     * only those tracks' hits are scored below */
+    if (first_budget && (!budget_hits || first_budget < budget_hits)) {
+        size_t n1 = gather_hits(q, s, &res, nh, first_budget, 0) - nh;
+        if (n1 < nh) { /* a second part exists */
+            match_opts_t mo;
+            match_opts_default(&mo);
+            mo.min_frames = opt_min_frames;
+            mo.min_ratio = opt_min_ratio;
+            mo.unscaled = opt_unscaled;
+            mo.frame_seconds = frame_s;
+            fp_score_opts_t mso;
+            match_score_opts(&mo, &mso);
+            if (opt_scaled_tracks) mso.scaled_tracks = opt_scaled_tracks;
+            fp_candidate_t *c1 = NULL;
+            size_t nc1 = 0;
+            uint32_t clear[16], qlo = UINT32_MAX, qhi = 0;
+            for (size_t k = 0; k < res.count; k++) {
+                if (res.prints[k].t < qlo) qlo = res.prints[k].t;
+                if (res.prints[k].t > qhi) qhi = res.prints[k].t;
+            }
+            size_t nt = 0;
+            if (fp_score_hits(s->hits + nh, n1, &mso, &c1, &nc1) == FP_OK)
+                nt = match_clear_tracks(c1, nc1, &mo, qlo, qhi, clear, 16);
+            free(c1);
+            if (nt) {
+                size_t kept = 0;
+                for (size_t k = 0; k < nh; k++) {
+                    size_t j = 0;
+                    while (j < nt && clear[j] != s->hits[k].track) j++;
+                    if (j < nt) s->hits[kept++] = s->hits[k];
+                }
+                nh = kept;
+                q->narrowed = 1;
+            }
+        }
+    }
 
     fp_score_opts_t so;
     fp_score_opts_default(&so);
@@ -828,7 +871,8 @@ static const char usage[] =
     "usage: eval --catalog catalog.tsv --manifest manifest.tsv [--threads N]\n"
     "            [--min-frames N] [--min-count N] [--min-ratio R] [--max-postings N] [--check]\n"
     "            [--out FILE] [--dump FILE] [--title TEXT]\n"
-    "            [--hashes all|pair|triplet] [--unscaled] [--scaled-tracks N] [--max-hits N]\n";
+    "            [--hashes all|pair|triplet] [--unscaled] [--scaled-tracks N] [--max-hits N]\n"
+    "            [--first-hits N] [--emulate-tracks N]\n";
 
 static long parse_long_opt(const char *name, const char *v, long lo, long hi)
 {
@@ -849,6 +893,7 @@ int main(int argc, char **argv)
         match_opts_t mo;
         match_opts_default(&mo);
         if (opt_max_hits < 0) opt_max_hits = (long)mo.max_hits;
+        if (opt_first_hits < 0) opt_first_hits = (long)mo.first_hits;
         opt_max_postings = mo.max_postings; /* 0: none */
     }
     const char *catalog = NULL, *manifest = NULL, *out_file = NULL, *dump_file = NULL;
@@ -870,6 +915,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0) threads = (int)parse_long_opt(a, v, 1, 256);
         else if (strcmp(a, "--min-count") == 0) opt_min_count = (uint32_t)parse_long_opt(a, v, 0, 100000);
         else if (strcmp(a, "--max-hits") == 0) opt_max_hits = parse_long_opt(a, v, 0, 1L << 40);
+        else if (strcmp(a, "--first-hits") == 0) opt_first_hits = parse_long_opt(a, v, 0, 1L << 40);
         else if (strcmp(a, "--scaled-tracks") == 0) opt_scaled_tracks = (size_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--min-frames") == 0) opt_min_frames = (uint32_t)parse_long_opt(a, v, 1, 100000);
         else if (strcmp(a, "--emulate-tracks") == 0) opt_emulate = (size_t)parse_long_opt(a, v, 2, 100000000);
@@ -933,6 +979,7 @@ int main(int argc, char **argv)
     double t_index = now_s() - t0;
     cap_postings = opt_max_postings ? opt_max_postings : SIZE_MAX;
     budget_hits = opt_max_hits > 0 ? (uint64_t)opt_max_hits : 0;
+    first_budget = opt_first_hits > 0 ? (uint64_t)opt_first_hits : 0;
     double scale = 1.0;
     if (opt_emulate) {
         /* every key's postings grow by the same factor: the same keys pass
@@ -945,6 +992,10 @@ int main(int argc, char **argv)
         if (budget_hits) {
             budget_hits = (uint64_t)llround((double)budget_hits / scale);
             if (budget_hits < 1) budget_hits = 1;
+        }
+        if (first_budget) {
+            first_budget = (uint64_t)llround((double)first_budget / scale);
+            if (first_budget < 1) first_budget = 1;
         }
     }
     double coll[2] = {0, 0}, nfam[2] = {0, 0};
@@ -1053,6 +1104,16 @@ int main(int argc, char **argv)
     }
     say(&o, "| queries that failed to decode | %zu |\n", qerr);
     say(&o, "| negatives claimed (all transforms) | %zu of %zu |\n", nfp, nneg);
+    {
+        size_t nar = 0, nar_neg = 0, npos = 0;
+        for (size_t i = 0; i < nqueries; i++) {
+            if (queries[i].negative) nar_neg += (size_t)queries[i].narrowed;
+            else nar += (size_t)queries[i].narrowed, npos++;
+        }
+        say(&o, "| lookups narrowed after their first part (%llu hits): catalog / negative clips "
+                "| %zu of %zu / %zu of %zu |\n",
+            (unsigned long long)first_budget, nar, npos, nar_neg, nneg);
+    }
     fprintf(stderr, "eval: indexing %.1f s (extraction %.1f s), queries %.1f s\n", t_index,
             t_extract, t_query);
 

@@ -1,0 +1,150 @@
+/*
+ * server_evidence.c -- a match's evidence as JSON text, and the rows the
+ * result's statement spreads with json_to_recordset.
+ *
+ * The evidence holds up to 500 aligned points and 1 500 of the query's
+ * peaks, each a pair of integers: as jansson values that is thousands of
+ * small allocations built, dumped and freed per match, about a twentieth
+ * of a match's time in the service.  So the two lists are written as text
+ * directly, and the small parts (frame_seconds, segments) by jansson, the
+ * texts spliced into one object:
+ *
+ *   {"frame_seconds":F,"segments":[...],"points":[[q,r],...],
+ *    "query_peaks":[[t,f],...]}
+ *
+ * the same text (keys in that order, compact) that dumping the whole
+ * object with jansson gave.
+ */
+#include "server_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUERY_PEAKS_MAX 1500 /* spectral peaks kept per match for review */
+
+typedef struct text {
+    char *s;
+    size_t len, cap;
+    int oom;
+} text_t;
+
+static void text_add(text_t *t, const char *s, size_t n)
+{
+    if (t->oom) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *x = realloc(t->s, cap);
+        if (!x) {
+            t->oom = 1;
+            return;
+        }
+        t->s = x;
+        t->cap = cap;
+    }
+    memcpy(t->s + t->len, s, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+static void text_str(text_t *t, const char *s)
+{
+    text_add(t, s, strlen(s));
+}
+
+/* "[a,b]" with a leading comma unless first. */
+static void text_pair(text_t *t, int first, unsigned long long a, unsigned long long b)
+{
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, "%s[%llu,%llu]", first ? "" : ",", a, b);
+    text_add(t, buf, (size_t)n);
+}
+
+/* Dump o compactly and append it without its closing brace. */
+static void text_open_object(text_t *t, const json_t *o)
+{
+    char *d = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    size_t n = d ? strlen(d) : 0;
+    if (!d || n < 2 || d[n - 1] != '}') {
+        t->oom = 1;
+        free(d);
+        return;
+    }
+    text_add(t, d, n - 1);
+    free(d);
+}
+
+static char *text_take(text_t *t)
+{
+    if (t->oom) {
+        free(t->s);
+        return NULL;
+    }
+    return t->s;
+}
+
+char *srv_evidence_json(double fs, const json_t *segments, const match_result_t *const *ms,
+                        size_t nm, const fp_print_t *prints, size_t nprints, double qs, double qe)
+{
+    text_t t = {0};
+    json_t *head = json_pack("{s:f, s:O}", "frame_seconds", fs, "segments", segments);
+    if (!head) return NULL;
+    text_open_object(&t, head);
+    json_decref(head);
+
+    text_str(&t, ",\"points\":[");
+    int first = 1;
+    for (size_t k = 0; k < nm; k++)
+        for (size_t p = 0; p < ms[k]->npoints; p++, first = 0)
+            text_pair(&t, first, ms[k]->points[2 * p], ms[k]->points[2 * p + 1]);
+    text_str(&t, "]");
+
+    /* the distinct anchors (frame, frequency in 1/16 bin) of the query's
+     * prints within [qs, qe] seconds, plus a second either side: the
+     * query's side of the review picture, since the upload itself is not
+     * kept; at most QUERY_PEAKS_MAX, evenly thinned (left out when there
+     * is no memory for them) */
+    double lo = ceil((qs - 1.0) / fs), hi = floor((qe + 1.0) / fs);
+    uint32_t *pk = NULL;
+    size_t u = 0;
+    if (hi >= 0 && lo <= UINT32_MAX &&
+        fp_prints_anchors(prints, nprints, lo > 0 ? (uint32_t)lo : 0,
+                          hi < UINT32_MAX ? (uint32_t)hi : UINT32_MAX, &pk, &u) == FP_OK) {
+        text_str(&t, ",\"query_peaks\":[");
+        double step = u > QUERY_PEAKS_MAX ? (double)u / QUERY_PEAKS_MAX : 1.0;
+        first = 1;
+        for (double x = 0; (size_t)x < u; x += step, first = 0) {
+            size_t i = (size_t)x;
+            text_pair(&t, first, pk[2 * i], pk[2 * i + 1]);
+        }
+        text_str(&t, "]");
+    }
+    free(pk);
+    text_str(&t, "}");
+    return text_take(&t);
+}
+
+char *srv_match_rows_json(const json_t *matches, char *const *evidence)
+{
+    text_t t = {0};
+    size_t i;
+    json_t *m;
+    text_str(&t, "[");
+    json_array_foreach((json_t *)matches, i, m)
+    {
+        if (!evidence[i]) t.oom = 1;
+        json_t *row = json_copy(m); /* shallow: the values are shared */
+        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1))) t.oom = 1;
+        if (i) text_str(&t, ",");
+        if (row) text_open_object(&t, row);
+        json_decref(row);
+        text_str(&t, ",\"evidence\":");
+        if (evidence[i]) text_str(&t, evidence[i]);
+        text_str(&t, "}");
+    }
+    text_str(&t, "]");
+    return text_take(&t);
+}
