@@ -44,7 +44,7 @@ STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/s
              catalog/catalog.c keys/keys.c review/review.c review/review_plot.c
 SERVER_SRC := server/server_http.c server/server_work.c server/server_policy.c \
               server/server_limits.c server/server_metrics.c server/server_json.c \
-              server/server_evidence.c
+              server/server_evidence.c server/server_text.c
 IDX_SRC  := indexer/idx_error.c indexer/idx_list.c indexer/idx_manifest.c indexer/idx_walk.c
 CLI_SRC  := cli/main.c cli/cli_util.c fingerprint/cmd_fingerprint.c match/cmd_match.c db/cmd_db.c \
             indexer/cmd_index.c catalog/cmd_catalog.c keys/cmd_keys.c \

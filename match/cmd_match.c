@@ -138,26 +138,19 @@ int cmd_match(int argc, char **argv)
         case 'j': json = 1; break;
         case 'u': mo.unscaled = 1; break;
         case 'm':
-            if (cli_parse_int(optarg, 1, 100000, &v)) {
-                status = cli_usage("match", USAGE, "--min-frames wants a number, not '%s'", optarg);
-                goto out;
-            }
-            mo.min_frames = (uint32_t)v;
-            break;
         case 'x':
-            if (cli_parse_int(optarg, 0, 1000000000, &v)) {
-                status = cli_usage("match", USAGE, "--max-hits wants a number, not '%s'", optarg);
+        case 'f': {
+            /* the numeric options: their name, range and place */
+            const char *name = c == 'm' ? "--min-frames" : c == 'x' ? "--max-hits" : "--first-hits";
+            if (cli_parse_int(optarg, c == 'm' ? 1 : 0, c == 'm' ? 100000 : 1000000000, &v)) {
+                status = cli_usage("match", USAGE, "%s wants a number, not '%s'", name, optarg);
                 goto out;
             }
-            mo.max_hits = (size_t)v;
+            if (c == 'm') mo.min_frames = (uint32_t)v;
+            else if (c == 'x') mo.max_hits = (size_t)v;
+            else mo.first_hits = (size_t)v;
             break;
-        case 'f':
-            if (cli_parse_int(optarg, 0, 1000000000, &v)) {
-                status = cli_usage("match", USAGE, "--first-hits wants a number, not '%s'", optarg);
-                goto out;
-            }
-            mo.first_hits = (size_t)v;
-            break;
+        }
         case 'h': help(); goto out;
         default: status = cli_usage("match", USAGE, "unknown option"); goto out;
         }

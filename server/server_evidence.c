@@ -25,71 +25,25 @@
 
 #define QUERY_PEAKS_MAX 1500 /* spectral peaks kept per match for review */
 
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    int oom;
-} text_t;
-
-static void text_add(text_t *t, const char *s, size_t n)
+static void text_str(srv_text_t *t, const char *s)
 {
-    if (t->oom) return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap < t->len + n + 1) cap *= 2;
-        char *x = realloc(t->s, cap);
-        if (!x) {
-            t->oom = 1;
-            return;
-        }
-        t->s = x;
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void text_str(text_t *t, const char *s)
-{
-    text_add(t, s, strlen(s));
-}
-
-/* "[a,b]" with a leading comma unless first. */
-static void text_pair(text_t *t, int first, unsigned long long a, unsigned long long b)
-{
-    char buf[48];
-    int n = snprintf(buf, sizeof buf, "%s[%llu,%llu]", first ? "" : ",", a, b);
-    text_add(t, buf, (size_t)n);
+    srv_text_add(t, s, strlen(s));
 }
 
 /* Dump o compactly and append it without its closing brace. */
-static void text_open_object(text_t *t, const json_t *o)
+static void text_open_object(srv_text_t *t, const json_t *o)
 {
     char *d = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
     size_t n = d ? strlen(d) : 0;
-    if (!d || n < 2 || d[n - 1] != '}') {
-        t->oom = 1;
-        free(d);
-        return;
-    }
-    text_add(t, d, n - 1);
+    if (!d || n < 2 || d[n - 1] != '}') t->failed = 1;
+    else srv_text_add(t, d, n - 1);
     free(d);
-}
-
-static char *text_take(text_t *t)
-{
-    if (t->oom) {
-        free(t->s);
-        return NULL;
-    }
-    return t->s;
 }
 
 char *srv_evidence_json(double fs, const json_t *segments, const match_result_t *const *ms,
                         size_t nm, const fp_print_t *prints, size_t nprints, double qs, double qe)
 {
-    text_t t = {0};
+    srv_text_t t = {0};
     json_t *head = json_pack("{s:f, s:O}", "frame_seconds", fs, "segments", segments);
     if (!head) return NULL;
     text_open_object(&t, head);
@@ -99,7 +53,7 @@ char *srv_evidence_json(double fs, const json_t *segments, const match_result_t 
     int first = 1;
     for (size_t k = 0; k < nm; k++)
         for (size_t p = 0; p < ms[k]->npoints; p++, first = 0)
-            text_pair(&t, first, ms[k]->points[2 * p], ms[k]->points[2 * p + 1]);
+            srv_text_printf(&t, "%s[%u,%u]", first ? "" : ",", ms[k]->points[2 * p], ms[k]->points[2 * p + 1]);
     text_str(&t, "]");
 
     /* the distinct anchors (frame, frequency in 1/16 bin) of the query's
@@ -118,26 +72,26 @@ char *srv_evidence_json(double fs, const json_t *segments, const match_result_t 
         first = 1;
         for (double x = 0; (size_t)x < u; x += step, first = 0) {
             size_t i = (size_t)x;
-            text_pair(&t, first, pk[2 * i], pk[2 * i + 1]);
+            srv_text_printf(&t, "%s[%u,%u]", first ? "" : ",", pk[2 * i], pk[2 * i + 1]);
         }
         text_str(&t, "]");
     }
     free(pk);
     text_str(&t, "}");
-    return text_take(&t);
+    return srv_text_take(&t, NULL);
 }
 
 char *srv_match_rows_json(const json_t *matches, char *const *evidence)
 {
-    text_t t = {0};
+    srv_text_t t = {0};
     size_t i;
     json_t *m;
     text_str(&t, "[");
     json_array_foreach((json_t *)matches, i, m)
     {
-        if (!evidence[i]) t.oom = 1;
+        if (!evidence[i]) t.failed = 1;
         json_t *row = json_copy(m); /* shallow: the values are shared */
-        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1))) t.oom = 1;
+        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1))) t.failed = 1;
         if (i) text_str(&t, ",");
         if (row) text_open_object(&t, row);
         json_decref(row);
@@ -146,5 +100,5 @@ char *srv_match_rows_json(const json_t *matches, char *const *evidence)
         text_str(&t, "}");
     }
     text_str(&t, "]");
-    return text_take(&t);
+    return srv_text_take(&t, NULL);
 }

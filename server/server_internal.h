@@ -171,6 +171,23 @@ void srv_metrics_db_error(srv_metrics_t *m);
 void srv_metrics_in_flight(srv_metrics_t *m, int delta);
 /* The Prometheus text exposition; malloc'd. */
 /*
+ * server_text.c: text built by appending.  Start from {0}; srv_text_add
+ * appends n bytes, srv_text_printf a formatted string; once an allocation
+ * fails the text ignores appends.  srv_text_take gives the text
+ * (NUL-terminated, malloc'd, the caller's; its length in *len when len is
+ * not NULL) and empties t, or frees it and returns NULL when an append
+ * failed.
+ */
+typedef struct srv_text {
+    char *p;
+    size_t len, cap;
+    int failed;
+} srv_text_t;
+void srv_text_add(srv_text_t *t, const char *s, size_t n);
+void srv_text_printf(srv_text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *srv_text_take(srv_text_t *t, size_t *len);
+
+/*
  * server_evidence.c.  A match's evidence as JSON text: frame_seconds, the
  * segments (a jansson array, borrowed), the aligned points of the matches
  * ms[0 .. nm) and the query's peaks (the distinct anchors of prints within

@@ -115,135 +115,94 @@ void srv_metrics_in_flight(srv_metrics_t *m, int delta)
     __atomic_fetch_add(&m->in_flight, delta, __ATOMIC_RELAXED);
 }
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-} buf_t;
-
-static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(buf_t *b, const char *fmt, ...)
-{
-    if (b->failed) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap * 2 + (size_t)n;
-        char *x = realloc(b->p, cap);
-        if (!x) {
-            b->failed = 1;
-            return;
-        }
-        b->p = x;
-        b->cap = cap;
-    }
-}
-
-static void put_hist(buf_t *b, const char *name, const char *label, const char *value,
+static void put_hist(srv_text_t *b, const char *name, const char *label, const char *value,
                      const hist_t *h)
 {
     uint64_t cum = 0;
     for (size_t i = 0; i <= NB; i++) {
         cum += __atomic_load_n(&h->bucket[i], __ATOMIC_RELAXED);
-        if (i < NB) put(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, BOUNDS[i],
+        if (i < NB) srv_text_printf(b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", name, label, value, BOUNDS[i],
                         (unsigned long long)cum);
-        else put(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value,
+        else srv_text_printf(b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", name, label, value,
                  (unsigned long long)cum);
     }
-    put(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value,
+    srv_text_printf(b, "%s_sum{%s=\"%s\"} %.6f\n", name, label, value,
         (double)__atomic_load_n(&h->sum_us, __ATOMIC_RELAXED) / 1e6);
-    put(b, "%s_count{%s=\"%s\"} %llu\n", name, label, value,
+    srv_text_printf(b, "%s_count{%s=\"%s\"} %llu\n", name, label, value,
         (unsigned long long)__atomic_load_n(&h->count, __ATOMIC_RELAXED));
 }
 
 char *srv_metrics_render(srv_metrics_t *m, size_t queued, int db_up, struct store_cache *cache,
                          size_t *len)
 {
-    buf_t b = {malloc(16384), 0, 16384, 0};
-    if (!b.p) return NULL;
-    b.p[0] = '\0';
+    srv_text_t b = {0};
     static const char *flags[] = {"none", "possible_reuse", "likely_infringement"};
     static const char *stages[] = {"decode", "match", "store"};
-    put(&b, "# HELP earmark_requests_total HTTP requests by route and status code.\n"
+    srv_text_printf(&b, "# HELP earmark_requests_total HTTP requests by route and status code.\n"
             "# TYPE earmark_requests_total counter\n");
     for (int r = 0; r < ROUTE_COUNT; r++)
         for (size_t c = 0; c <= NCODES; c++) {
             uint64_t v = __atomic_load_n(&m->requests[r][c], __ATOMIC_RELAXED);
             if (!v) continue;
             if (c < NCODES)
-                put(&b, "earmark_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                srv_text_printf(&b, "earmark_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
                     srv_route_name((srv_route_t)r), CODES[c], (unsigned long long)v);
             else
-                put(&b, "earmark_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                srv_text_printf(&b, "earmark_requests_total{route=\"%s\",code=\"other\"} %llu\n",
                     srv_route_name((srv_route_t)r), (unsigned long long)v);
         }
-    put(&b, "# HELP earmark_request_duration_seconds Time from the request's headers to its "
+    srv_text_printf(&b, "# HELP earmark_request_duration_seconds Time from the request's headers to its "
             "response.\n# TYPE earmark_request_duration_seconds histogram\n");
     for (int r = 0; r < ROUTE_COUNT; r++)
         put_hist(&b, "earmark_request_duration_seconds", "route", srv_route_name((srv_route_t)r),
                  &m->latency[r]);
-    put(&b, "# HELP earmark_stage_duration_seconds Time of the stages of POST /v1/matches.\n"
+    srv_text_printf(&b, "# HELP earmark_stage_duration_seconds Time of the stages of POST /v1/matches.\n"
             "# TYPE earmark_stage_duration_seconds histogram\n");
     for (int s = 0; s < NSTAGES; s++)
         put_hist(&b, "earmark_stage_duration_seconds", "stage", stages[s], &m->stage[s]);
-    put(&b, "# HELP earmark_matches_total Catalog recordings reported in uploads, by flag.\n"
+    srv_text_printf(&b, "# HELP earmark_matches_total Catalog recordings reported in uploads, by flag.\n"
             "# TYPE earmark_matches_total counter\n");
     for (int f = 0; f < 3; f++)
-        put(&b, "earmark_matches_total{flag=\"%s\"} %llu\n", flags[f],
+        srv_text_printf(&b, "earmark_matches_total{flag=\"%s\"} %llu\n", flags[f],
             (unsigned long long)__atomic_load_n(&m->matches[f], __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_uploads_total Uploads matched, by the upload's flag.\n"
+    srv_text_printf(&b, "# HELP earmark_uploads_total Uploads matched, by the upload's flag.\n"
             "# TYPE earmark_uploads_total counter\n");
     for (int f = 0; f < 3; f++)
-        put(&b, "earmark_uploads_total{flag=\"%s\"} %llu\n", flags[f],
+        srv_text_printf(&b, "earmark_uploads_total{flag=\"%s\"} %llu\n", flags[f],
             (unsigned long long)__atomic_load_n(&m->uploads[f], __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_decode_failures_total Uploads that could not be decoded.\n"
+    srv_text_printf(&b, "# HELP earmark_decode_failures_total Uploads that could not be decoded.\n"
             "# TYPE earmark_decode_failures_total counter\n"
             "earmark_decode_failures_total %llu\n",
         (unsigned long long)__atomic_load_n(&m->decode_failures, __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_lookups_narrowed_total Lookups whose second part was fetched for the "
+    srv_text_printf(&b, "# HELP earmark_lookups_narrowed_total Lookups whose second part was fetched for the "
             "first part's matches only.\n"
             "# TYPE earmark_lookups_narrowed_total counter\n"
             "earmark_lookups_narrowed_total %llu\n",
         (unsigned long long)__atomic_load_n(&m->narrowed, __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_database_errors_total Requests that failed on the database.\n"
+    srv_text_printf(&b, "# HELP earmark_database_errors_total Requests that failed on the database.\n"
             "# TYPE earmark_database_errors_total counter\n"
             "earmark_database_errors_total %llu\n",
         (unsigned long long)__atomic_load_n(&m->db_errors, __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_requests_in_flight Requests being received, queued or worked on.\n"
+    srv_text_printf(&b, "# HELP earmark_requests_in_flight Requests being received, queued or worked on.\n"
             "# TYPE earmark_requests_in_flight gauge\nearmark_requests_in_flight %lld\n",
         (long long)__atomic_load_n(&m->in_flight, __ATOMIC_RELAXED));
-    put(&b, "# HELP earmark_queue_depth Requests waiting for a worker.\n"
+    srv_text_printf(&b, "# HELP earmark_queue_depth Requests waiting for a worker.\n"
             "# TYPE earmark_queue_depth gauge\nearmark_queue_depth %zu\n", queued);
-    put(&b, "# HELP earmark_database_up 1 when the last contact with the database succeeded.\n"
+    srv_text_printf(&b, "# HELP earmark_database_up 1 when the last contact with the database succeeded.\n"
             "# TYPE earmark_database_up gauge\nearmark_database_up %d\n", db_up ? 1 : 0);
     store_cache_stats_t cs = {0};
     if (cache) store_cache_stats(cache, &cs);
-    put(&b, "# HELP earmark_store_cache_lookups_total Rows of the print store looked up in the "
+    srv_text_printf(&b, "# HELP earmark_store_cache_lookups_total Rows of the print store looked up in the "
             "row cache, by result (a miss is fetched from the database).\n"
             "# TYPE earmark_store_cache_lookups_total counter\n"
             "earmark_store_cache_lookups_total{result=\"hit\"} %llu\n"
             "earmark_store_cache_lookups_total{result=\"miss\"} %llu\n",
         (unsigned long long)cs.hits, (unsigned long long)cs.misses);
-    put(&b, "# HELP earmark_store_cache_evictions_total Rows evicted from the row cache.\n"
+    srv_text_printf(&b, "# HELP earmark_store_cache_evictions_total Rows evicted from the row cache.\n"
             "# TYPE earmark_store_cache_evictions_total counter\n"
             "earmark_store_cache_evictions_total %llu\n", (unsigned long long)cs.evictions);
-    put(&b, "# HELP earmark_store_cache_bytes Bytes held by the row cache.\n"
+    srv_text_printf(&b, "# HELP earmark_store_cache_bytes Bytes held by the row cache.\n"
             "# TYPE earmark_store_cache_bytes gauge\nearmark_store_cache_bytes %llu\n",
         (unsigned long long)cs.bytes);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    *len = b.len;
-    return b.p;
+    return srv_text_take(&b, len);
 }
