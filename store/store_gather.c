@@ -485,21 +485,25 @@ db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks
                             fp_hit_t **out, size_t *n, size_t *cap, char *err, size_t errlen)
 {
     const stri_gather_t *g = G->g;
-    uint32_t want[64];
+    db_err_t rc = DB_OK;
     if (!nt) return DB_OK;
-    if (nt > sizeof want / sizeof *want) nt = sizeof want / sizeof *want;
+    uint32_t *want = malloc(nt * sizeof *want);
+    if (!want) return gather_error(DB_ERR_NOMEM, err, errlen);
     for (size_t i = 0; i < nt; i++) { /* ascending, for the bisection */
         size_t j = i;
         for (; j > 0 && want[j - 1] > tracks[i]; j--) want[j] = want[j - 1];
         want[j] = tracks[i];
     }
-    for (size_t i = 0; i < g->ngroups; i++) {
+    for (size_t i = 0; i < g->ngroups && rc == DB_OK; i++) {
         stri_group_t *grp = &g->groups[i];
         if (grp->part != part) continue;
         fp_ref_t *own = g->refs + grp->at;
         uint16_t *ofs = g->fs + grp->at;
         long nr = group_refs(g->s, G->runs[0].filter ? g->tenant : 0, want, nt, grp, own, ofs);
-        if (nr < 0) return gather_error(DB_ERR_CORRUPT, err, errlen);
+        if (nr < 0) {
+            rc = gather_error(DB_ERR_CORRUPT, err, errlen);
+            break;
+        }
         grp->refs = own;
         grp->fs = ofs;
         grp->count = (uint32_t)nr;
@@ -509,7 +513,10 @@ db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks
             size_t c2 = *cap ? 2 * *cap : 4096;
             while (c2 < *n + more) c2 *= 2;
             fp_hit_t *x = realloc(*out, c2 * sizeof *x);
-            if (!x) return gather_error(DB_ERR_NOMEM, err, errlen);
+            if (!x) {
+                rc = gather_error(DB_ERR_NOMEM, err, errlen);
+                break;
+            }
             *out = x;
             *cap = c2;
         }
@@ -519,7 +526,8 @@ db_err_t stri_gather_narrow(stri_gatherer_t *G, int part, const uint32_t *tracks
             *n += (size_t)nr;
         }
     }
-    return DB_OK;
+    free(want);
+    return rc;
 }
 
 db_err_t stri_gather(const stri_gather_t *g, stri_pool_t **pool, int threads, size_t min_postings,

@@ -857,7 +857,7 @@ static void test_hit_order(void)
 /* A plan's decide for the tests: the tracks it is given (none: go on in
  * full), and what it saw. */
 typedef struct test_plan {
-    uint32_t tracks[3];
+    uint32_t tracks[80];
     int ntracks, called;
     size_t seen;
 } test_plan_t;
@@ -938,6 +938,23 @@ static void test_two_parts(void)
         free(got);
     }
     store_set_threads(store, 1, 0);
+
+    /* many tracks, the matched one last: none is left out */
+    {
+        test_plan_t many = {{0}, 80, 0, 0};
+        for (int i = 0; i < 79; i++) many.tracks[i] = 1000000 + (uint32_t)i;
+        many.tracks[79] = (uint32_t)ta;
+        match_plan_t plan = {fetched / 4, test_decide, &many, 80, 0, 0};
+        fp_hit_t *got = NULL;
+        size_t ng = 0, cg = 0, aligned = 0;
+        REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, NULL, &sk, err,
+                           sizeof err) == DB_OK, "%s", err);
+        for (size_t i = 0; i < ng; i++)
+            aligned += got[i].track == (uint32_t)ta && got[i].ref_t == got[i].query_t;
+        CHECK(plan.narrowed && aligned == aligned_all,
+              "narrowed to 80 tracks: %zu aligned hits of %zu", aligned, aligned_all);
+        free(got);
+    }
 
     /* a clip of no catalog track: its first part keeps nothing, there is
      * nothing to decide, and the lookup goes on in full */
