@@ -40,15 +40,17 @@ typedef struct match_store match_store_t;
  * A lookup in two parts.  Of the hashes the budget takes, the store first
  * gathers those a budget of first_hits alone would take (the rarest) and
  * passes their hits, sieved as such a lookup would return them, to
- * decide(ctx, hits, n, tracks, max_tracks).  Then:
+ * decide(ctx, hits, n, tracks, max_tracks), tracks being the plan's own
+ * (room for max_tracks, the caller's).  Then:
  *   - decide returns 0: the store gathers the other hashes too and writes,
  *     in place of the first part's hits, exactly the hits of the lookup in
  *     one part (the first part's counts are kept, not made again);
  *   - decide writes k tracks to tracks[0 .. k), 1 <= k <= max_tracks, and
  *     returns k: the store keeps the first part's hits (first_n of them,
  *     at the start of the lookup's) and appends the other hashes' hits of
- *     those tracks only, all of them, unsieved (narrowed = 1): the rest of
- *     the catalog's postings of those hashes are never sieved or scored;
+ *     those tracks only, all of them, unsieved (narrowed = 1, ntracks =
+ *     k): the rest of the catalog's postings of those hashes are never
+ *     sieved or scored;
  *   - decide returns -1: out of memory; the lookup fails (FP_ERR_NOMEM).
  * When first_hits would take every hash the budget takes (a small
  * catalog), or none, the lookup has one part and decide is not called;
@@ -61,9 +63,11 @@ typedef struct match_plan {
     int (*decide)(void *ctx, const fp_hit_t *hits, size_t n, uint32_t *tracks,
                   size_t max_tracks);
     void *ctx;
-    size_t max_tracks;      /* room in decide's tracks */
-    int narrowed;           /* set by the store: 1 when decide chose tracks */
-    size_t first_n;         /* set by the store when narrowed */
+    uint32_t *tracks;       /* room for max_tracks: what decide chose */
+    size_t max_tracks;
+    int narrowed;           /* set by the store: 1 when decide chose tracks, */
+    size_t ntracks;         /* ... how many, */
+    size_t first_n;         /* ... and the first part's hits */
 } match_plan_t;
 
 /*

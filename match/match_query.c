@@ -183,16 +183,11 @@ void match_describe(const fp_candidate_t *c, double fs, match_result_t *r)
     r->offset = c->offset;
 }
 
-/*
- * A lookup in two parts (match_plan_t): what decide() needs, and the
- * tracks it chose.
- */
+/* A lookup in two parts (match_plan_t): what decide() needs. */
 typedef struct plan_ctx {
     const match_opts_t *o;
     const fp_score_opts_t *so;
     uint32_t qlo, qhi;      /* the query's first and last print frames */
-    uint32_t *tracks;       /* room for o->max_results */
-    size_t nt;
 } plan_ctx_t;
 
 typedef struct span {
@@ -262,8 +257,6 @@ static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks
     if (rc == FP_ERR_NOMEM) return -1;
     size_t k = rc == FP_OK ? match_clear_tracks(cand, nc, c->o, c->qlo, c->qhi, tracks, max) : 0;
     free(cand);
-    memcpy(c->tracks, tracks, k * sizeof *tracks);
-    c->nt = k;
     return (int)k;
 }
 
@@ -288,7 +281,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     size_t nh = 0, cap = 0, skipped = 0, nc = 0, nr = 0;
     fp_candidate_t *cand = NULL;
     match_result_t *res = NULL;
-    plan_ctx_t pc = {0};
+    uint32_t *tracks = NULL;
     fp_err_t rc;
 
     *out = NULL;
@@ -299,16 +292,16 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     match_score_opts(&o, &so);
     /* the store sieves the hits for these options as it makes them */
     size_t fetched = 0;
-    pc = (plan_ctx_t){&o, &so, UINT32_MAX, 0, NULL, 0};
-    match_plan_t plan = {o.first_hits, decide_parts, &pc, o.max_results, 0, 0};
+    plan_ctx_t pc = {&o, &so, UINT32_MAX, 0};
+    match_plan_t plan = {o.first_hits, decide_parts, &pc, NULL, o.max_results, 0, 0, 0};
     int two = o.first_hits && o.max_results && (!o.max_hits || o.first_hits < o.max_hits);
     if (two) {
         for (size_t i = 0; i < nq; i++) {
             if (q[i].t < pc.qlo) pc.qlo = q[i].t;
             if (q[i].t > pc.qhi) pc.qhi = q[i].t;
         }
-        pc.tracks = malloc(o.max_results * sizeof *pc.tracks);
-        if (!pc.tracks) {
+        plan.tracks = tracks = malloc(o.max_results * sizeof *tracks);
+        if (!tracks) {
             rc = FP_ERR_NOMEM;
             if (err) snprintf(err, errlen, "out of memory");
             goto done;
@@ -319,7 +312,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     if (rc != FP_OK) goto done;
     /* narrowed: the first part's hits of the chosen tracks, and the rest's */
     if (two && plan.narrowed) {
-        size_t k = keep_tracks(hits, plan.first_n, pc.tracks, pc.nt);
+        size_t k = keep_tracks(hits, plan.first_n, plan.tracks, plan.ntracks);
         memmove(hits + k, hits + plan.first_n, (nh - plan.first_n) * sizeof *hits);
         nh = k + (nh - plan.first_n);
     }
@@ -360,7 +353,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     }
 done:
     match_results_free(res, nr);
-    free(pc.tracks);
+    free(tracks);
     free(cand);
     free(hits);
     return rc;

@@ -171,7 +171,6 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
     size_t *first = malloc((nq ? nq : 1) * sizeof *first);
     uint64_t *cost = calloc(nq ? nq : 1, sizeof *cost);
     uint8_t *chosen = malloc(nq ? nq : 1), *part1 = malloc(nq ? nq : 1);
-    uint32_t *tracks = NULL;
     fp_err_t rc = FP_OK;
     if (!first || !cost || !chosen || !part1) goto nomem;
     for (size_t i = 0; i < nq; i++) {
@@ -206,17 +205,16 @@ static fp_err_t mem_hits(match_store_t *store, const fp_print_t *q, size_t nq,
         if (sieve && (rc = mem_sieve(sieve, q, nq, *out + n0, &n1, err, errlen)) != FP_OK)
             goto out;
         *n = n0 + n1;
-        tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
-        if (!tracks) goto nomem;
-        int k = plan->decide(plan->ctx, *out + n0, n1, tracks, plan->max_tracks);
+        int k = plan->decide(plan->ctx, *out + n0, n1, plan->tracks, plan->max_tracks);
         if (k < 0) goto nomem;
         if (k > 0) {
             plan->narrowed = 1;
+            plan->ntracks = (size_t)k;
             plan->first_n = n1;
             for (size_t i = 0; i < nq; i++) {
                 if (!chosen[i] || part1[i] || (max_postings && cost[i] > max_postings)) continue;
-                if (mem_emit(m, q, i, first[i], first[i] + (size_t)cost[i], tracks, (size_t)k,
-                             out, n, cap))
+                if (mem_emit(m, q, i, first[i], first[i] + (size_t)cost[i], plan->tracks,
+                             (size_t)k, out, n, cap))
                     goto nomem;
             }
             if (fetched) *fetched += all;
@@ -245,7 +243,6 @@ out:
     free(cost);
     free(chosen);
     free(part1);
-    free(tracks);
     return rc;
 }
 

@@ -300,7 +300,6 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
     uint32_t *keys = NULL, *totals = NULL, *qfirst = NULL, *qcount = NULL;
     uint64_t *cost = NULL;
     uint8_t *chosen = NULL, *part1 = NULL, *kpart = NULL;
-    uint32_t *tracks = NULL;
     stri_gatherer_t *gatherer = NULL;
     int two = 0;
     row_ref_t *rows = NULL;
@@ -565,15 +564,14 @@ select:
     if (!stri_gather_keeps_none(gatherer)) {
         rc = stri_gather_select(gatherer, out, n, cap, err, errlen);
         if (rc != DB_OK) goto done;
-        tracks = malloc((plan->max_tracks ? plan->max_tracks : 1) * sizeof *tracks);
-        if (!tracks) goto nomem;
-        k = plan->decide(plan->ctx, *out + n0, *n - n0, tracks, plan->max_tracks);
+        k = plan->decide(plan->ctx, *out + n0, *n - n0, plan->tracks, plan->max_tracks);
         if (k < 0) goto nomem;
     }
     if (k > 0) {
         plan->narrowed = 1;
+        plan->ntracks = (size_t)k;
         plan->first_n = *n - n0;
-        rc = stri_gather_narrow(gatherer, 2, tracks, (size_t)k, out, n, cap, err, errlen);
+        rc = stri_gather_narrow(gatherer, 2, plan->tracks, (size_t)k, out, n, cap, err, errlen);
     } else {
         *n = n0;
         rc = stri_gather_count(gatherer, 2, err, errlen);
@@ -584,7 +582,6 @@ nomem:
     rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
 done:
     stri_gather_close(gatherer);
-    free(tracks);
     free(part1);
     free(kpart);
     free(refs);

@@ -903,7 +903,8 @@ static void test_two_parts(void)
         store_set_cache(store, cached ? c : NULL);
         store_set_threads(store, threads, 64);
         test_plan_t tp = {{0}, 0, 0, 0};
-        match_plan_t plan = {fetched / 4, test_decide, &tp, 3, 0, 0};
+        uint32_t room[80];
+        match_plan_t plan = {fetched / 4, test_decide, &tp, room, 3, 0, 0, 0};
         fp_hit_t *got = NULL;
         size_t ng = 0, cg = 0, f2 = 0;
         REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, &f2, &sk, err,
@@ -916,7 +917,7 @@ static void test_two_parts(void)
 
         /* in no order; tb is deleted */
         tp = (test_plan_t){{(uint32_t)tc, (uint32_t)tb, (uint32_t)ta}, 3, 0, 0};
-        plan = (match_plan_t){fetched / 4, test_decide, &tp, 3, 0, 0};
+        plan = (match_plan_t){fetched / 4, test_decide, &tp, room, 3, 0, 0, 0};
         got = NULL;
         ng = cg = 0;
         REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, NULL, &sk, err,
@@ -944,7 +945,8 @@ static void test_two_parts(void)
         test_plan_t many = {{0}, 80, 0, 0};
         for (int i = 0; i < 79; i++) many.tracks[i] = 1000000 + (uint32_t)i;
         many.tracks[79] = (uint32_t)ta;
-        match_plan_t plan = {fetched / 4, test_decide, &many, 80, 0, 0};
+        uint32_t room[80];
+        match_plan_t plan = {fetched / 4, test_decide, &many, room, 80, 0, 0, 0};
         fp_hit_t *got = NULL;
         size_t ng = 0, cg = 0, aligned = 0;
         REQUIRE(store_hits(store, conn, 0, q, nq, 0, 0, &so, &plan, &got, &ng, &cg, NULL, &sk, err,
@@ -965,7 +967,8 @@ static void test_two_parts(void)
     REQUIRE(store_hits(store, conn, 0, stranger, 1500, 0, 0, &so, NULL, &s1, &ns1, &cs1, &fs1, &sk,
                        err, sizeof err) == DB_OK, "%s", err);
     test_plan_t tp0 = {{(uint32_t)ta}, 1, 0, 0};
-    match_plan_t plan0 = {fs1 / 4, test_decide, &tp0, 3, 0, 0};
+    uint32_t room0[3];
+    match_plan_t plan0 = {fs1 / 4, test_decide, &tp0, room0, 3, 0, 0, 0};
     REQUIRE(store_hits(store, conn, 0, stranger, 1500, 0, 0, &so, &plan0, &s2, &ns2, &cs2, NULL,
                        &sk, err, sizeof err) == DB_OK, "%s", err);
     CHECK(fs1 > 1000 && tp0.called == 0 && !plan0.narrowed && ns2 == ns1 &&
