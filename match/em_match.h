@@ -246,6 +246,11 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
 size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const match_opts_t *o,
                           uint32_t qlo, uint32_t qhi, uint32_t *tracks, size_t max);
 
+/* Keep, of h[0 .. n), in order, the hits of tracks[0 .. nt) (a few: each
+ * hit is compared with each); returns how many (a narrowed lookup's
+ * first part is cut so). */
+size_t match_keep_tracks(fp_hit_t *h, size_t n, const uint32_t *tracks, size_t nt);
+
 /* The score options match_query votes with (and sieves with) for opts. */
 void match_score_opts(const match_opts_t *o, fp_score_opts_t *so);
 

@@ -260,8 +260,7 @@ static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks
     return (int)k;
 }
 
-/* Keep, of h[0 .. n), the hits of tracks[0 .. nt); how many. */
-static size_t keep_tracks(fp_hit_t *h, size_t n, const uint32_t *tracks, size_t nt)
+size_t match_keep_tracks(fp_hit_t *h, size_t n, const uint32_t *tracks, size_t nt)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -312,7 +311,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     if (rc != FP_OK) goto done;
     /* narrowed: the first part's hits of the chosen tracks, and the rest's */
     if (two && plan.narrowed) {
-        size_t k = keep_tracks(hits, plan.first_n, plan.tracks, plan.ntracks);
+        size_t k = match_keep_tracks(hits, plan.first_n, plan.tracks, plan.ntracks);
         memmove(hits + k, hits + plan.first_n, (nh - plan.first_n) * sizeof *hits);
         nh = k + (nh - plan.first_n);
     }

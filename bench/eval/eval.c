@@ -637,13 +637,7 @@ static void run_query(size_t i, int worker)
                 nt = match_clear_tracks(c1, nc1, &mo, qlo, qhi, clear, 16);
             free(c1);
             if (nt) {
-                size_t kept = 0;
-                for (size_t k = 0; k < nh; k++) {
-                    size_t j = 0;
-                    while (j < nt && clear[j] != s->hits[k].track) j++;
-                    if (j < nt) s->hits[kept++] = s->hits[k];
-                }
-                nh = kept;
+                nh = match_keep_tracks(s->hits, nh, clear, nt);
                 q->narrowed = 1;
             }
         }
