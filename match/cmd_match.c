@@ -11,10 +11,13 @@
  * not), 1 when a file failed, 2 on a usage error.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "earmark_fp.h"
@@ -47,62 +50,143 @@ static void help(void)
            USAGE, MATCH_DEFAULT_MAX_HITS, MATCH_DEFAULT_FIRST_HITS);
 }
 
-static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
-                       char **names)
+/* What a result's track is called: the reference file, or the catalog's
+ * track with its metadata (t filled, owned by the caller). */
+typedef struct named {
+    char *name;
+    catalog_track_t t;
+    int have_t;
+} named_t;
+
+static void name_track(db_conn_t *conn, char **refs, uint32_t track, named_t *nm)
 {
+    memset(nm, 0, sizeof *nm);
+    if (!conn) {
+        nm->name = strdup(refs[track]);
+        return;
+    }
+    char derr[512], buf[1024];
+    int l = snprintf(buf, sizeof buf, "track %u", track);
+    if (catalog_track_get(conn, track, &nm->t, derr, sizeof derr) == DB_OK) {
+        nm->have_t = 1;
+        const catalog_track_t *t = &nm->t;
+        if (t->external_id) l += snprintf(buf + l, sizeof buf - (size_t)l, " [%s]", t->external_id);
+        if (t->artist || t->title)
+            snprintf(buf + l, sizeof buf - (size_t)l, " %s%s%s", t->artist ? t->artist : "",
+                     t->artist && t->title ? " - " : "", t->title ? t->title : "");
+    }
+    nm->name = strdup(buf);
+}
+
+static void named_clear(named_t *nm)
+{
+    free(nm->name);
+    if (nm->have_t) catalog_track_clear(&nm->t);
+}
+
+static const char *factors_text(const match_result_t *r, char *buf, size_t len)
+{
+    double sp, te, st;
+    match_factors(r, &sp, &te, &st);
+    switch (r->change) {
+    case MATCH_SAME: snprintf(buf, len, "same speed and pitch"); break;
+    case MATCH_SPEED: snprintf(buf, len, "speed %+.1f%% (pitch follows)", 100 * (sp - 1)); break;
+    case MATCH_TEMPO: snprintf(buf, len, "tempo %+.1f%%, pitch kept", 100 * (te - 1)); break;
+    case MATCH_PITCH: snprintf(buf, len, "pitch %+.2f semitones, tempo kept", st); break;
+    default: snprintf(buf, len, "tempo %+.1f%%, pitch %+.2f semitones", 100 * (te - 1), st); break;
+    }
+    return buf;
+}
+
+static void print_text(const char *clip, double dur, const match_result_t *m, size_t n,
+                       db_conn_t *conn, char **refs)
+{
+    char fx[96];
     printf("%s: %.1f s, %zu match%s\n", clip, dur, n, n == 1 ? "" : "es");
     for (size_t i = 0; i < n; i++) {
         const match_result_t *r = &m[i];
-        double sp, te, st;
-        match_factors(r, &sp, &te, &st);
-        printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints",
-               i + 1, names[i], r->query_start, r->query_end, r->ref_start, r->ref_end,
-               r->frames, r->prints);
-        switch (r->change) {
-        case MATCH_SAME: printf("; same speed and pitch\n"); break;
-        case MATCH_SPEED: printf("; speed %+.1f%% (pitch follows)\n", 100 * (sp - 1)); break;
-        case MATCH_TEMPO: printf("; tempo %+.1f%%, pitch kept\n", 100 * (te - 1)); break;
-        case MATCH_PITCH: printf("; pitch %+.2f semitones, tempo kept\n", st); break;
-        default: printf("; tempo %+.1f%%, pitch %+.2f semitones\n", 100 * (te - 1), st); break;
+        named_t nm;
+        name_track(conn, refs, r->track, &nm);
+        printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints; %s\n",
+               i + 1, nm.name ? nm.name : "?", r->query_start, r->query_end, r->ref_start,
+               r->ref_end, r->frames, r->prints, factors_text(r, fx, sizeof fx));
+        named_clear(&nm);
+        for (size_t k = 0; k < r->ncopies; k++) {
+            const match_result_t *c = &r->copies[k];
+            name_track(conn, refs, c->track, &nm);
+            printf("     the same audio in %s%s%s: reference %.2f-%.2f s; %u frames; %s\n",
+                   nm.name ? nm.name : "?", nm.have_t && nm.t.tenant ? ", tenant " : "",
+                   nm.have_t && nm.t.tenant ? nm.t.tenant : "", c->ref_start, c->ref_end,
+                   c->frames, factors_text(c, fx, sizeof fx));
+            named_clear(&nm);
         }
     }
 }
 
-static void print_json(const char *clip, double dur, const match_result_t *m, size_t n,
-                       char **names, const catalog_track_t *tracks)
+/* x rounded to `places` decimals, as JSON */
+static json_t *json_round(double x, int places)
 {
-    fputs("{\"query\":", stdout);
-    cli_json_string(stdout, clip);
-    printf(",\"duration\":%.3f,\"matches\":[", dur);
-    for (size_t i = 0; i < n; i++) {
-        const match_result_t *r = &m[i];
-        double sp, te, st;
-        match_factors(r, &sp, &te, &st);
-        printf("%s{\"reference\":", i ? "," : "");
-        cli_json_string(stdout, names[i]);
-        if (tracks) {
-            const catalog_track_t *t = &tracks[i];
-            printf(",\"track_id\":%u,\"external_id\":", r->track);
-            if (t->external_id) cli_json_string(stdout, t->external_id);
-            else fputs("null", stdout);
-            fputs(",\"title\":", stdout);
-            if (t->title) cli_json_string(stdout, t->title);
-            else fputs("null", stdout);
-            fputs(",\"artist\":", stdout);
-            if (t->artist) cli_json_string(stdout, t->artist);
-            else fputs("null", stdout);
-            fputs(",\"tenant\":", stdout);
-            if (t->tenant) cli_json_string(stdout, t->tenant);
-            else fputs("null", stdout);
-        }
-        printf(",\"frames\":%u,\"prints\":%u,\"query_start\":%.3f,\"query_end\":%.3f,"
-               "\"ref_start\":%.3f,\"ref_end\":%.3f,\"matched_seconds\":%.3f,"
-               "\"change\":\"%s\",\"speed\":%.4f,\"tempo\":%.4f,\"pitch\":%.3f,"
-               "\"time_scale\":%.4f,\"pitch_ratio\":%.4f}",
-               r->frames, r->prints, r->query_start, r->query_end, r->ref_start, r->ref_end,
-               r->matched_seconds, match_change_name(r->change), sp, te, st, r->speed, r->pitch);
+    double f = pow(10.0, places);
+    return json_real(round(x * f) / f);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* One result as JSON, its copies (when it has any) inside it. */
+static json_t *result_json(const match_result_t *r, db_conn_t *conn, char **refs)
+{
+    named_t nm;
+    double sp, te, st;
+    match_factors(r, &sp, &te, &st);
+    name_track(conn, refs, r->track, &nm);
+    json_t *o = json_object();
+    json_object_set_new(o, "reference", str_or_null(nm.name));
+    if (conn) {
+        const catalog_track_t *t = nm.have_t ? &nm.t : NULL;
+        json_object_set_new(o, "track_id", json_integer(r->track));
+        json_object_set_new(o, "external_id", str_or_null(t ? t->external_id : NULL));
+        json_object_set_new(o, "title", str_or_null(t ? t->title : NULL));
+        json_object_set_new(o, "artist", str_or_null(t ? t->artist : NULL));
+        json_object_set_new(o, "tenant", str_or_null(t ? t->tenant : NULL));
     }
-    fputs("]}\n", stdout);
+    named_clear(&nm);
+    json_object_set_new(o, "frames", json_integer(r->frames));
+    json_object_set_new(o, "prints", json_integer(r->prints));
+    json_object_set_new(o, "query_start", json_round(r->query_start, 3));
+    json_object_set_new(o, "query_end", json_round(r->query_end, 3));
+    json_object_set_new(o, "ref_start", json_round(r->ref_start, 3));
+    json_object_set_new(o, "ref_end", json_round(r->ref_end, 3));
+    json_object_set_new(o, "matched_seconds", json_round(r->matched_seconds, 3));
+    json_object_set_new(o, "change", json_string(match_change_name(r->change)));
+    json_object_set_new(o, "speed", json_round(sp, 4));
+    json_object_set_new(o, "tempo", json_round(te, 4));
+    json_object_set_new(o, "pitch", json_round(st, 3));
+    json_object_set_new(o, "time_scale", json_round(r->speed, 4));
+    json_object_set_new(o, "pitch_ratio", json_round(r->pitch, 4));
+    if (r->ncopies) {
+        json_t *c = json_array();
+        for (size_t k = 0; k < r->ncopies; k++)
+            json_array_append_new(c, result_json(&r->copies[k], conn, refs));
+        json_object_set_new(o, "copies", c);
+    }
+    return o;
+}
+
+static void print_json(const char *clip, double dur, const match_result_t *m, size_t n,
+                       db_conn_t *conn, char **refs)
+{
+    json_t *ms = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(ms, result_json(&m[i], conn, refs));
+    json_t *o = json_pack("{s:s, s:o, s:o}", "query", clip, "duration", json_round(dur, 3), "matches", ms);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+                   : NULL;
+    if (text) puts(text);
+    else cli_error("match", "out of memory, or a name that is not UTF-8: %s", clip);
+    free(text);
+    json_decref(o);
 }
 
 int cmd_match(int argc, char **argv)
@@ -202,39 +286,11 @@ int cmd_match(int argc, char **argv)
             cli_error("match", "%s (%s)", err, fp_errname(rc));
             status = EXIT_FAIL;
         } else {
-            char **names = calloc(n + 1, sizeof *names);
-            catalog_track_t *tracks = conn ? calloc(n + 1, sizeof *tracks) : NULL;
-            for (size_t k = 0; k < n && names; k++) {
-                if (!conn) {
-                    names[k] = strdup(refs[m[k].track]);
-                    continue;
-                }
-                char derr[512], buf[1024];
-                if (tracks && catalog_track_get(conn, m[k].track, &tracks[k], derr, sizeof derr) == DB_OK)
-                    snprintf(buf, sizeof buf, "track %u%s%s%s%s%s%s", m[k].track,
-                             tracks[k].external_id ? " [" : "",
-                             tracks[k].external_id ? tracks[k].external_id : "",
-                             tracks[k].external_id ? "]" : "", tracks[k].artist || tracks[k].title ? " " : "",
-                             tracks[k].artist ? tracks[k].artist : "",
-                             tracks[k].title ? (tracks[k].artist ? " - " : "") : "");
-                else
-                    snprintf(buf, sizeof buf, "track %u", m[k].track);
-                size_t l = strlen(buf);
-                if (tracks && tracks[k].title) snprintf(buf + l, sizeof buf - l, "%s", tracks[k].title);
-                names[k] = strdup(buf);
-            }
-            if (!names) cli_error("match", "out of memory");
-            else if (json) print_json(argv[i], res.stats.seconds, m, n, names, tracks);
-            else print_text(argv[i], res.stats.seconds, m, n, names);
-            for (size_t k = 0; k < n && names; k++) {
-                free(names[k]);
-                if (tracks) catalog_track_clear(&tracks[k]);
-            }
-            free(names);
-            free(tracks);
+            if (json) print_json(argv[i], res.stats.seconds, m, n, conn, refs);
+            else print_text(argv[i], res.stats.seconds, m, n, conn, refs);
         }
         fflush(stdout);
-        free(m);
+        match_results_free(m, n);
         fp_result_clear(&res);
     }
 out:

@@ -4,8 +4,10 @@
  * or pitch-shifted.
  *
  *   match_store.c     the store interface, and a store held in memory
- *   match_query.c     hits from the store, offset voting (fp_score_hits),
- *                     the decision rule and the factors of each match
+ *   match_query.c     hits from the store, offset voting (fp_score_hits)
+ *                     and the factors of each match
+ *   match_decide.c    the decision: which candidates are reported, and
+ *                     which are copies of one recording in the catalog
  *   cmd_match.c       `earmark match` (not part of the library)
  *
  * A store is anything that can answer "which postings have these hashes":
@@ -210,6 +212,11 @@ typedef struct match_result {
                               reference frame) of aligned prints, in query
                               order; owned: match_results_free() */
     size_t npoints;
+    struct match_result *copies; /* the other catalog tracks that hold the
+                              same audio (match_decide()), each with its own
+                              reference times, factors and points, strongest
+                              first; owned: match_results_free() */
+    size_t ncopies;
 } match_result_t;
 
 typedef struct match_stats {
@@ -224,27 +231,50 @@ typedef struct match_stats {
 
 /*
  * Match a query's prints against a store.  On success *out holds *n_out
- * results (possibly 0), best first, each passing opts->min_frames and
- * opts->min_ratio; release with match_results_free() (plain free() when
- * opts->evidence is 0).  st may be NULL.  Errors: what the store reports,
- * FP_ERR_NOMEM.
+ * results (possibly 0), best first, each passing the decision of
+ * match_decide(), with the copies of its audio in the catalog attached;
+ * release with match_results_free().  st may be NULL.  Errors: what the
+ * store reports, FP_ERR_NOMEM.
  */
 fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      const match_opts_t *opts, match_result_t **out, size_t *n_out,
                      match_stats_t *st, char *err, size_t errlen);
 
 /*
- * The judgement that ends a lookup's first part (match_plan_t): of the
- * candidates cand[0 .. nc) scored from its hits, the matches match_query
- * would report (min_frames, min_ratio, max_results).  When every one is
- * clear (at least twice min_frames, and 24 frames) and together they cover
- * the query's frames qlo .. qhi but for gaps under a second (no room for
- * another match of its own), their distinct tracks go to tracks[0 .. k)
- * and k is returned (at most max); otherwise 0, the lookup going on in
- * full (also when out of memory).
+ * The decision.  Of the candidates cand[0 .. nc) (fp_score_hits() order,
+ * strongest first) scored from hits[0 .. nh), the ones reported: a
+ * candidate is a match when it aligns o->min_frames query frames and
+ * o->min_ratio times the frames of every rival over its query time; at
+ * most o->max_results matches.  A rival is another track's alignment that
+ * is not a copy: a candidate most of whose aligned query prints (half or
+ * more) a match also aligns is the same audio, another copy of the
+ * recording in the catalog, and is reported with that match (when it
+ * aligns min_frames itself) instead of competing with it.
+ * *out gets *n_out picks in candidate order, owned by the caller (free());
+ * a pick's copy_of is SIZE_MAX for a match, or the index in *out of the
+ * match it is a copy of.  Errors: FP_ERR_NOMEM.  Thread-safe.
  */
-size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const match_opts_t *o,
-                          uint32_t qlo, uint32_t qhi, uint32_t *tracks, size_t max);
+typedef struct match_pick {
+    size_t cand;      /* index into cand */
+    size_t copy_of;   /* SIZE_MAX, or the pick it is a copy of */
+} match_pick_t;
+
+fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hits, size_t nh,
+                      const match_opts_t *o, match_pick_t **out, size_t *n_out);
+
+/*
+ * The judgement that ends a lookup's first part (match_plan_t): of the
+ * candidates cand[0 .. nc) scored from its hits h[0 .. nh), the matches
+ * match_query would report (match_decide()).  When every one is clear (at
+ * least twice min_frames, and 24 frames) and together they cover the
+ * query's frames qlo .. qhi but for gaps under a second (no room for
+ * another match of its own), their distinct tracks and their copies'
+ * go to tracks[0 .. k) and k is returned (at most max); otherwise 0, the
+ * lookup going on in full (also when out of memory).
+ */
+size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const fp_hit_t *h, size_t nh,
+                          const match_opts_t *o, uint32_t qlo, uint32_t qhi, uint32_t *tracks,
+                          size_t max);
 
 /* Keep, of h[0 .. n), in order, the hits of tracks[0 .. nt) (a few: each
  * hit is compared with each); returns how many (a narrowed lookup's
@@ -261,7 +291,7 @@ void match_score_opts(const match_opts_t *o, fp_score_opts_t *so);
  */
 void match_factors(const match_result_t *r, double *speed, double *tempo, double *pitch_st);
 
-/* Free results and their points.  NULL is a no-op. */
+/* Free results, their points and their copies.  NULL is a no-op. */
 void match_results_free(match_result_t *r, size_t n);
 
 /*

@@ -57,24 +57,11 @@ void match_factors(const match_result_t *r, double *speed, double *tempo, double
 void match_results_free(match_result_t *r, size_t n)
 {
     if (!r) return;
-    for (size_t i = 0; i < n; i++) free(r[i].points);
-    free(r);
-}
-
-/*
- * The strongest alignment of another recording over any part of the query
- * time of cand[i] (0 when there is none).
- */
-static uint32_t runner_up(const fp_candidate_t *cand, size_t nc, size_t i)
-{
-    uint32_t best = 0;
-    for (size_t k = 0; k < nc; k++) {
-        if (cand[k].track == cand[i].track) continue;
-        if (cand[k].query_end < cand[i].query_start || cand[k].query_start > cand[i].query_end)
-            continue;
-        if (cand[k].frames > best) best = cand[k].frames;
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].points);
+        match_results_free(r[i].copies, r[i].ncopies);
     }
-    return best;
+    free(r);
 }
 
 /*
@@ -183,6 +170,58 @@ void match_describe(const fp_candidate_t *c, double fs, match_result_t *r)
     r->offset = c->offset;
 }
 
+/* One pick described, with its evidence when asked for. */
+static fp_err_t describe_one(const fp_candidate_t *c, const fp_hit_t *h, size_t nh,
+                             const match_opts_t *o, match_result_t *r)
+{
+    match_describe(c, o->frame_seconds, r);
+    return o->evidence ? gather_points(h, nh, c, o->evidence, r) : FP_OK;
+}
+
+/*
+ * The results of the picks (match_decide()): one a match, its copies
+ * attached to it in pick order.  *out gets *n_out results (NULL, 0 when
+ * there are none).
+ */
+static fp_err_t describe_picks(const fp_candidate_t *cand, const match_pick_t *pick, size_t np,
+                               const fp_hit_t *h, size_t nh, const match_opts_t *o,
+                               match_result_t **out, size_t *n_out)
+{
+    size_t nm = 0, *slot = NULL;
+    match_result_t *res = NULL;
+    fp_err_t rc = FP_ERR_NOMEM;
+    *out = NULL;
+    *n_out = 0;
+    if (!np) return FP_OK;
+    res = calloc(np, sizeof *res);
+    slot = malloc(np * sizeof *slot); /* a match pick's place in res */
+    if (!res || !slot) goto out;
+    for (size_t p = 0; p < np; p++) {
+        const fp_candidate_t *c = &cand[pick[p].cand];
+        if (pick[p].copy_of == SIZE_MAX) {
+            slot[p] = nm;
+            rc = describe_one(c, h, nh, o, &res[nm++]);
+            if (rc != FP_OK) goto out;
+            continue;
+        }
+        match_result_t *m = &res[slot[pick[p].copy_of]];
+        match_result_t *x = realloc(m->copies, (m->ncopies + 1) * sizeof *x);
+        rc = FP_ERR_NOMEM;
+        if (!x) goto out;
+        m->copies = x;
+        rc = describe_one(c, h, nh, o, &m->copies[m->ncopies++]);
+        if (rc != FP_OK) goto out;
+    }
+    rc = FP_OK;
+    *out = res;
+    *n_out = nm;
+    res = NULL;
+out:
+    match_results_free(res, nm);
+    free(slot);
+    return rc;
+}
+
 /* A lookup in two parts (match_plan_t): what decide() needs. */
 typedef struct plan_ctx {
     const match_opts_t *o;
@@ -217,33 +256,36 @@ static int spans_cover(span_t *s, size_t n, uint32_t lo, uint32_t hi, uint32_t g
  * matches does not lower what ends a lookup early. */
 #define CLEAR_FRAMES 24
 
-size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const match_opts_t *o,
-                          uint32_t qlo, uint32_t qhi, uint32_t *tracks, size_t max)
+size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const fp_hit_t *h, size_t nh,
+                          const match_opts_t *o, uint32_t qlo, uint32_t qhi, uint32_t *tracks,
+                          size_t max)
 {
-    size_t k = 0, ns = 0;
-    span_t *spans = nc ? malloc(o->max_results * sizeof *spans) : NULL;
-    if (!spans) return 0; /* (out of memory: not clear, which is safe) */
-    for (size_t i = 0; i < nc && ns < o->max_results; i++) {
-        if (cand[i].frames < o->min_frames) continue;
-        if (o->min_ratio > 0 &&
-            (double)cand[i].frames < o->min_ratio * (double)runner_up(cand, nc, i))
-            continue;
-        if (cand[i].frames < 2 * o->min_frames || cand[i].frames < CLEAR_FRAMES)
-            goto unclear;
-        spans[ns++] = (span_t){cand[i].query_start, cand[i].query_end};
+    size_t k = 0, ns = 0, np = 0;
+    match_pick_t *pick = NULL;
+    span_t *spans = NULL;
+    if (match_decide(cand, nc, h, nh, o, &pick, &np) != FP_OK || !np) goto unclear;
+    if (!(spans = malloc(np * sizeof *spans))) goto unclear; /* (not clear, which is safe) */
+    for (size_t p = 0; p < np; p++) {
+        const fp_candidate_t *c = &cand[pick[p].cand];
+        if (pick[p].copy_of == SIZE_MAX) {
+            if (c->frames < 2 * o->min_frames || c->frames < CLEAR_FRAMES) goto unclear;
+            spans[ns++] = (span_t){c->query_start, c->query_end};
+        }
         size_t j = 0;
-        while (j < k && tracks[j] != cand[i].track) j++;
+        while (j < k && tracks[j] != c->track) j++;
         if (j == k) {
             if (k == max) goto unclear;
-            tracks[k++] = cand[i].track;
+            tracks[k++] = c->track;
         }
     }
     uint32_t gap = (uint32_t)ceil(1.0 / o->frame_seconds);
-    if (!ns || !spans_cover(spans, ns, qlo, qhi, gap)) goto unclear;
+    if (!spans_cover(spans, ns, qlo, qhi, gap)) goto unclear;
     free(spans);
+    free(pick);
     return k;
 unclear:
     free(spans);
+    free(pick);
     return 0;
 }
 
@@ -255,7 +297,8 @@ static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks
     size_t nc = 0;
     fp_err_t rc = fp_score_hits(h, n, c->so, &cand, &nc);
     if (rc == FP_ERR_NOMEM) return -1;
-    size_t k = rc == FP_OK ? match_clear_tracks(cand, nc, c->o, c->qlo, c->qhi, tracks, max) : 0;
+    size_t k = rc == FP_OK ? match_clear_tracks(cand, nc, h, n, c->o, c->qlo, c->qhi, tracks, max)
+                           : 0;
     free(cand);
     return (int)k;
 }
@@ -281,6 +324,8 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     fp_candidate_t *cand = NULL;
     match_result_t *res = NULL;
     uint32_t *tracks = NULL;
+    match_pick_t *pick = NULL;
+    size_t np = 0;
     fp_err_t rc;
 
     *out = NULL;
@@ -292,14 +337,16 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     /* the store sieves the hits for these options as it makes them */
     size_t fetched = 0;
     plan_ctx_t pc = {&o, &so, UINT32_MAX, 0};
-    match_plan_t plan = {o.first_hits, decide_parts, &pc, NULL, o.max_results, 0, 0, 0};
+    /* room for the first part's matches and their copies */
+    size_t room = so.max_candidates;
+    match_plan_t plan = {o.first_hits, decide_parts, &pc, NULL, room, 0, 0, 0};
     int two = o.first_hits && o.max_results && (!o.max_hits || o.first_hits < o.max_hits);
     if (two) {
         for (size_t i = 0; i < nq; i++) {
             if (q[i].t < pc.qlo) pc.qlo = q[i].t;
             if (q[i].t > pc.qhi) pc.qhi = q[i].t;
         }
-        plan.tracks = tracks = malloc(o.max_results * sizeof *tracks);
+        plan.tracks = tracks = malloc(room * sizeof *tracks);
         if (!tracks) {
             rc = FP_ERR_NOMEM;
             if (err) snprintf(err, errlen, "out of memory");
@@ -320,29 +367,15 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
         if (err) snprintf(err, errlen, "scoring failed: %s", fp_strerror(rc));
         goto done;
     }
-    if (nc) {
-        res = calloc(nc, sizeof *res);
-        if (!res) {
-            rc = FP_ERR_NOMEM;
-            if (err) snprintf(err, errlen, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < nc && nr < o.max_results; i++) {
-            if (cand[i].frames < o.min_frames) continue;
-            if (o.min_ratio > 0 &&
-                (double)cand[i].frames < o.min_ratio * (double)runner_up(cand, nc, i))
-                continue;
-            match_describe(&cand[i], o.frame_seconds, &res[nr]);
-            if (o.evidence) {
-                rc = gather_points(hits, nh, &cand[i], o.evidence, &res[nr]);
-                if (rc != FP_OK) {
-                    if (err) snprintf(err, errlen, "out of memory");
-                    nr++;
-                    goto done;
-                }
-            }
-            nr++;
-        }
+    rc = match_decide(cand, nc, hits, nh, &o, &pick, &np);
+    if (rc != FP_OK) {
+        if (err) snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    rc = describe_picks(cand, pick, np, hits, nh, &o, &res, &nr);
+    if (rc != FP_OK) {
+        if (err) snprintf(err, errlen, "out of memory");
+        goto done;
     }
     if (st) *st = (match_stats_t){nq, fetched, nh, skipped, nc, two && plan.narrowed};
     if (nr) {
@@ -352,6 +385,7 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     }
 done:
     match_results_free(res, nr);
+    free(pick);
     free(tracks);
     free(cand);
     free(hits);

@@ -3,7 +3,7 @@
  *
  *   earmark review list [FILTERS] [--sort newest|strongest] [--limit N] [--json|--csv]
  *   earmark review show ID [--json] [--plot FILE.svg]
- *   earmark review confirm|dismiss|reopen ID... [--note TEXT]
+ *   earmark review confirm|dismiss|reopen ID... [--all-copies] [--note TEXT]
  *   earmark review confirm|dismiss|reopen --all-matching FILTERS [--note TEXT] [--yes]
  *   earmark review export [FILTERS] [--format csv|json] [--output FILE]
  *   earmark review stats [FILTERS] [--json]
@@ -33,7 +33,7 @@
 static const char *USAGE =
     "earmark review list [FILTERS] [--sort newest|strongest] [--limit N] [--json|--csv]\n"
     "       earmark review show ID [--json] [--plot FILE.svg]\n"
-    "       earmark review confirm|dismiss|reopen ID... [--note TEXT] [--reviewer NAME]\n"
+    "       earmark review confirm|dismiss|reopen ID... [--all-copies] [--note TEXT] [--reviewer NAME]\n"
     "       earmark review confirm|dismiss|reopen --all-matching FILTERS [--note TEXT] [--yes]\n"
     "       earmark review export [FILTERS] [--format csv|json] [--output FILE]\n"
     "       earmark review stats [FILTERS] [--json]\n"
@@ -53,7 +53,10 @@ static const char *HELP =
     "            --plot FILE.svg draws the aligned prints and the spectral peaks\n"
     "  confirm   mark matches as real; dismiss: as not real; reopen: back to pending.\n"
     "            Changing a decision needs --note with the reason.  --all-matching\n"
-    "            decides every match the filters select, after a prompt (--yes skips it)\n"
+    "            decides every match the filters select, after a prompt (--yes skips it).\n"
+    "            A recording the catalog holds more than once is found as one match\n"
+    "            with copies (one stored match each, for each holder's claim):\n"
+    "            --all-copies decides the given match and every copy found with it\n"
     "  export    decisions and evidence for other systems (CSV, or JSON Lines with the\n"
     "            full evidence and history)\n"
     "  stats     matches by tenant, flag and decision; the dismissal rate of each flag\n"
@@ -72,7 +75,7 @@ typedef struct opts {
     review_filter_t f;
     review_order_t order;
     long limit;
-    int json, csv, yes, all_matching, limit_set;
+    int json, csv, yes, all_matching, all_copies, limit_set;
     const char *reviewer, *note, *plot, *format, *output;
 } opts_t;
 
@@ -98,7 +101,8 @@ static const col_t LIST_COLS[REVIEW_NCOLS] = {
     {"speed", K_NUM},       {"tempo", K_NUM},         {"pitch_semitones", K_NUM},
     {"change", K_STR},        {"flag", K_STR},
     {"status", K_STR},      {"decided_by", K_STR},    {"decided_at", K_STR},
-    {"note", K_STR},        {"decisions", K_NUM},     {"evidence", K_JSON},
+    {"note", K_STR},        {"decisions", K_NUM},     {"copies", K_JSON},
+    {"evidence", K_JSON},
 };
 
 static const col_t HIST_COLS[REVIEW_HNCOLS] = {
@@ -568,6 +572,23 @@ out:
     return status;
 }
 
+/* The other copies of a match's audio, one line: "same audio  match 12
+ * (track 7), ..." (nothing when there are none). */
+static void print_copies(const PGresult *res)
+{
+    json_t *cp = json_loads(val(res, 0, REVIEW_COL_COPIES, "[]"), 0, NULL), *c;
+    size_t i;
+    json_array_foreach(cp, i, c)
+    {
+        printf("%s match %lld (track %lld)", i ? "," : "  same audio ",
+               (long long)json_integer_value(json_object_get(c, "match_id")),
+               (long long)json_integer_value(json_object_get(c, "track_id")));
+    }
+    if (json_array_size(cp))
+        printf("\n              (copies of one recording; --all-copies decides them together)\n");
+    json_decref(cp);
+}
+
 static int do_show(db_conn_t *conn, const opts_t *o)
 {
     char err[2048];
@@ -624,6 +645,7 @@ static int do_show(db_conn_t *conn, const opts_t *o)
         printf("\nmatch\n  matched     %s s of the upload (coverage %s)\n  change      %s\n",
                PQgetvalue(res, 0, REVIEW_COL_MATCHED_SECONDS),
                PQgetvalue(res, 0, REVIEW_COL_COVERAGE), chg);
+        print_copies(res);
         printf("\nsegments\n  %-17s  %-17s  %8s  %6s  %7s  %s\n", "query s", "reference s",
                "matched", "score", "speed", "change");
         json_t *ev = json_loads(val(res, 0, REVIEW_COL_EVIDENCE, "{}"), 0, NULL), *seg;
@@ -734,8 +756,21 @@ static int do_decide(db_conn_t *conn, const opts_t *o, const char *action, int n
             continue;
         }
         review_filter_t f = o->f;
-        f.match_id = id;
         int64_t done = 0;
+        if (o->all_copies) {
+            f.copies_of = id;
+            if (review_decide(conn, &f, to, o->reviewer, o->note, &done, err, sizeof err) != DB_OK) {
+                cli_error("review", "%s", err);
+                status = EXIT_FAIL;
+            } else if (!done) {
+                cli_error("review", "no match %ld, or none of its copies, needs to be %s", id, to);
+                status = EXIT_FAIL;
+            } else {
+                printf("match %ld and its copies: %lld now %s\n", id, (long long)done, to);
+            }
+            continue;
+        }
+        f.match_id = id;
         if (review_decide(conn, &f, to, o->reviewer, o->note, &done, err, sizeof err) != DB_OK) {
             cli_error("review", "%s", err);
             status = EXIT_FAIL;
@@ -823,6 +858,7 @@ int cmd_review(int argc, char **argv)
         {"limit", required_argument, NULL, 'l'},    {"json", no_argument, NULL, 'j'},
         {"csv", no_argument, NULL, 'c'},            {"reviewer", required_argument, NULL, 'r'},
         {"note", required_argument, NULL, 'n'},     {"all-matching", no_argument, NULL, 'A'},
+        {"all-copies", no_argument, NULL, 'C'},
         {"yes", no_argument, NULL, 'y'},            {"plot", required_argument, NULL, 'p'},
         {"format", required_argument, NULL, 'F'},   {"output", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
@@ -899,6 +935,7 @@ int cmd_review(int argc, char **argv)
         case 'r': o.reviewer = optarg; break;
         case 'n': o.note = optarg; break;
         case 'A': o.all_matching = 1; break;
+        case 'C': o.all_copies = 1; break;
         case 'y': o.yes = 1; break;
         case 'p': o.plot = optarg; break;
         case 'F':
@@ -919,8 +956,11 @@ int cmd_review(int argc, char **argv)
     if (o.plot && strcmp(action, "show")) return cli_usage("review", USAGE, "--plot goes with show");
     if ((o.format || o.output) && strcmp(action, "export"))
         return cli_usage("review", USAGE, "--format and --output go with export");
-    if ((o.note || o.yes || o.all_matching) && !decision)
-        return cli_usage("review", USAGE, "--note, --yes and --all-matching go with decisions");
+    if ((o.note || o.yes || o.all_matching || o.all_copies) && !decision)
+        return cli_usage("review", USAGE,
+                         "--note, --yes, --all-matching and --all-copies go with decisions");
+    if (o.all_copies && o.all_matching)
+        return cli_usage("review", USAGE, "--all-copies goes with match ids, not --all-matching");
     if (!strcmp(action, "show")) {
         if (nargs != 1 || cli_parse_int(args[0], 1, 9223372036854775807L, &v))
             return cli_usage("review", USAGE, "show takes one match id");

@@ -47,6 +47,9 @@ typedef struct review_filter {
     const char *status;   /* pending, confirmed or dismissed */
     const char *flag;     /* likely_infringement, possible_reuse or none */
     int64_t match_id;     /* one match */
+    int64_t copies_of;    /* this match and the other copies of its audio
+                             stored with it (matches of one upload with one
+                             rank: sql/008_match_copies.sql) */
     int64_t track_id;     /* matches of one catalog recording */
     int min_score;        /* score (aligned frames) at least this */
     const char *since;    /* found at or after this time (a date or an ISO 8601
@@ -99,6 +102,9 @@ enum {
     REVIEW_COL_DECIDED_AT,      /* NULL when none */
     REVIEW_COL_NOTE,            /* the latest decision's note; NULL when none */
     REVIEW_COL_DECISIONS,       /* how many decisions the match has had */
+    REVIEW_COL_COPIES,          /* JSON array of the other copies of the same audio
+                                   found in the upload: [{"match_id", "track_id",
+                                   "copy_index"}, ...]; NULL when none */
     REVIEW_COL_EVIDENCE,        /* JSON; NULL unless asked for */
     REVIEW_NCOLS
 };

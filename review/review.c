@@ -28,7 +28,7 @@ int review_flag_valid(const char *s)
 typedef struct where {
     char sql[1024];
     const char *params[16];
-    char num[3][24];
+    char num[4][24];
     int n;
 } where_t;
 
@@ -56,6 +56,11 @@ static void where_build(const review_filter_t *f, int first, where_t *w)
     if (f->match_id) {
         snprintf(w->num[0], sizeof w->num[0], "%lld", (long long)f->match_id);
         where_add(w, " AND m.id = $%d", w->num[0]);
+    }
+    if (f->copies_of) {
+        snprintf(w->num[3], sizeof w->num[3], "%lld", (long long)f->copies_of);
+        where_add(w, " AND (m.upload_id, m.rank) = (SELECT c.upload_id, c.rank FROM matches c "
+                     "WHERE c.id = $%d)", w->num[3]);
     }
     if (f->track_id) {
         snprintf(w->num[1], sizeof w->num[1], "%lld", (long long)f->track_id);
@@ -86,7 +91,10 @@ db_err_t review_list(db_conn_t *conn, const review_filter_t *f, review_order_t o
              "round(m.speed::numeric, 4)::text, round(m.tempo::numeric, 4)::text, "
              "round(m.pitch_semitones::numeric, 3)::text, m.change, m.flag, m.status, d.reviewer, "
              ISO_UTC("d.decided_at") ", d.note, "
-             "(SELECT count(*) FROM review_log c WHERE c.match_id = m.id), %s "
+             "(SELECT count(*) FROM review_log c WHERE c.match_id = m.id), "
+             "(SELECT json_agg(json_build_object('match_id', c.id, 'track_id', c.track_id, "
+             "'copy_index', c.copy_index) ORDER BY c.copy_index) FROM matches c "
+             "WHERE c.upload_id = m.upload_id AND c.rank = m.rank AND c.id <> m.id)::text, %s "
              "FROM matches m JOIN tenants n ON n.id = m.tenant_id "
              "JOIN uploads u ON u.id = m.upload_id JOIN tracks t ON t.id = m.track_id "
              "LEFT JOIN LATERAL (SELECT l.reviewer, l.note, l.decided_at FROM review_log l "

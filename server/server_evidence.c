@@ -81,23 +81,39 @@ char *srv_evidence_json(double fs, const json_t *segments, const match_result_t 
     return srv_text_take(&t, NULL);
 }
 
+/* Append one stored row: the match object m, overlaid with the copy's
+ * fields when copy is not NULL, its rank, copy index and evidence. */
+static void text_row(srv_text_t *t, const json_t *m, const json_t *copy, size_t rank,
+                     size_t copy_index, const char *evidence)
+{
+    json_t *row = json_copy((json_t *)m); /* shallow: the values are shared */
+    if (!row || json_object_del(row, "copies") ||
+        (copy && json_object_update(row, (json_t *)copy)) ||
+        json_object_set_new(row, "rank", json_integer((json_int_t)rank)) ||
+        json_object_set_new(row, "copy_index", json_integer((json_int_t)copy_index)) || !evidence)
+        t->failed = 1;
+    if (row) text_open_object(t, row);
+    json_decref(row);
+    text_str(t, ",\"evidence\":");
+    if (evidence) text_str(t, evidence);
+    text_str(t, "}");
+}
+
 char *srv_match_rows_json(const json_t *matches, char *const *evidence)
 {
     srv_text_t t = {0};
-    size_t i;
-    json_t *m;
+    size_t i, k, row = 0;
+    json_t *m, *c;
     text_str(&t, "[");
     json_array_foreach((json_t *)matches, i, m)
     {
-        if (!evidence[i]) t.failed = 1;
-        json_t *row = json_copy(m); /* shallow: the values are shared */
-        if (!row || json_object_set_new(row, "rank", json_integer((json_int_t)i + 1))) t.failed = 1;
-        if (i) text_str(&t, ",");
-        if (row) text_open_object(&t, row);
-        json_decref(row);
-        text_str(&t, ",\"evidence\":");
-        if (evidence[i]) text_str(&t, evidence[i]);
-        text_str(&t, "}");
+        if (row) text_str(&t, ",");
+        text_row(&t, m, NULL, i + 1, 0, evidence[row++]);
+        json_array_foreach(json_object_get(m, "copies"), k, c)
+        {
+            text_str(&t, ",");
+            text_row(&t, m, c, i + 1, k + 1, evidence[row++]);
+        }
     }
     text_str(&t, "]");
     return srv_text_take(&t, NULL);

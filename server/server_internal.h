@@ -193,8 +193,11 @@ char *srv_text_take(srv_text_t *t, size_t *len);
  * ms[0 .. nm) and the query's peaks (the distinct anchors of prints within
  * qs .. qe seconds, a second more either side, at most 1 500).  The rows
  * for the result's statement: each match of `matches` with its "rank"
- * (from 1) and evidence[i] spliced in, as one JSON array.  Both malloc'd,
- * the caller's to free; NULL when out of memory (or an evidence is NULL).
+ * (from 1) and "copy_index" 0, then one row for each of its "copies" (the
+ * match's fields overlaid with the copy's, copy_index from 1), each row's
+ * evidence spliced in from evidence[] in that order, as one JSON array.
+ * Both malloc'd, the caller's to free; NULL when out of memory (or an
+ * evidence is NULL).
  */
 char *srv_evidence_json(double fs, const json_t *segments, const match_result_t *const *ms,
                         size_t nm, const fp_print_t *prints, size_t nprints, double qs, double qe);

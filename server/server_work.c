@@ -163,22 +163,33 @@ static void db_failed(srv_worker_t *w, srv_req_t *r, const char *what)
 
 /* ---- POST /v1/matches -------------------------------------------------------------- */
 
+/* A copy of a match's audio in another track: its segments (copies of the
+ * match's segments). */
+typedef struct copy {
+    uint32_t track;
+    size_t n;
+    const match_result_t *seg[16];
+} copy_t;
+
 typedef struct group {
     uint32_t track;
     size_t first;        /* results of this track: indexes into res[] */
     size_t n;
     size_t idx[16];
+    size_t ncopies;      /* the other tracks holding the same audio */
+    copy_t copies[16];
 } group_t;
 
-/* Track metadata for the matches' JSON: fills objects in meta[track_id]. */
-static int track_meta(srv_worker_t *w, const group_t *g, size_t ng, json_t *meta)
+/* Track metadata for the matches' JSON: fills objects in meta[track_id]
+ * for the tracks ids[0 .. n). */
+static int track_meta(srv_worker_t *w, const uint32_t *ids, size_t n, json_t *meta)
 {
-    size_t cap = ng * 12 + 4, l = 0;
+    size_t cap = n * 12 + 4, l = 0;
     char *arr = malloc(cap);
     if (!arr) return -1;
     arr[l++] = '{';
-    for (size_t i = 0; i < ng; i++)
-        l += (size_t)snprintf(arr + l, cap - l, i ? ",%u" : "%u", g[i].track);
+    for (size_t i = 0; i < n; i++)
+        l += (size_t)snprintf(arr + l, cap - l, i ? ",%u" : "%u", ids[i]);
     arr[l++] = '}';
     arr[l] = '\0';
     const char *p[1] = {arr};
@@ -226,6 +237,48 @@ static json_t *segment_json(const match_result_t *m)
                      (int)m->prints, "speed", round4(sp), "tempo", round4(te),
                      "pitch_semitones", round3(st), "change",
                      match_change_name(m->change));
+}
+
+/*
+ * Note r's copies (match_result_t.copies) in g, a copy track's segments
+ * together; returns how many copy tracks are new to g (stored rows).
+ * At most 16 copy tracks, 16 segments each.
+ */
+static size_t group_add_copies(group_t *g, const match_result_t *r)
+{
+    size_t added = 0;
+    for (size_t k = 0; k < r->ncopies; k++) {
+        const match_result_t *c = &r->copies[k];
+        size_t j = 0;
+        while (j < g->ncopies && g->copies[j].track != c->track) j++;
+        if (j == g->ncopies) {
+            if (j == 16) continue;
+            g->copies[g->ncopies++] = (copy_t){.track = c->track};
+            added++;
+        }
+        if (g->copies[j].n < 16) g->copies[j].seg[g->copies[j].n++] = c;
+    }
+    return added;
+}
+
+/* A copy as the response shows it: the track, its metadata (md, may be
+ * NULL) and where the audio is in it; takes segs. */
+static json_t *copy_json(const copy_t *cp, json_t *md, json_t *segs)
+{
+    const match_result_t *best = cp->seg[0];
+    double sp, te, st;
+    uint32_t score = 0;
+    for (size_t k = 0; k < cp->n; k++) score += cp->seg[k]->frames;
+    match_factors(best, &sp, &te, &st);
+    return json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:s, s:o}",
+                     "track_id", (json_int_t)cp->track, "external_id",
+                     json_object_get(md, "external_id"), "title", json_object_get(md, "title"),
+                     "artist", json_object_get(md, "artist"), "owner",
+                     json_object_get(md, "owner"), "score", (int)score, "prints",
+                     (int)best->prints, "ref_start", round3(best->ref_start), "ref_end",
+                     round3(best->ref_end), "speed", round4(sp), "tempo", round4(te),
+                     "pitch_semitones", round3(st), "change", match_change_name(best->change),
+                     "segments", segs);
 }
 
 /*
@@ -290,14 +343,15 @@ static int store_result(srv_worker_t *w, srv_req_t *r, const keys_key_t *key, do
             "RETURNING id, tenant_id) "
             "INSERT INTO matches (upload_id, tenant_id, track_id, rank, score, prints, confidence, "
             "query_start, query_end, ref_start, ref_end, matched_seconds, coverage, speed, tempo, "
-            "pitch_semitones, change, flag, evidence) "
+            "pitch_semitones, change, flag, evidence, copy_index) "
             "SELECT u.id, u.tenant_id, m.track_id, m.rank, m.score, m.prints, m.confidence, "
             "m.query_start, m.query_end, m.ref_start, m.ref_end, m.matched_seconds, m.coverage, "
-            "m.speed, m.tempo, m.pitch_semitones, m.change, m.flag, m.evidence "
+            "m.speed, m.tempo, m.pitch_semitones, m.change, m.flag, m.evidence, m.copy_index "
             "FROM u, json_to_recordset($13::json) AS m(track_id bigint, rank integer, score "
             "integer, prints integer, confidence float8, query_start float8, query_end float8, "
             "ref_start float8, ref_end float8, matched_seconds float8, coverage float8, speed "
-            "float8, tempo float8, pitch_semitones float8, change text, flag text, evidence json)",
+            "float8, tempo float8, pitch_semitones float8, change text, flag text, evidence json, "
+            "copy_index integer)",
             13, p, 0, &res, w->err, sizeof w->err);
     PQclear(res);
     free(result);
@@ -318,9 +372,10 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     size_t nres = 0;
     match_store_t *ms = NULL;
     json_t *body = NULL, *matches = NULL, *meta = NULL;
-    char **evidence = NULL; /* one JSON text a match (server_evidence.c) */
+    char **evidence = NULL; /* one JSON text a stored row (server_evidence.c) */
     size_t nevidence = 0;
     group_t *groups = NULL;
+    uint32_t *tracks = NULL;
 
     if (r->kind == BODY_PRINTS) {
         const char *code = NULL;
@@ -389,27 +444,40 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     srv_metrics_stage(s->metrics, 1, t2 - t1);
     if (mst.narrowed) srv_metrics_narrowed(s->metrics);
 
-    /* one entry per recording, its segments strongest first */
+    /* one entry per recording, its segments strongest first, and the
+     * tracks that hold the same audio */
     groups = calloc(nres + 1, sizeof *groups);
-    size_t ng = 0;
+    size_t ng = 0, nrows = 0;
     for (size_t i = 0; i < nres && groups; i++) {
         size_t g = 0;
         while (g < ng && groups[g].track != res[i].track) g++;
         if (g == ng) {
             if (ng == r->max_results) continue;
             groups[ng++] = (group_t){.track = res[i].track};
+            nrows++;
         }
-        if (groups[g].n < 16) groups[g].idx[groups[g].n++] = i;
+        if (groups[g].n == 16) continue;
+        groups[g].idx[groups[g].n++] = i;
+        nrows += group_add_copies(&groups[g], &res[i]);
     }
     meta = json_object();
-    if (!groups || !meta || (ng && track_meta(w, groups, ng, meta))) {
+    tracks = groups ? malloc((nrows + 1) * sizeof *tracks) : NULL;
+    size_t nt = 0;
+    for (size_t g = 0; g < ng && tracks; g++) {
+        tracks[nt++] = groups[g].track;
+        for (size_t c = 0; c < groups[g].ncopies; c++) tracks[nt++] = groups[g].copies[c].track;
+    }
+    if (!tracks || !meta || (nt && track_meta(w, tracks, nt, meta))) {
         db_failed(w, r, "reading track metadata");
         goto out;
     }
     matches = json_array();
-    evidence = calloc(ng + 1, sizeof *evidence);
-    if (evidence) nevidence = ng;
+    /* one evidence text a stored row: a match's, then its copies' */
+    evidence = calloc(nrows + 1, sizeof *evidence);
+    if (evidence) nevidence = nrows;
+    size_t row = 0;
     srv_flag_t upload_flag = FLAG_NONE;
+    double fs = fp_config_frame_seconds(&s->fpcfg);
     for (size_t g = 0; g < ng && evidence; g++) {
         const match_result_t *best = &res[groups[g].idx[0]];
         const match_result_t *seg[16];
@@ -424,8 +492,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
             if (m->query_start < qs) qs = m->query_start;
             if (m->query_end > qe) qe = m->query_end;
         }
-        double fs = fp_config_frame_seconds(&s->fpcfg);
-        evidence[g] = srv_evidence_json(fs, segs, seg, groups[g].n, prints, nprints, qs, qe);
+        evidence[row++] = srv_evidence_json(fs, segs, seg, groups[g].n, prints, nprints, qs, qe);
         double coverage = duration > 0 ? matched / duration : 0;
         if (coverage > 1) coverage = 1;
         srv_flag_t flag = srv_flag_of(&s->cfg.policy, score, matched, coverage);
@@ -449,6 +516,16 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                               "speed", round4(sp), "tempo", round4(te), "pitch_semitones",
                               round3(st), "change", match_change_name(best->change), "prints",
                               (int)best->prints, "flag", srv_flag_name(flag), "segments", segs);
+        json_t *copies = json_array();
+        for (size_t c = 0; c < groups[g].ncopies; c++) {
+            const copy_t *cp = &groups[g].copies[c];
+            json_t *csegs = json_array();
+            for (size_t k = 0; k < cp->n; k++) json_array_append_new(csegs, segment_json(cp->seg[k]));
+            evidence[row++] = srv_evidence_json(fs, csegs, cp->seg, cp->n, prints, nprints, qs, qe);
+            snprintf(tid, sizeof tid, "%u", cp->track);
+            json_array_append_new(copies, copy_json(cp, json_object_get(meta, tid), csegs));
+        }
+        json_object_set_new(o, "copies", copies);
         json_array_append_new(matches, o);
     }
     srv_metrics_upload(s->metrics, upload_flag);
@@ -483,6 +560,7 @@ out:
     free(evidence);
     json_decref(meta);
     free(groups);
+    free(tracks);
     match_results_free(res, nres);
     match_store_free(ms);
     if (prints != fr.prints) free(prints);
@@ -499,8 +577,9 @@ static void do_get_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     const char *p[2] = {r->id, tenant};
     PGresult *res;
     if (db_query(w->conn,
-                 "SELECT u.result, coalesce((SELECT json_object_agg(m.rank, m.status) "
-                 "FROM matches m WHERE m.upload_id = u.id), '{}') FROM uploads u "
+                 "SELECT u.result, coalesce((SELECT json_object_agg(m.rank || '.' || "
+                 "m.copy_index, m.status) FROM matches m WHERE m.upload_id = u.id), '{}') "
+                 "FROM uploads u "
                  "WHERE u.public_id::text = lower($1) AND u.tenant_id = $2",
                  2, p, 0, &res, w->err, sizeof w->err) != DB_OK) {
         db_failed(w, r, "reading the match");
@@ -519,16 +598,23 @@ static void do_get_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
         srv_problem(r, 500, "internal", "the stored result does not parse");
         return;
     }
-    /* the review state of each match, as it stands now */
-    size_t i;
-    json_t *m;
+    /* the review state of each match and of each of its copies, as it
+     * stands now (stored as rank.copy_index) */
+    size_t i, k;
+    json_t *m, *c;
     json_t *arr = json_object_get(o, "matches");
     json_array_foreach(arr, i, m)
     {
-        char rank[24];
-        snprintf(rank, sizeof rank, "%zu", i + 1);
-        json_t *s = json_object_get(st, rank);
+        char rk[48];
+        snprintf(rk, sizeof rk, "%zu.0", i + 1);
+        json_t *s = json_object_get(st, rk);
         json_object_set_new(m, "review_status", s ? json_incref(s) : json_string("pending"));
+        json_array_foreach(json_object_get(m, "copies"), k, c)
+        {
+            snprintf(rk, sizeof rk, "%zu.%zu", i + 1, k + 1);
+            s = json_object_get(st, rk);
+            json_object_set_new(c, "review_status", s ? json_incref(s) : json_string("pending"));
+        }
     }
     json_decref(st);
     r->tenant = key->tenant_id;

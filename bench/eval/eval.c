@@ -167,6 +167,10 @@ typedef struct query {
     double latency_ms;
     size_t nprints, nhits, skipped;
     int narrowed;         /* the lookup in two parts was narrowed */
+    int copies_ok;        /* the match lists every other copy (--copies) */
+    double qspan;         /* seconds from the first print to the last */
+    char *chance;         /* --dump-chance: a negative clip's candidates, as lines */
+    size_t chance_hits;   /* hits of the emulated tracks the corpus lacks */
 } query_t;
 
 static track_t *tracks;
@@ -365,6 +369,8 @@ static posting_t *index_post;
 static size_t index_n;
 static atomic_size_t hash_unknown;
 static int opt_family = 0;     /* 0: every hash, 1: pair hashes only, 2: triplets only */
+static size_t opt_copies = 1;  /* --copies: each catalog track indexed this many times */
+static size_t index_tracks;    /* tracks in the index: ntracks * opt_copies */
 static int opt_unscaled = 0;   /* search unscaled alignments only */
 
 /* The index key of a hash, or UINT32_MAX for a hash of no known family. */
@@ -419,21 +425,28 @@ static void build_index(void)
     index_off = calloc(KEY_SPACE + 1, sizeof *index_off);
     if (!index_off) die("out of memory");
     index_n = 0;
+    index_tracks = ntracks * opt_copies;
     for (size_t i = 0; i < ntracks; i++) {
-        for (size_t k = 0; k < tracks[i].nprints; k++) index_off[tracks[i].keys[k] + 1]++;
-        index_n += tracks[i].nprints;
+        for (size_t k = 0; k < tracks[i].nprints; k++)
+            index_off[tracks[i].keys[k] + 1] += (uint32_t)opt_copies;
+        index_n += tracks[i].nprints * opt_copies;
     }
     if (index_n > UINT32_MAX) die("%zu prints do not fit the 32-bit index", index_n);
     for (size_t h = 0; h < KEY_SPACE; h++) index_off[h + 1] += index_off[h];
     index_post = xmalloc(index_n * sizeof *index_post);
     uint32_t *fill = xmalloc(KEY_SPACE * sizeof *fill);
     memcpy(fill, index_off, KEY_SPACE * sizeof *fill);
+    /* copy c of track i is index track c * ntracks + i: postings stay in
+     * track order within a key */
+    for (size_t c = 0; c < opt_copies; c++)
+        for (size_t i = 0; i < ntracks; i++)
+            for (size_t k = 0; k < tracks[i].nprints; k++) {
+                uint32_t h = tracks[i].keys[k];
+                index_post[fill[h]++] = (posting_t){.track = (uint32_t)(c * ntracks + i),
+                                                    .t = tracks[i].times[k],
+                                                    .f = tracks[i].freqs[k]};
+            }
     for (size_t i = 0; i < ntracks; i++) {
-        for (size_t k = 0; k < tracks[i].nprints; k++) {
-            uint32_t h = tracks[i].keys[k];
-            index_post[fill[h]++] = (posting_t){.track = (uint32_t)i, .t = tracks[i].times[k],
-                                                .f = tracks[i].freqs[k]};
-        }
         free(tracks[i].freqs);   /* keys and times stay, for same_audio() */
         tracks[i].freqs = NULL;
     }
@@ -454,7 +467,8 @@ static void collisions(double coll[2], double nfam[2])
         for (size_t j = a; j < b;) {
             size_t e = j;
             while (e < b && index_post[e].track == index_post[j].track) e++;
-            within += (double)(e - j) * (double)(e - j);
+            /* a track's copies are the same recording: not other tracks */
+            within += (double)(e - j) * (double)(e - j) * (double)opt_copies;
             j = e;
         }
         int fam = k >= HASH_SPACE;
@@ -553,6 +567,75 @@ static uint64_t first_budget = 0;  /* a lookup's first part, scaled alike (0: on
 static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
 static long opt_first_hits = -1; /* -1: the matcher's default; 0: one part */
 
+static int opt_dump_chance = 0;    /* --dump-chance FILE given */
+static int opt_chance = 1;         /* emulated tracks add chance hits (--no-chance-hits) */
+static double chance_factor = 0;   /* emulated postings per corpus posting of a key */
+static uint32_t chance_frames = 1; /* an emulated track's length in frames */
+
+/* splitmix64: the emulated hits of a query print are drawn from a stream
+ * seeded by the query and the print, the same in both parts of a lookup
+ * and on any thread. */
+static uint64_t mix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *x)
+{
+    return (double)(mix64(x) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* A Poisson count of mean m (Knuth's method below 30, a rounded normal
+ * above). */
+static size_t poisson(uint64_t *x, double m)
+{
+    if (m <= 0) return 0;
+    if (m < 30) {
+        double l = exp(-m), p = 1.0;
+        size_t k = 0;
+        do {
+            k++;
+            p *= unit(x);
+        } while (p > l);
+        return k - 1;
+    }
+    double u1 = unit(x), u2 = unit(x);
+    double z = sqrt(-2.0 * log(u1 > 0 ? u1 : 1e-300)) * cos(2.0 * M_PI * u2);
+    double v = m + sqrt(m) * z;
+    return v > 0 ? (size_t)llround(v) : 0;
+}
+
+/*
+ * The chance hits of query print k (of query qi) with a key that holds
+ * `corpus` postings in the corpus: at N emulated tracks the key holds
+ * chance_factor times as many more, of the N - n tracks the corpus lacks,
+ * at random places in them.  Appended at s->hits[nh ..); the new count.
+ */
+static size_t chance_hits(scratch_t *s, size_t nh, size_t qi, size_t k, const fp_print_t *p,
+                          size_t corpus)
+{
+    uint64_t x = ((uint64_t)qi << 32) ^ (uint64_t)k ^ 0x5eed5eedULL;
+    size_t extra = poisson(&x, (double)corpus * chance_factor);
+    if (!extra) return nh;
+    if (nh + extra > s->cap) {
+        s->cap = 2 * (nh + extra) + 1024;
+        s->hits = xrealloc(s->hits, s->cap * sizeof *s->hits);
+    }
+    uint64_t others = opt_emulate > index_tracks ? opt_emulate - index_tracks : 1;
+    for (size_t j = 0; j < extra; j++) {
+        uint64_t r = mix64(&x);
+        s->hits[nh++] = (fp_hit_t){.track = (uint32_t)(index_tracks + (r >> 32) % others),
+                                   .ref_t = (uint32_t)((r & 0xffffffffu) % chance_frames),
+                                   .query_t = p->t, .query_idx = (uint32_t)k,
+                                   .ref_f = (uint16_t)(p->f ^ (r >> 48)), .query_f = p->f,
+                                   .flags = (p->hash & FP_HASH_TRIPLET) ? FP_HIT_INVARIANT : 0};
+    }
+    return nh;
+}
+
 /*
  * Append to s->hits the postings of the query's prints; the new count.
  * Within the budget of hits the matcher uses (match_budget_select(): the
@@ -561,6 +644,7 @@ static long opt_first_hits = -1; /* -1: the matcher's default; 0: one part */
 static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t nh,
                           uint64_t budget, int count_skipped)
 {
+    size_t qi = (size_t)(q - queries);
     uint64_t *cost = xrealloc(NULL, (r->count + 1) * sizeof *cost);
     uint8_t *chosen = xrealloc(NULL, r->count + 1);
     for (size_t k = 0; k < r->count; k++) {
@@ -588,6 +672,11 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
                                        .ref_f = index_post[j].f, .query_f = r->prints[k].f,
                                        .flags = (r->prints[k].hash & FP_HASH_TRIPLET)
                                                     ? FP_HIT_INVARIANT : 0};
+        if (chance_factor > 0) {
+            size_t before = nh;
+            nh = chance_hits(s, nh, qi, k, &r->prints[k], b - a);
+            if (count_skipped) q->chance_hits += nh - before;
+        }
     }
     free(cost);
     free(chosen);
@@ -608,6 +697,14 @@ static void run_query(size_t i, int worker)
     }
     size_t nh = gather_hits(q, s, &res, 0, budget_hits, 1);
     q->nprints = res.count;
+    {
+        uint32_t lo = UINT32_MAX, hi = 0;
+        for (size_t k = 0; k < res.count; k++) {
+            if (res.prints[k].t < lo) lo = res.prints[k].t;
+            if (res.prints[k].t > hi) hi = res.prints[k].t;
+        }
+        q->qspan = res.count ? (double)(hi - lo + 1) * frame_s : 0;
+    }
     q->nhits = nh;
     /* the matcher's lookup in two parts (match_plan_t): the first part's
      * hits after the full budget's, scored as match_query scores them;
@@ -634,7 +731,7 @@ static void run_query(size_t i, int worker)
             }
             size_t nt = 0;
             if (fp_score_hits(s->hits + nh, n1, &mso, &c1, &nc1) == FP_OK)
-                nt = match_clear_tracks(c1, nc1, &mo, qlo, qhi, clear, 16);
+                nt = match_clear_tracks(c1, nc1, s->hits + nh, n1, &mo, qlo, qhi, clear, 16);
             free(c1);
             if (nt) {
                 nh = match_keep_tracks(s->hits, nh, clear, nt);
@@ -659,19 +756,53 @@ static void run_query(size_t i, int worker)
         q->rc = rc;
         snprintf(q->err, sizeof q->err, "fp_score_hits: %s", fp_strerror(rc));
     } else if (nc > 0) {
-        const fp_candidate_t *best = &cand[0];
-        q->pred = (int)best->track;
+        if (q->negative && opt_dump_chance) {
+            /* every candidate of a clip that holds no catalog audio is a
+             * chance alignment: frames, prints, speed, query span */
+            size_t len = 0, room = 64 * nc + 1;
+            q->chance = xmalloc(room);
+            q->chance[0] = '\0';
+            for (size_t k = 0; k < nc; k++)
+                len += (size_t)snprintf(q->chance + len, room - len, "%u\t%u\t%.4f\t%u\t%d\n",
+                                        cand[k].frames, cand[k].count, cand[k].speed,
+                                        cand[k].query_end - cand[k].query_start,
+                                        cand[k].track < index_tracks);
+        }
+        /* the matcher's decision: the best match, and its copies */
+        match_opts_t mo;
+        match_opts_default(&mo);
+        mo.min_frames = opt_min_frames;
+        mo.min_ratio = opt_min_ratio;
+        mo.max_results = 1;
+        mo.frame_seconds = frame_s;
+        match_pick_t *pick = NULL;
+        size_t np = 0;
+        if (match_decide(cand, nc, s->hits, nh, &mo, &pick, &np) != FP_OK) die("out of memory");
+        const fp_candidate_t *best = np ? &cand[pick[0].cand] : &cand[0];
+        /* a recording of the corpus (any copy), or -2: an emulated track */
+        q->pred = best->track < index_tracks ? (int)(best->track % ntracks) : -2;
         q->count = best->count;
         q->frames = best->frames;
         q->speed = best->speed;
         q->pitch = best->pitch;
-        for (size_t k = 1; k < nc; k++)
-            if (cand[k].track != best->track) {
+        /* the runner-up: the best candidate of another recording */
+        for (size_t k = 0; k < nc; k++)
+            if (cand[k].track % ntracks != best->track % ntracks) {
                 q->second = cand[k].count;
                 q->second_frames = cand[k].frames;
-                q->second_track = (int)cand[k].track;
+                q->second_track = cand[k].track < index_tracks ? (int)(cand[k].track % ntracks) : -2;
                 break;
             }
+        /* every other copy of the recording listed, and nothing else */
+        size_t listed = 0, wrong = 0;
+        for (size_t p = 1; p < np; p++)
+            if (cand[pick[p].cand].track % ntracks == best->track % ntracks &&
+                cand[pick[p].cand].track < index_tracks)
+                listed++;
+            else
+                wrong++;
+        q->copies_ok = np && listed == opt_copies - 1 && !wrong;
+        free(pick);
         /* ref_t = speed * query_t + offset: where the query's catalog audio
          * (from query_off) starts in the reference */
         q->pred_off = best->speed * q->query_off + (double)best->offset * frame_s;
@@ -680,8 +811,7 @@ static void run_query(size_t i, int worker)
         q->r_start = best->ref_start * frame_s;
         q->r_end = best->ref_end * frame_s;
         q->ncand = nc;
-        q->accepted = best->frames >= opt_min_frames && best->count >= opt_min_count &&
-                      (double)best->frames >= opt_min_ratio * (double)q->second_frames;
+        q->accepted = np > 0 && best->count >= opt_min_count;
         if (q->accepted && q->pred == q->truth &&
             fabs(q->pred_off - q->truth_off) > OFFSET_TOLERANCE_S) {
             double len = q->length * (q->truth_speed > 0 ? q->truth_speed : 1.0);
@@ -696,6 +826,12 @@ static void run_query(size_t i, int worker)
 /* ------------------------------------------------------------------------ */
 /* Report                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* A predicted track's name: a corpus track's id, "emulated" (-2), "-" (-1). */
+static const char *track_name(int t)
+{
+    return t >= 0 ? tracks[t].id : t == -2 ? "emulated" : "-";
+}
 
 static int q_correct(const query_t *q)
 {
@@ -891,6 +1027,7 @@ int main(int argc, char **argv)
         opt_max_postings = mo.max_postings; /* 0: none */
     }
     const char *catalog = NULL, *manifest = NULL, *out_file = NULL, *dump_file = NULL;
+    const char *chance_file = NULL;
     const char *title = NULL;
     int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), check = 0;
     if (threads < 1) threads = 1;
@@ -899,7 +1036,8 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = strcmp(a, "--check") != 0 && strcmp(a, "--unscaled") != 0 &&
-                    strcmp(a, "--help") != 0 && strcmp(a, "-h") != 0;
+                    strcmp(a, "--no-chance-hits") != 0 && strcmp(a, "--help") != 0 &&
+                    strcmp(a, "-h") != 0;
         if (takes && !v) {
             fprintf(stderr, "eval: %s needs a value\n%s", a, usage);
             return 2;
@@ -924,9 +1062,12 @@ int main(int argc, char **argv)
         }
         else if (strcmp(a, "--out") == 0) out_file = v;
         else if (strcmp(a, "--dump") == 0) dump_file = v;
+        else if (strcmp(a, "--dump-chance") == 0) chance_file = v, opt_dump_chance = 1;
         else if (strcmp(a, "--title") == 0) title = v;
         else if (strcmp(a, "--check") == 0) check = 1;
         else if (strcmp(a, "--unscaled") == 0) opt_unscaled = 1;
+        else if (strcmp(a, "--no-chance-hits") == 0) opt_chance = 0;
+        else if (strcmp(a, "--copies") == 0) opt_copies = (size_t)parse_long_opt(a, v, 1, 16);
         else if (strcmp(a, "--hashes") == 0) {
             if (strcmp(v, "all") == 0) opt_family = 0;
             else if (strcmp(v, "pair") == 0) opt_family = 1;
@@ -978,7 +1119,9 @@ int main(int argc, char **argv)
     if (opt_emulate) {
         /* every key's postings grow by the same factor: the same keys pass
          * the scaled cap, and the budget takes the same rarest keys */
-        scale = (double)opt_emulate / (double)ntracks;
+        scale = (double)opt_emulate / (double)index_tracks;
+        if (scale < 1) die("--emulate-tracks %zu: the index already holds %zu tracks", opt_emulate,
+                           index_tracks);
         if (opt_max_postings) {
             cap_postings = (size_t)llround((double)opt_max_postings / scale);
             if (cap_postings < 1) cap_postings = 1;
@@ -996,6 +1139,13 @@ int main(int argc, char **argv)
     collisions(coll, nfam);
     double audio_s = 0;
     for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
+    if (opt_emulate && opt_chance) {
+        /* the tracks the corpus lacks: as many more postings of each key as
+         * the emulated size adds, at random places in tracks of the
+         * corpus's mean length */
+        chance_factor = scale - 1.0;
+        chance_frames = (uint32_t)fmax(1.0, audio_s / (double)ntracks / frame_s);
+    }
     size_t index_bytes = (KEY_SPACE + 1) * sizeof *index_off + index_n * sizeof *index_post;
     if (atomic_load(&hash_unknown))
         fprintf(stderr, "eval: warning: %zu prints with hashes of no known layout (skipped)\n",
@@ -1066,6 +1216,28 @@ int main(int argc, char **argv)
     print_section(&o, 1, "Robust set (reported, not gated)");
     say(&o, "\n### Index and speed\n\n| metric | value |\n|---|---:|\n");
     say(&o, "| catalog tracks | %zu |\n", ntracks);
+    if (opt_copies > 1) {
+        size_t good = 0, listed = 0;
+        for (size_t i = 0; i < nqueries; i++)
+            if (q_correct(&queries[i])) {
+                good++;
+                listed += (size_t)queries[i].copies_ok;
+            }
+        say(&o, "| copies of each catalog track in the index | %zu |\n", opt_copies);
+        say(&o, "| correct matches listing every other copy, and no other track | %zu of %zu |\n",
+            listed, good);
+    }
+    if (chance_factor > 0) {
+        double *ch = xmalloc((nqueries + 1) * sizeof *ch);
+        size_t nch = 0;
+        for (size_t i = 0; i < nqueries; i++)
+            if (queries[i].length == 10 && queries[i].query_off == 0)
+                ch[nch++] = (double)queries[i].chance_hits;
+        qsort(ch, nch, sizeof *ch, cmp_double);
+        say(&o, "| chance hits of the emulated tracks per 10 s clip, p50 / p99 | %.0f / %.0f |\n",
+            percentile(ch, nch, 50), percentile(ch, nch, 99));
+        free(ch);
+    }
     say(&o, "| hours indexed | %.2f |\n", audio_s / 3600.0);
     say(&o, "| indexing speed (%d threads) | %.0f x real time |\n", threads,
         t_index > 0 ? audio_s / t_index : 0);
@@ -1085,12 +1257,13 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nqueries; i++)
             if (queries[i].length == 10 && queries[i].query_off == 0 && !queries[i].negative &&
                 strcmp(queries[i].transform, "clean") == 0)
-                hh[nhh++] = (double)queries[i].nhits * scale;
+                hh[nhh++] = chance_factor > 0 ? (double)queries[i].nhits
+                                              : (double)queries[i].nhits * scale;
         qsort(hh, nhh, sizeof *hh, cmp_double);
-        size_t ptr = opt_emulate ? opt_emulate : ntracks;
+        size_t ptr = opt_emulate ? opt_emulate : index_tracks;
         say(&o, "| other tracks' postings per print, pairs / triplets (at %zu tracks) | %.0f / %.0f |\n",
-            ptr, coll[0] * (double)(ptr - 1) / (double)(ntracks - 1),
-            coll[1] * (double)(ptr - 1) / (double)(ntracks - 1));
+            ptr, coll[0] * (double)(ptr - 1) / (double)(index_tracks - 1),
+            coll[1] * (double)(ptr - 1) / (double)(index_tracks - 1));
         say(&o, "| prints indexed, pairs / triplets | %.0f / %.0f |\n", nfam[0], nfam[1]);
         say(&o, "| hits per clean 10 s clip p50 / p99 (at %zu tracks) | %.0f / %.0f |\n", ptr,
             percentile(hh, nhh, 50), percentile(hh, nhh, 99));
@@ -1122,18 +1295,32 @@ int main(int argc, char **argv)
             char toff[32], poff[32];
             if (q->negative) snprintf(toff, sizeof toff, "-");
             else snprintf(toff, sizeof toff, "%.3f", q->truth_off);
-            if (q->pred >= 0) snprintf(poff, sizeof poff, "%.3f", q->pred_off);
+            if (q->pred != -1) snprintf(poff, sizeof poff, "%.3f", q->pred_off);
             else snprintf(poff, sizeof poff, "-");
             fprintf(d, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%u\t%u\t%s\t%s\t%.4f\t%.4f\t%.2f-%.2f\t%.2f-%.2f"
                        "\t%zu\t%zu\t%zu\t%zu\t%.2f\t%s\t%u\t%u\t%.2f\n",
                     q->path, q->transform, q->length, q->truth_id, toff,
-                    q->pred >= 0 ? tracks[q->pred].id : "-", q->accepted, q->count, q->second,
-                    q->second_track >= 0 ? tracks[q->second_track].id : "-", poff, q->speed,
+                    track_name(q->pred), q->accepted, q->count, q->second,
+                    track_name(q->second_track), poff, q->speed,
                     q->pitch, q->q_start, q->q_end, q->r_start, q->r_end, q->ncand,
                     q->nprints, q->nhits, q->skipped, q->latency_ms,
                     q->rc == FP_OK ? "" : q->err, q->frames, q->second_frames, q->repeat_share);
         }
         if (fclose(d) != 0) die("cannot write %s: %s", dump_file, strerror(errno));
+    }
+
+    if (chance_file) {
+        FILE *d = fopen(chance_file, "w");
+        if (!d) die("cannot write %s: %s", chance_file, strerror(errno));
+        fprintf(d, "query\tlength_s\tquery_seconds\tframes\tprints\tspeed\tspan_frames\tcorpus\n");
+        for (size_t i = 0; i < nqueries; i++) {
+            const query_t *q = &queries[i];
+            char *line = q->chance, *nl;
+            for (; line && (nl = strchr(line, '\n')); line = nl + 1)
+                fprintf(d, "%s\t%d\t%.1f\t%.*s\n", q->path, q->length, q->nprints ? q->qspan : 0.0,
+                        (int)(nl - line), line);
+        }
+        if (fclose(d) != 0) die("cannot write %s: %s", chance_file, strerror(errno));
     }
 
     int status = 0;
@@ -1157,7 +1344,7 @@ int main(int argc, char **argv)
                 const query_t *q = &queries[i];
                 if (q->negative && q->rc == FP_OK && q->accepted)
                     say(&o, "  %s -> %s (frames %u, prints %u; other track: frames %u)\n", q->path,
-                        tracks[q->pred].id, q->frames, q->count, q->second_frames);
+                        track_name(q->pred), q->frames, q->count, q->second_frames);
             }
             status = 1;
         }
@@ -1186,6 +1373,7 @@ int main(int argc, char **argv)
         free(queries[i].path);
         free(queries[i].transform);
         free(queries[i].truth_id);
+        free(queries[i].chance);
     }
     free(queries);
     return status;

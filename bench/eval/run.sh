@@ -64,8 +64,12 @@ if [ "$mode" = overlap ]; then
 fi
 
 phase queries bash "$here/queries.sh" "$dir" "$mode" "$seed"
+phase long bash "$here/long_negatives.sh" "$dir" "$mode" "$seed"
+# the clips and the long negatives, in one manifest
+qdir=$dir/queries/$mode
+{ cat "$qdir/manifest.tsv"; cat "$qdir/long.tsv"; } >"$qdir/all.tsv"
 
-args=(--catalog "$dir/catalog_$mode.tsv" --manifest "$dir/queries/$mode/manifest.tsv"
+args=(--catalog "$dir/catalog_$mode.tsv" --manifest "$qdir/all.tsv"
       --dump "$dir/last_${mode}_queries.tsv" --title "$mode split, seed $seed")
 if [ "$mode" = small ]; then
     args+=(--check --out "$dir/last_small.md")

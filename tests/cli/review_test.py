@@ -363,6 +363,48 @@ try:
     check("stats on a terminal: a table with the rate", r.returncode == 0 and "dismissal rate" in r.stdout,
           r.stdout)
 
+    # -- copies: bay.ogg indexed again as FLAC; its match and the copy's decided together -----------
+    bay_flac = os.path.join(tmp, "bay_copy.flac")
+    subprocess.run(["sox", "-V1", MUSIC + "/bay.ogg", bay_flac], check=True)
+    r = run("index", "--quiet", "--tenant", "acme", bay_flac)
+    check("a copy of bay indexed", r.returncode == 0, r.stderr)
+    os.unlink(port_file)
+    server = subprocess.Popen([EM, "serve", "--port", "0", "--port-file", port_file,
+                               "--workers", "2"], env=ENV, stderr=log)
+    for _ in range(200):
+        if os.path.exists(port_file):
+            break
+        time.sleep(0.05)
+    st, doc = upload(int(open(port_file).read()), key_a, clips["bay"], "clip-bay-copies")
+    server.terminate()
+    server.wait(timeout=30)
+    check("the upload of bay: one match, one copy",
+          st == 200 and len(doc["matches"]) == 1 and len(doc["matches"][0]["copies"]) == 1, (st, doc))
+    rows = [x for x in jsonl(review("list", "--json").stdout) if x["client_ref"] == "clip-bay-copies"]
+    check("the queue holds both copies as matches", len(rows) == 2, rows)
+    if len(rows) == 2:
+        first, second = sorted(rows, key=lambda x: x["id"])
+        check("each lists the other as a copy of its audio",
+              [c["match_id"] for c in first["copies"] or []] == [second["id"]] and
+              [c["match_id"] for c in second["copies"] or []] == [first["id"]], rows)
+        r = review("show", str(first["id"]))
+        check("show names the copy", r.returncode == 0 and "same audio" in r.stdout and
+              "match %d (track %d)" % (second["id"], second["track_id"]) in r.stdout, r.stdout)
+        r = review("dismiss", str(second["id"]), env={"EARMARK_REVIEWER": "erin"})
+        got = {x["id"]: x["status"] for x in jsonl(review("list", "--json").stdout)}
+        check("a decision on one copy leaves the other alone",
+              r.returncode == 0 and got[second["id"]] == "dismissed" and got[first["id"]] == "pending",
+              (r.stderr, got))
+        r = review("confirm", str(first["id"]), "--all-copies", "--note", "both hold the master",
+                   env={"EARMARK_REVIEWER": "erin"})
+        got = {x["id"]: x["status"] for x in jsonl(review("list", "--json").stdout)}
+        check("--all-copies decides the match and its copy, each logged",
+              r.returncode == 0 and "2 now confirmed" in r.stdout and
+              got[first["id"]] == got[second["id"]] == "confirmed", (r.stdout, r.stderr, got))
+        h = json.loads(review("show", str(second["id"]), "--json").stdout)["history"]
+        check("... the copy's history: dismissed, then confirmed with the note",
+              [x["to"] for x in h] == ["dismissed", "confirmed"] and h[-1]["note"] == "both hold the master", h)
+
     # -- the registry of reviewers ------------------------------------------------------------------
     r = review("reviewers")
     check("no reviewer registered: says any name may decide", r.returncode == 0 and "any name" in r.stdout,

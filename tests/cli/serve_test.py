@@ -389,6 +389,38 @@ try:
     check("... and logged as a 408", " 408 " in log3 or "status=408" in log3 or '"status":408' in log3,
           log3[-300:])
 
+    # -- copies: the recording indexed again (FLAC) in acme and in other ----------------------------
+    lava_flac = os.path.join(tmp, "Lava_copy.flac")
+    subprocess.run(["sox", "-V1", MUSIC + "/Lava.ogg", lava_flac], check=True)
+    r1 = run("index", "--quiet", "--tenant", "acme", lava_flac)
+    r2 = run("index", "--quiet", "--tenant", "other", lava_flac)
+    check("a copy of Lava indexed in acme and in other", r1.returncode == 0 and r2.returncode == 0,
+          (r1.stderr, r2.stderr))
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **A))
+    m = doc["matches"] if st == 200 else []
+    ids = sorted([m[0]["track_id"]] + [c["track_id"] for c in m[0]["copies"]]) if m else []
+    check("a recording held twice by acme: one match listing the other copy",
+          st == 200 and len(m) == 1 and len(m[0]["copies"]) == 1 and lava_id in ids, (st, doc))
+    if m and m[0]["copies"]:
+        c = m[0]["copies"][0]
+        check("... the copy at the same place and speed, with its metadata",
+              abs(c["ref_start"] - m[0]["ref_start"]) < 0.1 and abs(c["speed"] - m[0]["speed"]) < 0.005
+              and c["owner"] == "acme" and c["segments"], c)
+        spec_check("POST /v1/matches with copies", doc, "/v1/matches", "post", 200)
+        st, _, got, _ = request(port, "GET", "/v1/matches/" + doc["upload_id"], None, A)
+        check("GET /v1/matches/{id}: the copies, each with its review status",
+              st == 200 and [x["track_id"] for x in got["matches"][0]["copies"]] == [c["track_id"]]
+              and got["matches"][0]["copies"][0]["review_status"] == "pending", (st, got))
+        rows = run("db", "psql", "-qAt", "-c",
+                   "SELECT track_id, rank, copy_index FROM matches m JOIN uploads u ON u.id = m.upload_id "
+                   "WHERE u.public_id = '%s' ORDER BY copy_index" % doc["upload_id"]).stdout.split()
+        check("... stored as two matches of one rank, copy 0 and copy 1",
+              rows == ["%d|1|0" % m[0]["track_id"], "%d|1|1" % c["track_id"]], rows)
+    st, _, doc, _ = request(port, "POST", "/v1/matches", wav, dict(aud, **B))
+    m = doc["matches"] if st == 200 else []
+    check("other's key: its own copy, and none of acme's",
+          st == 200 and len(m) == 1 and m[0]["owner"] == "other" and m[0]["copies"] == [], (st, doc))
+
     # -- graceful shutdown: a request in flight completes, exit 0 -----------------------------------
     # the headers go first; the signal comes while the body is still on its way
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -3,7 +3,8 @@
  * a clean clip, a sped-up, a time-stretched and a pitch-shifted one are
  * found at the right place with the right kind of change and factor; a clip
  * of a recording not in the store finds nothing; a lookup in two parts
- * reports what one part does; and the CLI says the same.
+ * reports what one part does; copies of one recording in the store are
+ * one match that lists them all; and the CLI says the same.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -152,12 +153,14 @@ static int clip_prints(const char *cmd, fp_result_t *r)
 
 static int same_results(const match_result_t *a, size_t na, const match_result_t *b, size_t nb)
 {
+    if (!na && !nb) return 1;
     if (na != nb) return 0;
     for (size_t i = 0; i < na; i++)
         if (a[i].track != b[i].track || a[i].frames != b[i].frames || a[i].prints != b[i].prints ||
             a[i].query_start != b[i].query_start || a[i].query_end != b[i].query_end ||
             a[i].ref_start != b[i].ref_start || a[i].offset != b[i].offset ||
-            a[i].speed != b[i].speed || a[i].change != b[i].change)
+            a[i].speed != b[i].speed || a[i].change != b[i].change ||
+            !same_results(a[i].copies, a[i].ncopies, b[i].copies, b[i].ncopies))
             return 0;
     return 1;
 }
@@ -245,6 +248,91 @@ static void test_two_parts(void)
     fp_result_clear(&r);
 }
 
+/* Does result r list track t among its copies? */
+static int has_copy(const match_result_t *r, uint32_t t)
+{
+    for (size_t k = 0; k < r->ncopies; k++)
+        if (r->copies[k].track == t) return 1;
+    return 0;
+}
+
+/*
+ * A catalog that holds one recording three times (the file, a FLAC and an
+ * MP3 re-encode of it) beside two others: a clip of it is one match that
+ * lists the two other copies, each at the same place, in one part and in
+ * two; the unrelated recordings are never listed; a clip of another
+ * recording has no copies.
+ */
+static void test_copies(void)
+{
+    const char *d = test_tmpdir();
+    char err[256], path[3][512];
+    match_store_t *copies = NULL, *saved = store;
+    REQUIRE(match_memstore_new(&copies) == FP_OK);
+    snprintf(path[0], sizeof path[0], "%s", test_corpus_file(1));
+    snprintf(path[1], sizeof path[1], "%s/copy.flac", d);
+    snprintf(path[2], sizeof path[2], "%s/copy.mp3", d);
+    REQUIRE(test_sh("sox '%s' %s 2>/dev/null && sox '%s' -C 320 %s 2>/dev/null", path[0], path[1],
+                    path[0], path[2]) == 0);
+    const char *files[5] = {test_corpus_file(0), path[0], path[1], path[2], test_corpus_file(2)};
+    for (uint32_t i = 0; i < 5; i++) {
+        fp_result_t r;
+        REQUIRE(fp_extract_path(files[i], NULL, NULL, &r, err, sizeof err) == FP_OK, "%s", err);
+        CHECK(match_memstore_add(copies, 10 + i, r.prints, r.count) == FP_OK);
+        fp_result_clear(&r);
+    }
+    REQUIRE(match_memstore_seal(copies) == FP_OK);
+    store = copies;
+
+    const char *clips[2] = {"sox '%s' %%s trim 40 10 2>/dev/null",
+                            "sox '%s' %%s trim 30 10 speed 1.05 2>/dev/null"};
+    for (int c = 0; c < 2; c++) {
+        char cmd[1024];
+        fp_result_t r;
+        snprintf(cmd, sizeof cmd, clips[c], test_corpus_file(1));
+        REQUIRE(clip_prints(cmd, &r) == 0);
+        match_result_t *m = NULL;
+        size_t n = 0;
+        CHECK(match_query(copies, r.prints, r.count, NULL, &m, &n, NULL, err, sizeof err) == FP_OK);
+        CHECK(n == 1, "clip %d: one match, not %zu", c, n);
+        if (n >= 1) {
+            uint32_t t = m[0].track;
+            CHECK(t >= 11 && t <= 13, "clip %d: a copy of the recording ranked: %u", c, t);
+            CHECK(m[0].ncopies == 2, "clip %d: the two other copies listed: %zu", c, m[0].ncopies);
+            for (uint32_t k = 11; k <= 13; k++)
+                if (k != t) CHECK(has_copy(&m[0], k), "clip %d: copy %u listed", c, k);
+            CHECK(!has_copy(&m[0], 10) && !has_copy(&m[0], 14), "clip %d: no unrelated copy", c);
+            for (size_t k = 0; k < m[0].ncopies; k++) {
+                const match_result_t *x = &m[0].copies[k];
+                CHECK(fabs(x->ref_start - m[0].ref_start) < 0.1 && fabs(x->speed - m[0].speed) < 0.01,
+                      "clip %d: copy %u at the same place: %.2f s x%.4f", c, x->track, x->ref_start,
+                      x->speed);
+                CHECK(x->frames >= m[0].frames / 2, "clip %d: copy %u aligns %u of %u frames", c,
+                      x->track, x->frames, m[0].frames);
+            }
+        }
+        match_results_free(m, n);
+        int narrowed;
+        size_t k1, k2, nres;
+        CHECK(both_ways(&r, &narrowed, &k1, &k2, &nres) == 1, "clip %d: same in two parts", c);
+        fp_result_clear(&r);
+    }
+
+    /* another recording: its own match, no copies */
+    char cmd[1024];
+    fp_result_t r;
+    snprintf(cmd, sizeof cmd, "sox '%s' %%s trim 20 10 2>/dev/null", test_corpus_file(2));
+    REQUIRE(clip_prints(cmd, &r) == 0);
+    match_result_t *m = NULL;
+    size_t n = 0;
+    CHECK(match_query(copies, r.prints, r.count, NULL, &m, &n, NULL, err, sizeof err) == FP_OK);
+    CHECK(n == 1 && m[0].track == 14 && m[0].ncopies == 0, "another recording: %zu matches", n);
+    match_results_free(m, n);
+    fp_result_clear(&r);
+    store = saved;
+    match_store_free(copies);
+}
+
 /* The budget takes the cheapest hashes first, never more than it allows. */
 static void test_budget(void)
 {
@@ -271,6 +359,7 @@ int main(void)
     RUN(test_pitch);
     RUN(test_unknown);
     RUN(test_two_parts);
+    RUN(test_copies);
     RUN(test_cli);
     match_store_free(store);
     return test_main_end();

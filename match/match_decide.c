@@ -1,0 +1,189 @@
+/*
+ * match_decide.c -- which scored candidates are reported, and which of them
+ * are copies of one another.
+ *
+ * A catalog holds the same recording more than once: the single, the album
+ * and the compilation, a label's and its distributor's delivery of one
+ * master, two tenants who both hold it.  A clip of that recording aligns
+ * with every copy, and each alignment is made of the same query prints:
+ * the copies explain the same audio.  Two recordings mixed into one clip,
+ * or a chance alignment, are made of other prints.  So candidates are told
+ * apart by the query prints they align, not by their track ids:
+ *
+ *   - candidate k is a copy of a reported match m when most of k's aligned
+ *     query prints (COPY_SHARE) are m's too; it is reported with m, as one
+ *     of its copies, when it passes min_frames itself;
+ *   - the runner-up of a candidate, which it must beat min_ratio times over
+ *     the same part of the query, is the strongest alignment of another
+ *     track that is not such a copy: different audio.
+ *
+ * A chance alignment of a track aligns query prints at random, so it shares
+ * with a real match about the share of the query that match aligns; it is
+ * then weak, and min_frames keeps it out whichever side it falls on.
+ *
+ * The aligned prints of a candidate are found from the hits (those of its
+ * track on its line, within 1.5 frames, inside its query span) only when a
+ * rule needs them: for candidates strong enough to decide something.
+ */
+#include "em_match.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A candidate shares this share of its aligned query prints with a match:
+ * a copy of it. */
+#define COPY_SHARE 0.5
+
+typedef struct decide {
+    const fp_candidate_t *cand;
+    size_t nc;
+    const fp_hit_t *hits;
+    size_t nh;
+    uint32_t **set;    /* per candidate: its aligned query prints, sorted, */
+    size_t *nset;      /* ... how many; set[k] NULL until needed */
+    uint8_t *known;    /* set[k] computed */
+} decide_t;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct query prints candidate k aligns, computed once.  0, or -1
+ * when out of memory. */
+static int aligned_set(decide_t *d, size_t k)
+{
+    if (d->known[k]) return 0;
+    const fp_candidate_t *c = &d->cand[k];
+    size_t n = 0, cap = 0;
+    uint32_t *s = NULL;
+    for (size_t i = 0; i < d->nh; i++) {
+        const fp_hit_t *h = &d->hits[i];
+        if (h->track != c->track || h->query_t < c->query_start || h->query_t > c->query_end)
+            continue;
+        double e = (double)h->ref_t - c->speed * (double)h->query_t - (double)c->offset;
+        if (fabs(e) > 1.5) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint32_t *x = realloc(s, cap * sizeof *x);
+            if (!x) {
+                free(s);
+                return -1;
+            }
+            s = x;
+        }
+        s[n++] = h->query_idx;
+    }
+    if (n > 1) qsort(s, n, sizeof *s, cmp_u32);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!u || s[u - 1] != s[i]) s[u++] = s[i];
+    d->set[k] = s;
+    d->nset[k] = u;
+    d->known[k] = 1;
+    return 0;
+}
+
+/* Is candidate k a copy of candidate m (most of k's prints are m's)?  1
+ * yes, 0 no, -1 out of memory. */
+static int is_copy(decide_t *d, size_t k, size_t m)
+{
+    if (d->cand[k].track == d->cand[m].track) return 0;
+    if (aligned_set(d, k) || aligned_set(d, m)) return -1;
+    const uint32_t *a = d->set[k], *b = d->set[m];
+    size_t na = d->nset[k], nb = d->nset[m], i = 0, j = 0, both = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j]) i++;
+        else if (a[i] > b[j]) j++;
+        else {
+            both++;
+            i++;
+            j++;
+        }
+    }
+    return na && (double)both >= COPY_SHARE * (double)na;
+}
+
+static int spans_meet(const fp_candidate_t *a, const fp_candidate_t *b)
+{
+    return !(a->query_end < b->query_start || a->query_start > b->query_end);
+}
+
+/*
+ * Does candidate i beat every rival min_ratio times: every other track's
+ * alignment over part of its query time that is not a copy of it?  1 yes,
+ * 0 no, -1 out of memory.  Candidates come strongest first, so the search
+ * stops at the first one too weak to matter.
+ */
+static int beats_rivals(decide_t *d, size_t i, double ratio)
+{
+    const fp_candidate_t *c = &d->cand[i];
+    for (size_t k = 0; k < d->nc; k++) {
+        const fp_candidate_t *r = &d->cand[k];
+        if (ratio * (double)r->frames <= (double)c->frames) {
+            if (k > i) break; /* all that follow are weaker still */
+            continue;
+        }
+        if (k == i || r->track == c->track || !spans_meet(r, c)) continue;
+        int cp = is_copy(d, k, i);
+        if (cp < 0) return -1;
+        if (!cp) return 0;
+    }
+    return 1;
+}
+
+fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hits, size_t nh,
+                      const match_opts_t *o, match_pick_t **out, size_t *n_out)
+{
+    decide_t d = {cand, nc, hits, nh, NULL, NULL, NULL};
+    match_pick_t *pick = NULL;
+    size_t np = 0, nmatch = 0;
+    fp_err_t rc = FP_ERR_NOMEM;
+    *out = NULL;
+    *n_out = 0;
+    if (!nc) return FP_OK;
+    d.set = calloc(nc, sizeof *d.set);
+    d.nset = calloc(nc, sizeof *d.nset);
+    d.known = calloc(nc, 1);
+    pick = malloc(nc * sizeof *pick);
+    if (!d.set || !d.nset || !d.known || !pick) goto out;
+    for (size_t i = 0; i < nc; i++) {
+        if (cand[i].frames < o->min_frames) continue;
+        /* a copy of a match already taken? */
+        size_t of = SIZE_MAX;
+        for (size_t p = 0; p < np && of == SIZE_MAX; p++) {
+            if (pick[p].copy_of != SIZE_MAX || !spans_meet(&cand[i], &cand[pick[p].cand]))
+                continue;
+            int cp = is_copy(&d, i, pick[p].cand);
+            if (cp < 0) goto out;
+            if (cp) of = p;
+        }
+        if (of == SIZE_MAX) {
+            if (nmatch == o->max_results) continue;
+            if (o->min_ratio > 0) {
+                int b = beats_rivals(&d, i, o->min_ratio);
+                if (b < 0) goto out;
+                if (!b) continue;
+            }
+            nmatch++;
+        }
+        pick[np++] = (match_pick_t){i, of};
+    }
+    rc = FP_OK;
+    if (np) {
+        *out = pick;
+        *n_out = np;
+        pick = NULL;
+    }
+out:
+    if (d.set)
+        for (size_t k = 0; k < nc; k++) free(d.set[k]);
+    free(d.set);
+    free(d.nset);
+    free(d.known);
+    free(pick);
+    return rc;
+}
