@@ -16,8 +16,9 @@
  * catalog entirely or not at all, so a run killed at any moment resumes,
  * when started again, with exactly the files that are missing.
  *
- * A file that cannot be read or decoded is reported (stderr, the run's
- * index_failures rows, --failures FILE) and the run goes on.  When the
+ * A file that cannot be read or decoded, or whose path or manifest text is
+ * not UTF-8, is reported (stderr, the run's index_failures rows, --failures
+ * FILE, each with its text escaped) and the run goes on.  When the
  * database goes away the batch is kept in memory and retried, reconnecting
  * with a growing pause for up to --retry-seconds (default 120); after that
  * the run stops with a message, and running the same command again resumes.
@@ -78,6 +79,7 @@ typedef struct item_state {
     fp_result_t res;
     fp_err_t rc;
     int skipped;           /* already in the catalog */
+    int refused;           /* failed before any work (rc and err set) */
     char err[512];
 } job_t;
 
@@ -159,6 +161,34 @@ done:
     return rc;
 }
 
+/*
+ * Check that the text of an item can go into the catalog, which keeps text
+ * as UTF-8 (a manifest saved as Latin-1, a file name from another system).
+ * Returns 0, or -1 with a one-line message in err naming the field, the
+ * first bad byte and what to do; such an item fails alone, before any work.
+ */
+static int index_item_check(const idx_item_t *it, char *err, size_t errlen)
+{
+    const struct {
+        const char *name, *value;
+    } f[] = {{"path", it->path},
+             {"external id", it->external_id},
+             {"title", it->title},
+             {"artist", it->artist},
+             {"tenant", it->tenant}};
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        size_t bad;
+        if (!f[k].value || cli_utf8_valid(f[k].value, &bad)) continue;
+        /* the path as it is: whoever shows or stores the message escapes it */
+        snprintf(err, errlen, "%s: the %s is not valid UTF-8 (byte 0x%02x at offset %zu); %s",
+                 it->path, f[k].name, (unsigned char)f[k].value[bad], bad,
+                 k == 0 ? "give the file a UTF-8 name"
+                        : "save the manifest as UTF-8 (iconv -f LATIN1 -t UTF-8)");
+        return -1;
+    }
+    return 0;
+}
+
 static void *worker(void *arg)
 {
     pool_t *p = arg;
@@ -170,7 +200,9 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i >= p->n) return NULL;
         job_t *j = &p->jobs[i];
-        if (sha256_file(j->item->path, j->sha, j->err, sizeof j->err)) {
+        if (j->refused) {
+            /* rc and err were set when the list was read */
+        } else if (sha256_file(j->item->path, j->sha, j->err, sizeof j->err)) {
             j->rc = FP_ERR_IO;
         } else {
             const tenant_t *t = tenant_of(p, j->tenant_id);
@@ -250,7 +282,18 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         done++;
         if (j->rc != FP_OK) {
             failed++;
-            rc = catalog_run_failure(w->conn, w->run, j->item->path, j->err, err, errlen);
+            /* the catalog keeps text as UTF-8: a path or a message quoting
+             * one may not be, and must not fail the batch */
+            char *path = cli_text_dup(j->item->path, CLI_ESCAPE_UTF8),
+                 *why = cli_text_dup(j->err, CLI_ESCAPE_UTF8);
+            if (path && why) {
+                rc = catalog_run_failure(w->conn, w->run, path, why, err, errlen);
+            } else {
+                rc = DB_ERR_NOMEM;
+                snprintf(err, errlen, "out of memory");
+            }
+            free(path);
+            free(why);
             if (rc != DB_OK) goto fail;
             continue;
         }
@@ -400,6 +443,7 @@ int cmd_index(int argc, char **argv)
     int nthreads = 0;
     FILE *failures = NULL;
     int64_t run = 0;
+    char *run_source = NULL;
     totals_t tot = {0};
     tot.t0 = now_s();
 
@@ -438,6 +482,12 @@ int cmd_index(int argc, char **argv)
     p.done = calloc(list.count + 1, 1);
     if (!p.jobs || !p.done) goto out;
     for (size_t i = 0; i < list.count; i++) {
+        p.jobs[i].item = &list.items[i];
+        if (index_item_check(&list.items[i], p.jobs[i].err, sizeof p.jobs[i].err)) {
+            p.jobs[i].refused = 1;
+            p.jobs[i].rc = FP_ERR_INVALID;
+            continue;
+        }
         const char *tn = list.items[i].tenant ? list.items[i].tenant : tenant_name;
         size_t k = 0;
         while (k < p.ntenants && strcmp(p.tenants[k].name, tn)) k++;
@@ -461,9 +511,11 @@ int cmd_index(int argc, char **argv)
         p.jobs[i].tenant_id = p.tenants[k].id;
     }
     int64_t run_tenant = 0;
+    run_source = cli_text_dup(nmanifests ? manifests[0] : argv[optind], CLI_ESCAPE_UTF8);
+    if (!run_source) goto out;
     if (catalog_tenant_ensure(conn, tenant_name, &run_tenant, err, sizeof err) != DB_OK ||
-        catalog_run_begin(conn, run_tenant, nmanifests ? manifests[0] : argv[optind], (int)threads,
-                          (int64_t)list.count, &run, err, sizeof err) != DB_OK) {
+        catalog_run_begin(conn, run_tenant, run_source, (int)threads, (int64_t)list.count, &run,
+                          err, sizeof err) != DB_OK) {
         cli_error("index", "%s", err);
         goto out;
     }
@@ -512,9 +564,14 @@ int cmd_index(int argc, char **argv)
             tot.done++;
             if (j->rc != FP_OK) {
                 tot.failed++;
+                cli_texts_t tx = CLI_TEXTS_INIT;
                 if (show) fputs("\r\033[K", stderr);
-                fprintf(stderr, "earmark index: failed: %s\n", j->err);
-                if (failures) fprintf(failures, "%s\t%s\n", j->item->path, j->err);
+                fprintf(stderr, "earmark index: failed: %s\n", cli_text(&tx, j->err));
+                /* one line a failure, whatever the path holds */
+                if (failures)
+                    fprintf(failures, "%s\t%s\n", cli_text(&tx, j->item->path),
+                            cli_text(&tx, j->err));
+                cli_texts_free(&tx);
             } else if (!j->skipped) {
                 tot.audio_s += j->res.stats.seconds;
                 tot.prints += (int64_t)j->res.count;
@@ -588,6 +645,7 @@ out:
     store_free(store);
     db_close(conn);
     idx_list_free(&list);
+    free(run_source);
     free(manifests);
     return status;
 }

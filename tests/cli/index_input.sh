@@ -62,5 +62,29 @@ rc=$?
 check "a FIFO in a folder is passed over (exit $rc)" '[ $rc -eq 0 ]'
 rm -f "$tmp/cat/pipe.ogg" "$tmp/cat/fifo.csv"
 
+# -- a manifest row that is not UTF-8 ---------------------------------------------
+printf 'path,title,artist\na.ogg,Fine,Someone\nb.ogg,Caf\351 Latin-1,Someone\nc.ogg,Also fine,Someone\n' \
+    >"$tmp/cat/latin1.csv"
+index --tenant utf --failures "$tmp/utf.tsv" --manifest "$tmp/cat/latin1.csv" >"$tmp/out" 2>&1
+rc=$?
+check "a row that is not UTF-8 does not abort the run (exit $rc)" '[ $rc -eq 1 ] && ! grep -q "run the same command again" "$tmp/out"'
+check "... the other rows are indexed" \
+    '[ "$(sql "SELECT count(*) FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = '"'utf'"'")" -eq 2 ]'
+check "... the row is in the failures report, naming the field" \
+    '[ "$(wc -l <"$tmp/utf.tsv")" -eq 1 ] && grep -q "b.ogg.*title.*not valid UTF-8" "$tmp/utf.tsv"'
+check "... and in the run's records" \
+    '[ "$(sql "SELECT count(*) FROM index_failures WHERE reason LIKE '"'%UTF-8%'"'")" -eq 1 ]'
+# a file name that is not UTF-8: the failure record names it escaped
+cp "$A" "$(printf '%s/cat/\377name.ogg' "$tmp")"
+printf 'path\n\377name.ogg\n' >"$tmp/cat/badname.csv"
+index --tenant utfname --failures "$tmp/utfname.tsv" --manifest "$tmp/cat/badname.csv" >"$tmp/out" 2>&1
+rc=$?
+check "a path that is not UTF-8 fails alone (exit $rc)" \
+    '[ $rc -eq 1 ] && ! grep -q "run the same command again" "$tmp/out" && [ "$(wc -l <"$tmp/utfname.tsv")" -eq 1 ]'
+check "... and is recorded with its bad byte escaped" \
+    '[ "$(sql "SELECT count(*) FROM index_failures WHERE path LIKE '"'%\\\\xff%name.ogg'"'")" -eq 1 ]'
+rm -f "$tmp/cat/latin1.csv" "$tmp/cat/badname.csv" "$(printf '%s/cat/\377name.ogg' "$tmp")"
+
+[ -n "${KEEP:-}" ] && { cat "$tmp"/*.tsv; sql "SELECT path, reason FROM index_failures"; }
 echo "index_input.sh: $fails failed"
 [ "$fails" -eq 0 ]
