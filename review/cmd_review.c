@@ -124,15 +124,23 @@ static void json_members(FILE *f, const PGresult *res, int i, const col_t *cols,
     }
 }
 
-/* s as one CSV field (RFC 4180: quoted when it holds a comma, quote or
- * line break). */
-static void csv_field(FILE *f, const char *s)
+/*
+ * s as one CSV field (RFC 4180: quoted when it holds a comma, quote or
+ * line break).  A text cell (`text` 1: anything from outside, a client's
+ * reference, a title, a note) that a spreadsheet would take for a formula,
+ * one beginning with = + - @ or a tab or CR (OWASP, "CSV Injection"), is
+ * written quoted behind a single quote, so it is shown as the text it is
+ * ("=1+2" becomes "'=1+2").  Numbers are never changed: "-0.5" stays.
+ */
+static void csv_field(FILE *f, const char *s, int text)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
+    int formula = text && *s && strchr("=+-@\t\r", *s);
+    if (!formula && !strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
     }
     fputc('"', f);
+    if (formula) fputc('\'', f);
     for (; *s; s++) {
         if (*s == '"') fputc('"', f);
         fputc(*s, f);
@@ -148,11 +156,11 @@ static void csv_header(FILE *f, const col_t *cols, int n)
     }
 }
 
-static void csv_row(FILE *f, const PGresult *res, int i, int n)
+static void csv_row(FILE *f, const PGresult *res, int i, const col_t *cols, int n)
 {
     for (int c = 0; c < n; c++) {
         if (c) fputc(',', f);
-        if (!PQgetisnull(res, i, c)) csv_field(f, PQgetvalue(res, i, c));
+        if (!PQgetisnull(res, i, c)) csv_field(f, PQgetvalue(res, i, c), cols[c].kind != K_NUM);
     }
 }
 
@@ -227,7 +235,7 @@ static int do_list(db_conn_t *conn, const opts_t *o)
             json_members(stdout, res, i, LIST_COLS, ncols);
             fputs("}\n", stdout);
         } else if (o->csv) {
-            csv_row(stdout, res, i, ncols);
+            csv_row(stdout, res, i, LIST_COLS, ncols);
             fputc('\n', stdout);
         } else {
             /* every text from outside (API clients, rights holders,
@@ -370,13 +378,13 @@ static int do_export(db_conn_t *conn, const opts_t *o)
             fputs("}\n", out);
             continue;
         }
-        csv_row(out, res, i, REVIEW_COL_EVIDENCE);
+        csv_row(out, res, i, LIST_COLS, REVIEW_COL_EVIDENCE);
         char segs[1024], line[4096];
         const char *ev = val(res, i, REVIEW_COL_EVIDENCE, NULL);
         segments_text(ev, segs, sizeof segs);
         json_t *evj = json_loads(ev ? ev : "null", 0, NULL);
         fputc(',', out);
-        csv_field(out, segs);
+        csv_field(out, segs, 0);
         fprintf(out, ",%zu,", json_array_size(json_object_get(evj, "points")));
         json_decref(evj);
         /* history: "time reviewer from>to (note); ..." */
@@ -393,7 +401,7 @@ static int do_export(db_conn_t *conn, const opts_t *o)
                                   val(hist, h, REVIEW_HCOL_NOTE, ""),
                                   PQgetisnull(hist, h, REVIEW_HCOL_NOTE) ? "" : ")");
         }
-        csv_field(out, line);
+        csv_field(out, line, 1);
         fputc('\n', out);
     }
     if (fflush(out) || ferror(out)) {

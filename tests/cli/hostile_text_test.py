@@ -8,10 +8,13 @@ Run by tests/cli/hostile_text.sh.  Environment: EARMARK_BIN.  Checks:
 
   - review show, review list, catalog ls and catalog show write no byte a
     terminal acts on (C0 controls but the line ends, DEL, C1 controls, the
-    bidirectional overrides), and so no forged line.
+    bidirectional overrides), and so no forged line;
+  - review export --format csv neutralises every text cell that a
+    spreadsheet would take for a formula (= + - @, tab, CR first).
 """
 import csv
 import http.client
+import io
 import json
 import os
 import shutil
@@ -123,6 +126,22 @@ try:
           and "\\r" in r.stdout and "\\n" in r.stdout, r.stdout)
     r = run("catalog", "ls")
     check("catalog ls: one line a track", len(r.stdout.splitlines()) == 2, r.stdout)
+
+    # -- CSV export ----------------------------------------------------------------------
+    r = run("review", "export", "--format", "csv")
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    row = table[0] if table else {}
+    check("review export --format csv: parses, one row", r.returncode == 0 and len(table) == 1,
+          (r.returncode, r.stdout[:300]))
+    formula = {k: v for k, v in row.items() if v and v[0] in "=+-@\t\r"}
+    check("no CSV cell starts like a formula", not formula, formula)
+    check("the cells that did are kept, behind a quote",
+          row.get("artist") == "'" + ARTIST and row.get("client_ref") == "'" + REF
+          and row.get("note") == "'" + NOTE and row.get("decided_by") == "'" + REVIEWER
+          and row.get("external_id") == "'-ISRC\t1", row)
+    check("numbers are left as they are",
+          row.get("pitch_semitones", "") == "" or row["pitch_semitones"].lstrip("-")[:1].isdigit(),
+          row.get("pitch_semitones"))
 
 finally:
     cleanup()
