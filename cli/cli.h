@@ -27,7 +27,12 @@ int cli_usage(const char *cmd, const char *usage, const char *fmt, ...)
 int cli_ncpu(void);
 /* Parse a positive integer option value in [lo, hi]; 0 on success. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
-/* Print s as a JSON string literal (quotes, escapes) on f. */
+/*
+ * Print s as a JSON string literal on f, encoded by jansson.  Bytes of s
+ * that are not UTF-8 are written as the text \xNN (CLI_ESCAPE_UTF8 below),
+ * so the output is valid UTF-8 JSON whatever s holds (a file name from
+ * another system).  Prints null when memory runs out.
+ */
 void cli_json_string(FILE *f, const char *s);
 
 /* ---- text from outside, shown safely -------------------------------------- */

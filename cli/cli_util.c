@@ -3,6 +3,7 @@
 #include "em_db.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,14 @@ int cli_parse_int(const char *s, long lo, long hi, long *out)
 
 void cli_json_string(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
-        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
-        else fputc(*c, f);
-    }
-    fputc('"', f);
+    /* jansson writes the literal (quotes, controls, every escape JSON
+     * wants) and refuses text that is not UTF-8: a file name's stray bytes
+     * become \xNN first, so the line is always valid JSON in UTF-8 */
+    char *valid = cli_text_dup(s, CLI_ESCAPE_UTF8);
+    json_t *j = valid ? json_string(valid) : NULL;
+    if (!j || json_dumpf(j, f, JSON_ENCODE_ANY) != 0) fputs("null", f);
+    json_decref(j);
+    free(valid);
 }
 
 size_t cli_utf8_char(const unsigned char *s, size_t n, uint32_t *cp)

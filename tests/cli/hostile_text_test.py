@@ -10,7 +10,9 @@ Run by tests/cli/hostile_text.sh.  Environment: EARMARK_BIN.  Checks:
     terminal acts on (C0 controls but the line ends, DEL, C1 controls, the
     bidirectional overrides), and so no forged line;
   - review export --format csv neutralises every text cell that a
-    spreadsheet would take for a formula (= + - @, tab, CR first).
+    spreadsheet would take for a formula (= + - @, tab, CR first);
+  - every --json line is valid UTF-8 JSON, also for file names that are
+    not UTF-8 (earmark fingerprint --json, earmark match --json).
 """
 import csv
 import http.client
@@ -143,6 +145,32 @@ try:
           row.get("pitch_semitones", "") == "" or row["pitch_semitones"].lstrip("-")[:1].isdigit(),
           row.get("pitch_semitones"))
 
+    # -- JSON with file names that are not UTF-8 ----------------------------------------------
+    odd = os.path.join(tmp, "odd").encode() + b"/\xffname\xe9.wav"
+    os.makedirs(os.path.join(tmp, "odd"))
+    shutil.copy(clip, odd)
+    for args in ((b"fingerprint", b"--json", odd), (b"match", b"--json", b"--ref", odd, odd)):
+        r = run(*args, raw=True)
+        try:
+            docs = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+            ok, why = r.returncode == 0 and len(docs) >= 1, r.stderr[-300:]
+        except ValueError as e:
+            ok, why = False, "%s: %r" % (e, r.stdout[:200])
+        check("%s: valid UTF-8 JSON for a file name that is not" % args[0].decode(), ok, why)
+        if ok:
+            name = docs[0].get("file", docs[0].get("query", ""))
+            check("%s: the name's bad bytes are shown as \\xNN" % args[0].decode(),
+                  name.endswith("/\\xffname\\xe9.wav"), docs[0].keys())
+    for args in (("review", "list", "--json"), ("review", "show", mid, "--json"),
+                 ("review", "export", "--format", "json"), ("catalog", "ls", "--json"),
+                 ("catalog", "show", tid, "--json"), ("review", "stats", "--json")):
+        r = run(*args, raw=True)
+        try:
+            docs = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+            ok, why = r.returncode == 0 and docs, r.stderr[-200:]
+        except ValueError as e:
+            ok, why = False, e
+        check("%s: every line is JSON" % " ".join(args), ok, why)
 finally:
     cleanup()
 
