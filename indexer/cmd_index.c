@@ -112,15 +112,30 @@ static const tenant_t *tenant_of(const pool_t *p, int64_t id)
     return NULL;
 }
 
+/* The largest file the indexer reads (it holds a file in memory while it
+ * fingerprints it): four hours of 48 kHz 24-bit stereo WAV. */
+#define INDEX_MAX_FILE_BYTES ((int64_t)4 << 30)
+
 /*
- * SHA-256 of a file's bytes, read in 1 MiB pieces.  The fingerprinter then
- * reads the file again by path, from the page cache: decoding from a path
- * measured faster than decoding the same bytes from memory.
+ * Read the regular file `path` whole into memory and take its SHA-256, so
+ * that the digest and the prints come from the same bytes: read by path
+ * twice, a file replaced in between (a sync tool renaming a new version
+ * over the old) was stored with the digest of one and the prints of the
+ * other.  One descriptor, opened non-blocking so that a FIFO or a device
+ * cannot hold the worker; anything but a regular file is refused.
+ *
+ * On success returns 0, *data (malloc'd, the caller frees) and *len hold
+ * the bytes and out the digest.  On failure returns -1 with a one-line
+ * message naming the path in err, and *data is NULL.
  */
-static int sha256_file(const char *path, uint8_t out[32], char *err, size_t errlen)
+static int index_file_read(const char *path, uint8_t **data, size_t *len, uint8_t out[32],
+                           char *err, size_t errlen)
 {
-    /* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer;
-     * only regular files pass the check that follows */
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int rc = -1;
+    *data = NULL;
+    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -129,35 +144,58 @@ static int sha256_file(const char *path, uint8_t out[32], char *err, size_t errl
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return -1;
+        goto out;
     }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
+    if ((int64_t)st.st_size > INDEX_MAX_FILE_BYTES) {
+        snprintf(err, errlen, "%s: the file holds %lld bytes, over the indexer's limit of %lld",
+                 path, (long long)st.st_size, (long long)INDEX_MAX_FILE_BYTES);
+        goto out;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t *buf = malloc(1 << 20);
-    int rc = -1;
-    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto done;
+    /* the size may change while we read: read to the end, within the limit */
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, cap);
+        goto out;
     }
-    size_t got;
-    while ((got = fread(buf, 1, 1 << 20, f)) > 0) EVP_DigestUpdate(ctx, buf, got);
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto done;
+    for (;;) {
+        if (got == cap) {
+            if ((int64_t)cap >= INDEX_MAX_FILE_BYTES) {
+                snprintf(err, errlen, "%s: the file grew over the indexer's limit of %lld bytes "
+                                      "while it was read", path, (long long)INDEX_MAX_FILE_BYTES);
+                goto out;
+            }
+            size_t ncap = cap * 2 > (size_t)INDEX_MAX_FILE_BYTES ? (size_t)INDEX_MAX_FILE_BYTES
+                                                                 : cap * 2;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) {
+                snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, ncap);
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
     }
-    unsigned int n = 32;
-    rc = EVP_DigestFinal_ex(ctx, out, &n) ? 0 : -1;
-    if (rc) snprintf(err, errlen, "%s: SHA-256 failed", path);
-done:
-    EVP_MD_CTX_free(ctx);
+    unsigned int dn = 32;
+    if (EVP_Digest(buf, got, out, &dn, EVP_sha256(), NULL) != 1) {
+        snprintf(err, errlen, "%s: SHA-256 failed", path);
+        goto out;
+    }
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+out:
     free(buf);
-    fclose(f);
+    close(fd);
     return rc;
 }
 
@@ -200,19 +238,27 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i >= p->n) return NULL;
         job_t *j = &p->jobs[i];
+        uint8_t *data = NULL;
+        size_t len = 0;
         if (j->refused) {
             /* rc and err were set when the list was read */
-        } else if (sha256_file(j->item->path, j->sha, j->err, sizeof j->err)) {
+        } else if (index_file_read(j->item->path, &data, &len, j->sha, j->err, sizeof j->err)) {
             j->rc = FP_ERR_IO;
         } else {
             const tenant_t *t = tenant_of(p, j->tenant_id);
             if (t && catalog_sha_in(t->shas, t->n, j->sha)) {
                 j->skipped = 1;
                 j->rc = FP_OK;
+            } else if (len == 0) {
+                j->rc = FP_ERR_EMPTY;
+                snprintf(j->err, sizeof j->err, "cannot decode \"%s\": the file is empty",
+                         j->item->path);
             } else {
-                j->rc = fp_extract_path(j->item->path, &p->cfg, &p->lim, &j->res, j->err,
-                                        sizeof j->err);
+                /* the prints of exactly the bytes the digest was taken of */
+                j->rc = fp_extract_memory(data, len, j->item->path, &p->cfg, &p->lim, &j->res,
+                                          j->err, sizeof j->err);
             }
+            free(data);
         }
         pthread_mutex_lock(&p->lock);
         p->done[i] = 1;

@@ -85,6 +85,55 @@ check "... and is recorded with its bad byte escaped" \
     '[ "$(sql "SELECT count(*) FROM index_failures WHERE path LIKE '"'%\\\\xff%name.ogg'"'")" -eq 1 ]'
 rm -f "$tmp/cat/latin1.csv" "$tmp/cat/badname.csv" "$(printf '%s/cat/\377name.ogg' "$tmp")"
 
+# -- files replaced while they are indexed ----------------------------------------------
+# Two recordings take turns under the same names (a new file renamed over
+# the old, as a sync tool does) while a run indexes them.  Each track must
+# hold the prints of the bytes its digest names: a digest taken from one
+# file and prints from the other leave one recording "already indexed"
+# forever and the other in twice.
+R1=/usr/share/scummvm/drascula/audio/track12.ogg
+R2=/usr/share/scummvm/drascula/audio/track13.ogg
+want() { sha256sum "$1" | cut -d" " -f1; "$EM" fingerprint --json "$1" 2>/dev/null | sed -n 's/.*"count":\([0-9]*\).*/\1/p'; }
+expect="$(want "$R1" | paste -sd" ") $(want "$R2" | paste -sd" ")"
+mkdir "$tmp/swap"
+cp "$R1" "$tmp/swap/r1"
+cp "$R2" "$tmp/swap/r2"
+printf 'path,tenant\n' >"$tmp/swap.csv"
+for i in 0 1 2 3; do
+    cp "$R1" "$tmp/swap/f$i.ogg"
+    echo "$tmp/swap/f$i.ogg,swap$i" >>"$tmp/swap.csv"
+done
+# the new version is linked in under a temporary name and renamed over the
+# old one, as fast as the system allows
+python3 -c '
+import os, sys
+d = sys.argv[1]
+while True:
+    for src in ("r1", "r2"):
+        for i in range(4):
+            os.link(d + "/" + src, d + "/.t")
+            os.rename(d + "/.t", "%s/f%d.ogg" % (d, i))
+' "$tmp/swap" &
+swapper=$!
+mixed=0 seen=0
+for round in 1 2 3 4 5 6 7 8; do
+    index --threads 2 --quiet --manifest "$tmp/swap.csv" >/dev/null 2>&1
+    sql "SELECT encode(sha256, 'hex'), prints FROM tracks
+         WHERE tenant_id IN (SELECT id FROM tenants WHERE name LIKE 'swap%')" | tr '|' ' ' >"$tmp/swap.out"
+    while read -r sha prints; do
+        seen=$((seen + 1))
+        case " $expect " in
+            *" $sha $prints "*) ;;
+            *) mixed=$((mixed + 1)) ;;
+        esac
+    done <"$tmp/swap.out"
+    sql "DELETE FROM tracks WHERE tenant_id IN (SELECT id FROM tenants WHERE name LIKE 'swap%')" >/dev/null
+done
+kill $swapper
+wait $swapper 2>/dev/null
+check "a file replaced while indexed: every track's digest names the bytes fingerprinted ($mixed of $seen mixed)" \
+    '[ $seen -ge 16 ] && [ $mixed -eq 0 ]'
+
 [ -n "${KEEP:-}" ] && { cat "$tmp"/*.tsv; sql "SELECT path, reason FROM index_failures"; }
 echo "index_input.sh: $fails failed"
 [ "$fails" -eq 0 ]
