@@ -31,6 +31,7 @@
 #include <getopt.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ typedef struct item_state {
     fp_err_t rc;
     int skipped;           /* already in the catalog */
     int refused;           /* failed before any work (rc and err set) */
+    int existed;           /* its audio was in the catalog when written */
     char err[512];
 } job_t;
 
@@ -227,6 +229,41 @@ static int index_item_check(const idx_item_t *it, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Make every relative path of the list absolute, against the current
+ * folder, so that the catalog's source of a track names its file from
+ * anywhere (the path is joined, not resolved: a link keeps its name).
+ * Returns 0, or -1 with a message in err (the current folder unreadable,
+ * out of memory); the paths changed so far stay changed.
+ */
+static int index_paths_absolute(idx_list_t *list, char *err, size_t errlen)
+{
+    char *cwd = NULL;
+    int rc = -1;
+    for (size_t i = 0; i < list->count; i++) {
+        char *path = list->items[i].path;
+        if (path[0] == '/') continue;
+        if (!cwd && !(cwd = getcwd(NULL, 0))) {
+            snprintf(err, errlen, "cannot tell the current folder: %s", strerror(errno));
+            goto out;
+        }
+        while (path[0] == '.' && path[1] == '/') path += 2;
+        size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+        char *abs = malloc(n);
+        if (!abs) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        snprintf(abs, n, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+        free(list->items[i].path);
+        list->items[i].path = abs;
+    }
+    rc = 0;
+out:
+    free(cwd);
+    return rc;
+}
+
 static void *worker(void *arg)
 {
     pool_t *p = arg;
@@ -292,6 +329,79 @@ static void progress(const totals_t *t, int final)
             t->done, t->files, t->audio_s / 3600.0, rt, (long long)t->prints);
     if (!final && t->done < t->files) fprintf(stderr, ", ETA %.0f s", eta);
     if (final) fputc('\n', stderr);
+}
+
+/* ---- stopping ------------------------------------------------------------------------ */
+
+/*
+ * A run holds this advisory lock (the key pair RUN_LOCK_CLASS, run id) on
+ * its session for as long as it lives.  A run killed by kill -9 or cut
+ * from the database loses it with its session; the next run finds runs
+ * still 'running' whose lock it can take and closes them as failed.  So no
+ * run stays 'running' forever, and a live run (holding its lock) is never
+ * touched.
+ */
+#define RUN_LOCK_CLASS "1701995057" /* "earm" in ASCII, as an int4 */
+
+/* Take the run's lock on the writer's session (again after a reconnect:
+ * a new session holds nothing).  A failure is not fatal: the run goes on,
+ * only a sweep could then close it early. */
+static void index_run_lock(db_conn_t *conn, int64_t run)
+{
+    char id[24], err[256];
+    snprintf(id, sizeof id, "%lld", (long long)run);
+    const char *p[1] = {id};
+    PGresult *res = NULL;
+    if (db_query(conn,
+                 "SELECT pg_advisory_lock(" RUN_LOCK_CLASS ", $1::int) WHERE NOT EXISTS "
+                 "(SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                 "AND classid = " RUN_LOCK_CLASS "::oid AND objid = $1::oid AND objsubid = 2)",
+                 1, p, 0, &res, err, sizeof err) != DB_OK)
+        cli_error("index", "cannot mark run %s as alive: %s", id, err);
+    PQclear(res);
+}
+
+/* Close as failed the runs left 'running' by processes that are gone (see
+ * RUN_LOCK_CLASS).  *n gets how many. */
+static db_err_t index_runs_sweep(db_conn_t *conn, int64_t *n, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    *n = 0;
+    db_err_t rc = db_query(
+        conn,
+        "UPDATE index_runs SET status = 'failed', finished_at = now(), "
+        "message = 'the run ended without closing: its process was killed or lost the database' "
+        "WHERE status = 'running' AND id <= 2147483647 "
+        "AND pg_try_advisory_xact_lock(" RUN_LOCK_CLASS ", id::int)",
+        0, NULL, 0, &res, err, errlen);
+    if (rc == DB_OK) *n = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * SIGTERM, SIGINT and SIGHUP ask the run to stop: the batch being gathered
+ * is written, the run is closed as 'cancelled', and running the same
+ * command again resumes.  The flag is the one global of the command: a
+ * signal handler has nowhere else to write.
+ */
+static volatile sig_atomic_t index_stop_signal;
+
+static void index_on_signal(int sig)
+{
+    index_stop_signal = sig;
+}
+
+/* Install (on 1) or remove (on 0) the handlers of index_on_signal. */
+static void index_signals(int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? index_on_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- writing -------------------------------------------------------------------- */
@@ -371,6 +481,7 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         int ex;
         rc = catalog_track_insert(w->conn, &t, &id, &ex, err, errlen);
         if (rc != DB_OK) goto fail;
+        j->existed = ex;
         if (ex) {
             (*existed)++;
             continue;
@@ -411,11 +522,12 @@ static db_err_t write_batch_retry(writer_t *w, job_t *jobs, size_t a, size_t b, 
         fprintf(stderr, "\nearmark index: the database is unreachable; retrying: %s\n", err);
         char e2[512];
         while (db_ping(w->conn, e2, sizeof e2) != DB_OK) {
-            if (now_s() - t0 > w->retry_s) return rc;
+            if (now_s() - t0 > w->retry_s || index_stop_signal) return rc;
             struct timespec ts = {(time_t)pause, (long)((pause - (double)(time_t)pause) * 1e9)};
             nanosleep(&ts, NULL);
             if (pause < 4) pause *= 2;
         }
+        index_run_lock(w->conn, w->run);
     }
 }
 
@@ -490,6 +602,7 @@ int cmd_index(int argc, char **argv)
     FILE *failures = NULL;
     int64_t run = 0;
     char *run_source = NULL;
+    int signals_on = 0;
     totals_t tot = {0};
     tot.t0 = now_s();
 
@@ -509,6 +622,10 @@ int cmd_index(int argc, char **argv)
             goto out;
         }
         if (skipped) cli_error("index", "%s: %zu entries could not be read and were skipped", argv[i], skipped);
+    }
+    if (index_paths_absolute(&list, err, sizeof err)) {
+        cli_error("index", "%s", err);
+        goto out;
     }
     idx_list_dedupe(&list, NULL);
     if (failures_path && !(failures = fopen(failures_path, "w"))) {
@@ -556,7 +673,12 @@ int cmd_index(int argc, char **argv)
         p.jobs[i].item = &list.items[i];
         p.jobs[i].tenant_id = p.tenants[k].id;
     }
-    int64_t run_tenant = 0;
+    int64_t run_tenant = 0, swept = 0;
+    if (index_runs_sweep(conn, &swept, err, sizeof err) != DB_OK)
+        cli_error("index", "closing the runs left open by killed processes: %s", err);
+    else if (swept && !quiet)
+        cli_error("index", "%lld earlier run%s left 'running' by a killed process marked failed",
+                  (long long)swept, swept == 1 ? "" : "s");
     run_source = cli_text_dup(nmanifests ? manifests[0] : argv[optind], CLI_ESCAPE_UTF8);
     if (!run_source) goto out;
     if (catalog_tenant_ensure(conn, tenant_name, &run_tenant, err, sizeof err) != DB_OK ||
@@ -565,17 +687,32 @@ int cmd_index(int argc, char **argv)
         cli_error("index", "%s", err);
         goto out;
     }
+    index_run_lock(conn, run);
 
-    /* the workers */
+    /* the workers: the stopping signals go to the writer (this thread),
+     * never to a worker */
+    sigset_t stop_sigs, old_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGHUP);
+    index_stop_signal = 0;
+    index_signals(1);
+    signals_on = 1;
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_sigs);
     p.n = list.count;
     p.max_pending = (size_t)batch_prints * 2;
     fp_limits_default(&p.lim);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);
     tids = calloc((size_t)threads, sizeof *tids);
-    if (!tids) goto out;
+    if (!tids) {
+        pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);
+        goto out;
+    }
     for (; nthreads < threads; nthreads++)
         if (pthread_create(&tids[nthreads], NULL, worker, &p)) break;
+    pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);
     if (!nthreads) {
         cli_error("index", "cannot start threads");
         goto out;
@@ -587,16 +724,28 @@ int cmd_index(int argc, char **argv)
     tot.files = list.count;
     size_t a = 0;
     double last_show = 0;
-    int stopped = 0;
+    int stopped = 0, cancelled = 0;
     while (a < list.count && !stopped) {
         size_t b = a, prints = 0;
         pthread_mutex_lock(&p.lock);
         for (;;) {
             while (b < list.count && p.done[b] && prints < (size_t)batch_prints) prints += p.jobs[b++].res.count;
-            if (b == list.count || prints >= (size_t)batch_prints) break;
-            pthread_cond_wait(&p.cond, &p.lock);
+            if (b == list.count || prints >= (size_t)batch_prints || index_stop_signal) break;
+            /* a signal does not wake a condition wait: look every 0.2 s */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 200000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p.cond, &p.lock, &until);
         }
         pthread_mutex_unlock(&p.lock);
+        if (index_stop_signal && b == a) {
+            cancelled = stopped = 1;
+            break;
+        }
         size_t indexed, existed;
         db_err_t rc = write_batch_retry(&w, p.jobs, a, b, &indexed, &existed, err, sizeof err);
         if (rc != DB_OK) {
@@ -618,7 +767,9 @@ int cmd_index(int argc, char **argv)
                     fprintf(failures, "%s\t%s\n", cli_text(&tx, j->item->path),
                             cli_text(&tx, j->err));
                 cli_texts_free(&tx);
-            } else if (!j->skipped) {
+            } else if (!j->skipped && !j->existed) {
+                /* only what was indexed: a copy of a recording already
+                 * there (in an earlier batch or run) adds nothing */
                 tot.audio_s += j->res.stats.seconds;
                 tot.prints += (int64_t)j->res.count;
             }
@@ -637,6 +788,7 @@ int cmd_index(int argc, char **argv)
             progress(&tot, 0);
             last_show = now_s();
         }
+        if (index_stop_signal && a < list.count) cancelled = stopped = 1;
     }
     pthread_mutex_lock(&p.lock);
     p.stop = 1;
@@ -654,10 +806,16 @@ int cmd_index(int argc, char **argv)
             cli_error("index", "compacting the store: %s", err);
     }
     char msg[256];
-    snprintf(msg, sizeof msg, "%zu indexed, %zu already there, %zu failed", tot.indexed,
-             tot.skipped, tot.failed);
-    if (catalog_run_end(conn, run, stopped ? "failed" : "finished", stopped ? err : msg, err,
-                        sizeof err) != DB_OK && !stopped)
+    if (cancelled) {
+        snprintf(msg, sizeof msg, "stopped by signal %d after %zu of %zu files; run the same "
+                 "command again to resume", (int)index_stop_signal, tot.done, tot.files);
+        cli_error("index", "%s", msg);
+    } else {
+        snprintf(msg, sizeof msg, "%zu indexed, %zu already there, %zu failed", tot.indexed,
+                 tot.skipped, tot.failed);
+    }
+    if (catalog_run_end(conn, run, cancelled ? "cancelled" : stopped ? "failed" : "finished",
+                        stopped && !cancelled ? err : msg, err, sizeof err) != DB_OK && !stopped)
         cli_error("index", "closing the run: %s", err);
     if (!quiet) {
         double el = now_s() - tot.t0;
@@ -678,6 +836,7 @@ out:
         for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
     }
     free(tids);
+    if (signals_on) index_signals(0);
     if (p.jobs)
         for (size_t i = 0; i < list.count; i++) fp_result_clear(&p.jobs[i].res);
     free(p.jobs);

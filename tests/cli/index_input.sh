@@ -134,6 +134,53 @@ wait $swapper 2>/dev/null
 check "a file replaced while indexed: every track's digest names the bytes fingerprinted ($mixed of $seen mixed)" \
     '[ $seen -ge 16 ] && [ $mixed -eq 0 ]'
 
+# -- what a run records ------------------------------------------------------------------------
+# sources are absolute, whatever the command line said
+mkdir "$tmp/rel"
+cp "$A" "$tmp/rel/a.ogg"
+(cd "$tmp/rel" && index --tenant rel --quiet ./a.ogg) >/dev/null 2>&1
+check "a relative path is stored absolute" \
+    '[ "$(sql "SELECT source FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = '"'rel'"'")" = "$tmp/rel/a.ogg" ]'
+# the summary counts only what was indexed: two copies of one recording in
+# one run are one track, its prints and hours once
+cp "$A" "$tmp/rel/copy.ogg"
+index --tenant dup "$tmp/rel" >"$tmp/out" 2>&1
+prints=$(sql "SELECT sum(prints) FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = 'dup'")
+check "the summary counts a duplicate's prints once ($prints in the catalog)" \
+    'grep -q "1 indexed, 1 already indexed, 0 failed; 0.01 h of audio, $prints prints" "$tmp/out"'
+check "... as the run's record does" \
+    '[ "$(sql "SELECT prints FROM index_runs ORDER BY id DESC LIMIT 1")" = "$prints" ]'
+
+# runs stopped by a signal or killed do not stay 'running'
+mkdir "$tmp/long"
+for i in 1 2 3 4 5 6; do cp "$B" "$tmp/long/b$i.ogg"; sox "$B" "$tmp/long/v$i.wav" speed 1.0$i 2>/dev/null; done
+running() { sql "SELECT count(*) FROM index_runs WHERE status = 'running'"; }
+last_run() { sql "SELECT status FROM index_runs ORDER BY id DESC LIMIT 1"; }
+timeout -k 5 60 "$EM" index --tenant sig --threads 1 --batch-prints 1000 --quiet "$tmp/long" >"$tmp/out" 2>&1 &
+pid=$!
+n=0
+while [ "$(sql "SELECT count(*) FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = 'sig'")" -lt 1 ] && [ $n -lt 600 ]; do
+    sleep 0.05; n=$((n + 1))
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+check "SIGTERM stops the run (exit $rc) ..." '[ $rc -eq 1 ] && grep -q "stopped by signal 15" "$tmp/out"'
+check "... and closes it as cancelled ($(last_run))" '[ "$(last_run)" = cancelled ] && [ "$(running)" -eq 0 ]'
+# (not under timeout: kill -9 must reach earmark itself)
+"$EM" index --tenant kill --threads 1 --batch-prints 1000 --quiet "$tmp/long" >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ "$(sql "SELECT count(*) FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name = 'kill'")" -lt 1 ] && [ $n -lt 600 ]; do
+    sleep 0.05; n=$((n + 1))
+done
+kill -9 $pid
+wait $pid 2>/dev/null
+killed=$(sql "SELECT max(id) FROM index_runs")
+index --tenant kill --quiet "$tmp/long" >/dev/null 2>&1
+check "a run killed by kill -9 is closed as failed by the next run ($(sql "SELECT status FROM index_runs WHERE id = $killed"))" \
+    '[ "$(sql "SELECT status FROM index_runs WHERE id = $killed")" = failed ] && [ "$(running)" -eq 0 ]'
+
 [ -n "${KEEP:-}" ] && { cat "$tmp"/*.tsv; sql "SELECT path, reason FROM index_failures"; }
 echo "index_input.sh: $fails failed"
 [ "$fails" -eq 0 ]
