@@ -23,6 +23,10 @@
  * with a growing pause for up to --retry-seconds (default 120); after that
  * the run stops with a message, and running the same command again resumes.
  *
+ * SIGTERM, SIGINT and SIGHUP stop the run after the batch being gathered
+ * and close it as cancelled; a run killed outright is closed as failed by
+ * the next run (index_runs_sweep).
+ *
  * Exit status: 0 every file indexed or already there, 1 some file failed
  * or the run stopped, 2 usage error.
  */
