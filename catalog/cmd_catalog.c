@@ -70,10 +70,13 @@ static int do_ls(db_conn_t *conn, const char *tenant, int all, long limit, int j
                    *PQgetvalue(res, i, 5) ? PQgetvalue(res, i, 5) : "null", PQgetvalue(res, i, 6),
                    PQgetvalue(res, i, 7));
         } else {
+            /* text from the catalog's manifests, escaped for the terminal */
+            cli_texts_t tx = CLI_TEXTS_INIT;
             printf("%8s  %-12s  %-16s  %8s  %-8s  %s%s%s\n", PQgetvalue(res, i, 0),
-                   PQgetvalue(res, i, 1), ext ? ext : "-", PQgetvalue(res, i, 5),
-                   PQgetvalue(res, i, 6), artist ? artist : "", artist && title ? " - " : "",
-                   title ? title : "");
+                   cli_text(&tx, PQgetvalue(res, i, 1)), cli_text(&tx, ext ? ext : "-"),
+                   PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), cli_text(&tx, artist),
+                   artist && title ? " - " : "", cli_text(&tx, title));
+            cli_texts_free(&tx);
         }
     }
     PQclear(res);
@@ -108,14 +111,18 @@ static int do_show(db_conn_t *conn, const char *id_s, int json)
                t.duration_s, sha, t.params_version, t.config_id, t.status, (long long)t.prints,
                t.created_at);
     } else {
+        /* text from the catalog's manifests, escaped for the terminal */
+        cli_texts_t tx = CLI_TEXTS_INIT;
         printf("id           %lld\ntenant       %s\nexternal_id  %s\ntitle        %s\n"
                "artist       %s\nsource       %s\nduration     %.1f s\nsha256       %s\n"
                "parameters   v%d, config %08x\nstatus       %s\nprints       %lld\n"
                "created      %s\n",
-               (long long)t.id, t.tenant, t.external_id ? t.external_id : "-",
-               t.title ? t.title : "-", t.artist ? t.artist : "-", t.source ? t.source : "-",
-               t.duration_s, sha, t.params_version, t.config_id, t.status, (long long)t.prints,
-               t.created_at);
+               (long long)t.id, cli_text(&tx, t.tenant),
+               cli_text(&tx, t.external_id ? t.external_id : "-"),
+               cli_text(&tx, t.title ? t.title : "-"), cli_text(&tx, t.artist ? t.artist : "-"),
+               cli_text(&tx, t.source ? t.source : "-"), t.duration_s, sha, t.params_version,
+               t.config_id, t.status, (long long)t.prints, t.created_at);
+        cli_texts_free(&tx);
     }
     catalog_track_clear(&t);
     return EXIT_OK;

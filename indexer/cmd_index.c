@@ -16,19 +16,26 @@
  * catalog entirely or not at all, so a run killed at any moment resumes,
  * when started again, with exactly the files that are missing.
  *
- * A file that cannot be read or decoded is reported (stderr, the run's
- * index_failures rows, --failures FILE) and the run goes on.  When the
+ * A file that cannot be read or decoded, or whose path or manifest text is
+ * not UTF-8, is reported (stderr, the run's index_failures rows, --failures
+ * FILE, each with its text escaped) and the run goes on.  When the
  * database goes away the batch is kept in memory and retried, reconnecting
  * with a growing pause for up to --retry-seconds (default 120); after that
  * the run stops with a message, and running the same command again resumes.
+ *
+ * SIGTERM, SIGINT and SIGHUP stop the run after the batch being gathered
+ * and close it as cancelled; a run killed outright is closed as failed by
+ * the next run (index_runs_sweep).
  *
  * Exit status: 0 every file indexed or already there, 1 some file failed
  * or the run stopped, 2 usage error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +84,8 @@ typedef struct item_state {
     fp_result_t res;
     fp_err_t rc;
     int skipped;           /* already in the catalog */
+    int refused;           /* failed before any work (rc and err set) */
+    int existed;           /* its audio was in the catalog when written */
     char err[512];
 } job_t;
 
@@ -109,44 +118,153 @@ static const tenant_t *tenant_of(const pool_t *p, int64_t id)
     return NULL;
 }
 
+/* The largest file the indexer reads (it holds a file in memory while it
+ * fingerprints it): four hours of 48 kHz 24-bit stereo WAV. */
+#define INDEX_MAX_FILE_BYTES ((int64_t)4 << 30)
+
 /*
- * SHA-256 of a file's bytes, read in 1 MiB pieces.  The fingerprinter then
- * reads the file again by path, from the page cache: decoding from a path
- * measured faster than decoding the same bytes from memory.
+ * Read the regular file `path` whole into memory and take its SHA-256, so
+ * that the digest and the prints come from the same bytes: read by path
+ * twice, a file replaced in between (a sync tool renaming a new version
+ * over the old) was stored with the digest of one and the prints of the
+ * other.  One descriptor, opened non-blocking so that a FIFO or a device
+ * cannot hold the worker; anything but a regular file is refused.
+ *
+ * On success returns 0, *data (malloc'd, the caller frees) and *len hold
+ * the bytes and out the digest.  On failure returns -1 with a one-line
+ * message naming the path in err, and *data is NULL.
  */
-static int sha256_file(const char *path, uint8_t out[32], char *err, size_t errlen)
+static int index_file_read(const char *path, uint8_t **data, size_t *len, uint8_t out[32],
+                           char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int rc = -1;
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(f);
+        goto out;
+    }
+    if ((int64_t)st.st_size > INDEX_MAX_FILE_BYTES) {
+        snprintf(err, errlen, "%s: the file holds %lld bytes, over the indexer's limit of %lld",
+                 path, (long long)st.st_size, (long long)INDEX_MAX_FILE_BYTES);
+        goto out;
+    }
+    /* the size may change while we read: read to the end, within the limit */
+    size_t cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, cap);
+        goto out;
+    }
+    for (;;) {
+        if (got == cap) {
+            if ((int64_t)cap >= INDEX_MAX_FILE_BYTES) {
+                snprintf(err, errlen, "%s: the file grew over the indexer's limit of %lld bytes "
+                                      "while it was read", path, (long long)INDEX_MAX_FILE_BYTES);
+                goto out;
+            }
+            size_t ncap = cap * 2 > (size_t)INDEX_MAX_FILE_BYTES ? (size_t)INDEX_MAX_FILE_BYTES
+                                                                 : cap * 2;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) {
+                snprintf(err, errlen, "%s: out of memory reading %zu bytes", path, ncap);
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    unsigned int dn = 32;
+    if (EVP_Digest(buf, got, out, &dn, EVP_sha256(), NULL) != 1) {
+        snprintf(err, errlen, "%s: SHA-256 failed", path);
+        goto out;
+    }
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/*
+ * Check that the text of an item can go into the catalog, which keeps text
+ * as UTF-8 (a manifest saved as Latin-1, a file name from another system).
+ * Returns 0, or -1 with a one-line message in err naming the field, the
+ * first bad byte and what to do; such an item fails alone, before any work.
+ */
+static int index_item_check(const idx_item_t *it, char *err, size_t errlen)
+{
+    const struct {
+        const char *name, *value;
+    } f[] = {{"path", it->path},
+             {"external id", it->external_id},
+             {"title", it->title},
+             {"artist", it->artist},
+             {"tenant", it->tenant}};
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        size_t bad;
+        if (!f[k].value || cli_utf8_valid(f[k].value, &bad)) continue;
+        /* the path as it is: whoever shows or stores the message escapes it */
+        snprintf(err, errlen, "%s: the %s is not valid UTF-8 (byte 0x%02x at offset %zu); %s",
+                 it->path, f[k].name, (unsigned char)f[k].value[bad], bad,
+                 k == 0 ? "give the file a UTF-8 name"
+                        : "save the manifest as UTF-8 (iconv -f LATIN1 -t UTF-8)");
         return -1;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t *buf = malloc(1 << 20);
+    return 0;
+}
+
+/*
+ * Make every relative path of the list absolute, against the current
+ * folder, so that the catalog's source of a track names its file from
+ * anywhere (the path is joined, not resolved: a link keeps its name).
+ * Returns 0, or -1 with a message in err (the current folder unreadable,
+ * out of memory); the paths changed so far stay changed.
+ */
+static int index_paths_absolute(idx_list_t *list, char *err, size_t errlen)
+{
+    char *cwd = NULL;
     int rc = -1;
-    if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto done;
+    for (size_t i = 0; i < list->count; i++) {
+        char *path = list->items[i].path;
+        if (path[0] == '/') continue;
+        if (!cwd && !(cwd = getcwd(NULL, 0))) {
+            snprintf(err, errlen, "cannot tell the current folder: %s", strerror(errno));
+            goto out;
+        }
+        while (path[0] == '.' && path[1] == '/') path += 2;
+        size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+        char *abs = malloc(n);
+        if (!abs) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        snprintf(abs, n, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+        free(list->items[i].path);
+        list->items[i].path = abs;
     }
-    size_t got;
-    while ((got = fread(buf, 1, 1 << 20, f)) > 0) EVP_DigestUpdate(ctx, buf, got);
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto done;
-    }
-    unsigned int n = 32;
-    rc = EVP_DigestFinal_ex(ctx, out, &n) ? 0 : -1;
-    if (rc) snprintf(err, errlen, "%s: SHA-256 failed", path);
-done:
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    fclose(f);
+    rc = 0;
+out:
+    free(cwd);
     return rc;
 }
 
@@ -161,17 +279,27 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i >= p->n) return NULL;
         job_t *j = &p->jobs[i];
-        if (sha256_file(j->item->path, j->sha, j->err, sizeof j->err)) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (j->refused) {
+            /* rc and err were set when the list was read */
+        } else if (index_file_read(j->item->path, &data, &len, j->sha, j->err, sizeof j->err)) {
             j->rc = FP_ERR_IO;
         } else {
             const tenant_t *t = tenant_of(p, j->tenant_id);
             if (t && catalog_sha_in(t->shas, t->n, j->sha)) {
                 j->skipped = 1;
                 j->rc = FP_OK;
+            } else if (len == 0) {
+                j->rc = FP_ERR_EMPTY;
+                snprintf(j->err, sizeof j->err, "cannot decode \"%s\": the file is empty",
+                         j->item->path);
             } else {
-                j->rc = fp_extract_path(j->item->path, &p->cfg, &p->lim, &j->res, j->err,
-                                        sizeof j->err);
+                /* the prints of exactly the bytes the digest was taken of */
+                j->rc = fp_extract_memory(data, len, j->item->path, &p->cfg, &p->lim, &j->res,
+                                          j->err, sizeof j->err);
             }
+            free(data);
         }
         pthread_mutex_lock(&p->lock);
         p->done[i] = 1;
@@ -205,6 +333,79 @@ static void progress(const totals_t *t, int final)
             t->done, t->files, t->audio_s / 3600.0, rt, (long long)t->prints);
     if (!final && t->done < t->files) fprintf(stderr, ", ETA %.0f s", eta);
     if (final) fputc('\n', stderr);
+}
+
+/* ---- stopping ------------------------------------------------------------------------ */
+
+/*
+ * A run holds this advisory lock (the key pair RUN_LOCK_CLASS, run id) on
+ * its session for as long as it lives.  A run killed by kill -9 or cut
+ * from the database loses it with its session; the next run finds runs
+ * still 'running' whose lock it can take and closes them as failed.  So no
+ * run stays 'running' forever, and a live run (holding its lock) is never
+ * touched.
+ */
+#define RUN_LOCK_CLASS "1701995057" /* "earm" in ASCII, as an int4 */
+
+/* Take the run's lock on the writer's session (again after a reconnect:
+ * a new session holds nothing).  A failure is not fatal: the run goes on,
+ * only a sweep could then close it early. */
+static void index_run_lock(db_conn_t *conn, int64_t run)
+{
+    char id[24], err[256];
+    snprintf(id, sizeof id, "%lld", (long long)run);
+    const char *p[1] = {id};
+    PGresult *res = NULL;
+    if (db_query(conn,
+                 "SELECT pg_advisory_lock(" RUN_LOCK_CLASS ", $1::int) WHERE NOT EXISTS "
+                 "(SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                 "AND classid = " RUN_LOCK_CLASS "::oid AND objid = $1::oid AND objsubid = 2)",
+                 1, p, 0, &res, err, sizeof err) != DB_OK)
+        cli_error("index", "cannot mark run %s as alive: %s", id, err);
+    PQclear(res);
+}
+
+/* Close as failed the runs left 'running' by processes that are gone (see
+ * RUN_LOCK_CLASS).  *n gets how many. */
+static db_err_t index_runs_sweep(db_conn_t *conn, int64_t *n, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    *n = 0;
+    db_err_t rc = db_query(
+        conn,
+        "UPDATE index_runs SET status = 'failed', finished_at = now(), "
+        "message = 'the run ended without closing: its process was killed or lost the database' "
+        "WHERE status = 'running' AND id <= 2147483647 "
+        "AND pg_try_advisory_xact_lock(" RUN_LOCK_CLASS ", id::int)",
+        0, NULL, 0, &res, err, errlen);
+    if (rc == DB_OK) *n = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * SIGTERM, SIGINT and SIGHUP ask the run to stop: the batch being gathered
+ * is written, the run is closed as 'cancelled', and running the same
+ * command again resumes.  The flag is the one global of the command: a
+ * signal handler has nowhere else to write.
+ */
+static volatile sig_atomic_t index_stop_signal;
+
+static void index_on_signal(int sig)
+{
+    index_stop_signal = sig;
+}
+
+/* Install (on 1) or remove (on 0) the handlers of index_on_signal. */
+static void index_signals(int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? index_on_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- writing -------------------------------------------------------------------- */
@@ -241,7 +442,18 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         done++;
         if (j->rc != FP_OK) {
             failed++;
-            rc = catalog_run_failure(w->conn, w->run, j->item->path, j->err, err, errlen);
+            /* the catalog keeps text as UTF-8: a path or a message quoting
+             * one may not be, and must not fail the batch */
+            char *path = cli_text_dup(j->item->path, CLI_ESCAPE_UTF8),
+                 *why = cli_text_dup(j->err, CLI_ESCAPE_UTF8);
+            if (path && why) {
+                rc = catalog_run_failure(w->conn, w->run, path, why, err, errlen);
+            } else {
+                rc = DB_ERR_NOMEM;
+                snprintf(err, errlen, "out of memory");
+            }
+            free(path);
+            free(why);
             if (rc != DB_OK) goto fail;
             continue;
         }
@@ -273,6 +485,7 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         int ex;
         rc = catalog_track_insert(w->conn, &t, &id, &ex, err, errlen);
         if (rc != DB_OK) goto fail;
+        j->existed = ex;
         if (ex) {
             (*existed)++;
             continue;
@@ -313,11 +526,12 @@ static db_err_t write_batch_retry(writer_t *w, job_t *jobs, size_t a, size_t b, 
         fprintf(stderr, "\nearmark index: the database is unreachable; retrying: %s\n", err);
         char e2[512];
         while (db_ping(w->conn, e2, sizeof e2) != DB_OK) {
-            if (now_s() - t0 > w->retry_s) return rc;
+            if (now_s() - t0 > w->retry_s || index_stop_signal) return rc;
             struct timespec ts = {(time_t)pause, (long)((pause - (double)(time_t)pause) * 1e9)};
             nanosleep(&ts, NULL);
             if (pause < 4) pause *= 2;
         }
+        index_run_lock(w->conn, w->run);
     }
 }
 
@@ -391,6 +605,8 @@ int cmd_index(int argc, char **argv)
     int nthreads = 0;
     FILE *failures = NULL;
     int64_t run = 0;
+    char *run_source = NULL;
+    int signals_on = 0;
     totals_t tot = {0};
     tot.t0 = now_s();
 
@@ -411,6 +627,10 @@ int cmd_index(int argc, char **argv)
         }
         if (skipped) cli_error("index", "%s: %zu entries could not be read and were skipped", argv[i], skipped);
     }
+    if (index_paths_absolute(&list, err, sizeof err)) {
+        cli_error("index", "%s", err);
+        goto out;
+    }
     idx_list_dedupe(&list, NULL);
     if (failures_path && !(failures = fopen(failures_path, "w"))) {
         cli_error("index", "%s: %s", failures_path, strerror(errno));
@@ -429,6 +649,12 @@ int cmd_index(int argc, char **argv)
     p.done = calloc(list.count + 1, 1);
     if (!p.jobs || !p.done) goto out;
     for (size_t i = 0; i < list.count; i++) {
+        p.jobs[i].item = &list.items[i];
+        if (index_item_check(&list.items[i], p.jobs[i].err, sizeof p.jobs[i].err)) {
+            p.jobs[i].refused = 1;
+            p.jobs[i].rc = FP_ERR_INVALID;
+            continue;
+        }
         const char *tn = list.items[i].tenant ? list.items[i].tenant : tenant_name;
         size_t k = 0;
         while (k < p.ntenants && strcmp(p.tenants[k].name, tn)) k++;
@@ -451,24 +677,46 @@ int cmd_index(int argc, char **argv)
         p.jobs[i].item = &list.items[i];
         p.jobs[i].tenant_id = p.tenants[k].id;
     }
-    int64_t run_tenant = 0;
+    int64_t run_tenant = 0, swept = 0;
+    if (index_runs_sweep(conn, &swept, err, sizeof err) != DB_OK)
+        cli_error("index", "closing the runs left open by killed processes: %s", err);
+    else if (swept && !quiet)
+        cli_error("index", "%lld earlier run%s left 'running' by a killed process marked failed",
+                  (long long)swept, swept == 1 ? "" : "s");
+    run_source = cli_text_dup(nmanifests ? manifests[0] : argv[optind], CLI_ESCAPE_UTF8);
+    if (!run_source) goto out;
     if (catalog_tenant_ensure(conn, tenant_name, &run_tenant, err, sizeof err) != DB_OK ||
-        catalog_run_begin(conn, run_tenant, nmanifests ? manifests[0] : argv[optind], (int)threads,
-                          (int64_t)list.count, &run, err, sizeof err) != DB_OK) {
+        catalog_run_begin(conn, run_tenant, run_source, (int)threads, (int64_t)list.count, &run,
+                          err, sizeof err) != DB_OK) {
         cli_error("index", "%s", err);
         goto out;
     }
+    index_run_lock(conn, run);
 
-    /* the workers */
+    /* the workers: the stopping signals go to the writer (this thread),
+     * never to a worker */
+    sigset_t stop_sigs, old_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGHUP);
+    index_stop_signal = 0;
+    index_signals(1);
+    signals_on = 1;
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_sigs);
     p.n = list.count;
     p.max_pending = (size_t)batch_prints * 2;
     fp_limits_default(&p.lim);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);
     tids = calloc((size_t)threads, sizeof *tids);
-    if (!tids) goto out;
+    if (!tids) {
+        pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);
+        goto out;
+    }
     for (; nthreads < threads; nthreads++)
         if (pthread_create(&tids[nthreads], NULL, worker, &p)) break;
+    pthread_sigmask(SIG_SETMASK, &old_sigs, NULL);
     if (!nthreads) {
         cli_error("index", "cannot start threads");
         goto out;
@@ -480,16 +728,28 @@ int cmd_index(int argc, char **argv)
     tot.files = list.count;
     size_t a = 0;
     double last_show = 0;
-    int stopped = 0;
+    int stopped = 0, cancelled = 0;
     while (a < list.count && !stopped) {
         size_t b = a, prints = 0;
         pthread_mutex_lock(&p.lock);
         for (;;) {
             while (b < list.count && p.done[b] && prints < (size_t)batch_prints) prints += p.jobs[b++].res.count;
-            if (b == list.count || prints >= (size_t)batch_prints) break;
-            pthread_cond_wait(&p.cond, &p.lock);
+            if (b == list.count || prints >= (size_t)batch_prints || index_stop_signal) break;
+            /* a signal does not wake a condition wait: look every 0.2 s */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 200000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p.cond, &p.lock, &until);
         }
         pthread_mutex_unlock(&p.lock);
+        if (index_stop_signal && b == a) {
+            cancelled = stopped = 1;
+            break;
+        }
         size_t indexed, existed;
         db_err_t rc = write_batch_retry(&w, p.jobs, a, b, &indexed, &existed, err, sizeof err);
         if (rc != DB_OK) {
@@ -503,10 +763,17 @@ int cmd_index(int argc, char **argv)
             tot.done++;
             if (j->rc != FP_OK) {
                 tot.failed++;
+                cli_texts_t tx = CLI_TEXTS_INIT;
                 if (show) fputs("\r\033[K", stderr);
-                fprintf(stderr, "earmark index: failed: %s\n", j->err);
-                if (failures) fprintf(failures, "%s\t%s\n", j->item->path, j->err);
-            } else if (!j->skipped) {
+                fprintf(stderr, "earmark index: failed: %s\n", cli_text(&tx, j->err));
+                /* one line a failure, whatever the path holds */
+                if (failures)
+                    fprintf(failures, "%s\t%s\n", cli_text(&tx, j->item->path),
+                            cli_text(&tx, j->err));
+                cli_texts_free(&tx);
+            } else if (!j->skipped && !j->existed) {
+                /* only what was indexed: a copy of a recording already
+                 * there (in an earlier batch or run) adds nothing */
                 tot.audio_s += j->res.stats.seconds;
                 tot.prints += (int64_t)j->res.count;
             }
@@ -525,6 +792,7 @@ int cmd_index(int argc, char **argv)
             progress(&tot, 0);
             last_show = now_s();
         }
+        if (index_stop_signal && a < list.count) cancelled = stopped = 1;
     }
     pthread_mutex_lock(&p.lock);
     p.stop = 1;
@@ -542,10 +810,16 @@ int cmd_index(int argc, char **argv)
             cli_error("index", "compacting the store: %s", err);
     }
     char msg[256];
-    snprintf(msg, sizeof msg, "%zu indexed, %zu already there, %zu failed", tot.indexed,
-             tot.skipped, tot.failed);
-    if (catalog_run_end(conn, run, stopped ? "failed" : "finished", stopped ? err : msg, err,
-                        sizeof err) != DB_OK && !stopped)
+    if (cancelled) {
+        snprintf(msg, sizeof msg, "stopped by signal %d after %zu of %zu files; run the same "
+                 "command again to resume", (int)index_stop_signal, tot.done, tot.files);
+        cli_error("index", "%s", msg);
+    } else {
+        snprintf(msg, sizeof msg, "%zu indexed, %zu already there, %zu failed", tot.indexed,
+                 tot.skipped, tot.failed);
+    }
+    if (catalog_run_end(conn, run, cancelled ? "cancelled" : stopped ? "failed" : "finished",
+                        stopped && !cancelled ? err : msg, err, sizeof err) != DB_OK && !stopped)
         cli_error("index", "closing the run: %s", err);
     if (!quiet) {
         double el = now_s() - tot.t0;
@@ -566,6 +840,7 @@ out:
         for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
     }
     free(tids);
+    if (signals_on) index_signals(0);
     if (p.jobs)
         for (size_t i = 0; i < list.count; i++) fp_result_clear(&p.jobs[i].res);
     free(p.jobs);
@@ -579,6 +854,7 @@ out:
     store_free(store);
     db_close(conn);
     idx_list_free(&list);
+    free(run_source);
     free(manifests);
     return status;
 }

@@ -128,15 +128,23 @@ static void json_members(FILE *f, const PGresult *res, int i, const col_t *cols,
     }
 }
 
-/* s as one CSV field (RFC 4180: quoted when it holds a comma, quote or
- * line break). */
-static void csv_field(FILE *f, const char *s)
+/*
+ * s as one CSV field (RFC 4180: quoted when it holds a comma, quote or
+ * line break).  A text cell (`text` 1: anything from outside, a client's
+ * reference, a title, a note) that a spreadsheet would take for a formula,
+ * one beginning with = + - @ or a tab or CR (OWASP, "CSV Injection"), is
+ * written quoted behind a single quote, so it is shown as the text it is
+ * ("=1+2" becomes "'=1+2").  Numbers are never changed: "-0.5" stays.
+ */
+static void csv_field(FILE *f, const char *s, int text)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
+    int formula = text && *s && strchr("=+-@\t\r", *s);
+    if (!formula && !strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
         return;
     }
     fputc('"', f);
+    if (formula) fputc('\'', f);
     for (; *s; s++) {
         if (*s == '"') fputc('"', f);
         fputc(*s, f);
@@ -152,11 +160,11 @@ static void csv_header(FILE *f, const col_t *cols, int n)
     }
 }
 
-static void csv_row(FILE *f, const PGresult *res, int i, int n)
+static void csv_row(FILE *f, const PGresult *res, int i, const col_t *cols, int n)
 {
     for (int c = 0; c < n; c++) {
         if (c) fputc(',', f);
-        if (!PQgetisnull(res, i, c)) csv_field(f, PQgetvalue(res, i, c));
+        if (!PQgetisnull(res, i, c)) csv_field(f, PQgetvalue(res, i, c), cols[c].kind != K_NUM);
     }
 }
 
@@ -231,9 +239,13 @@ static int do_list(db_conn_t *conn, const opts_t *o)
             json_members(stdout, res, i, LIST_COLS, ncols);
             fputs("}\n", stdout);
         } else if (o->csv) {
-            csv_row(stdout, res, i, ncols);
+            csv_row(stdout, res, i, LIST_COLS, ncols);
             fputc('\n', stdout);
         } else {
+            /* every text from outside (API clients, rights holders,
+             * reviewers) is escaped: no byte of it reaches the terminal as a
+             * control */
+            cli_texts_t tx = CLI_TEXTS_INIT;
             char when[17], rec[256], q[32];
             snprintf(when, sizeof when, "%.10s %.5s", PQgetvalue(res, i, REVIEW_COL_CREATED),
                      PQgetvalue(res, i, REVIEW_COL_CREATED) + 11);
@@ -241,12 +253,14 @@ static int do_list(db_conn_t *conn, const opts_t *o)
             snprintf(q, sizeof q, "%.1f-%.1f", atof(PQgetvalue(res, i, REVIEW_COL_QUERY_START)),
                      atof(PQgetvalue(res, i, REVIEW_COL_QUERY_END)));
             printf("%6s  %-16s  %-10.10s  %-12s  %-9s  %5s  %5.2f  %6.1fs  %-13s  %6s  %s\n",
-                   PQgetvalue(res, i, REVIEW_COL_ID), when, PQgetvalue(res, i, REVIEW_COL_TENANT),
+                   PQgetvalue(res, i, REVIEW_COL_ID), when,
+                   cli_text(&tx, PQgetvalue(res, i, REVIEW_COL_TENANT)),
                    short_flag(PQgetvalue(res, i, REVIEW_COL_FLAG)),
                    PQgetvalue(res, i, REVIEW_COL_STATUS), PQgetvalue(res, i, REVIEW_COL_SCORE),
                    atof(PQgetvalue(res, i, REVIEW_COL_CONFIDENCE)),
                    atof(PQgetvalue(res, i, REVIEW_COL_MATCHED_SECONDS)), q,
-                   PQgetvalue(res, i, REVIEW_COL_TRACK), rec);
+                   PQgetvalue(res, i, REVIEW_COL_TRACK), cli_text(&tx, rec));
+            cli_texts_free(&tx);
         }
     }
     if (!o->json && !o->csv && n == 0) printf("(no matches)\n");
@@ -280,7 +294,10 @@ static int do_stats(db_conn_t *conn, const opts_t *o)
         const char *rate = val(res, i, REVIEW_SCOL_DISMISSAL_RATE, NULL);
         char r[16] = "-";
         if (rate) snprintf(r, sizeof r, "%.1f%%", 100 * atof(rate));
-        printf("%-12.12s  %-20s  %7s  %7s  %9s  %9s  %s\n", PQgetvalue(res, i, REVIEW_SCOL_TENANT),
+        char tenant[13];
+        cli_text_escape(tenant, sizeof tenant, PQgetvalue(res, i, REVIEW_SCOL_TENANT),
+                        CLI_ESCAPE_TERMINAL);
+        printf("%-12.12s  %-20s  %7s  %7s  %9s  %9s  %s\n", tenant,
                PQgetvalue(res, i, REVIEW_SCOL_FLAG), PQgetvalue(res, i, REVIEW_SCOL_TOTAL),
                PQgetvalue(res, i, REVIEW_SCOL_PENDING), PQgetvalue(res, i, REVIEW_SCOL_CONFIRMED),
                PQgetvalue(res, i, REVIEW_SCOL_DISMISSED), r);
@@ -365,13 +382,13 @@ static int do_export(db_conn_t *conn, const opts_t *o)
             fputs("}\n", out);
             continue;
         }
-        csv_row(out, res, i, REVIEW_COL_EVIDENCE);
+        csv_row(out, res, i, LIST_COLS, REVIEW_COL_EVIDENCE);
         char segs[1024], line[4096];
         const char *ev = val(res, i, REVIEW_COL_EVIDENCE, NULL);
         segments_text(ev, segs, sizeof segs);
         json_t *evj = json_loads(ev ? ev : "null", 0, NULL);
         fputc(',', out);
-        csv_field(out, segs);
+        csv_field(out, segs, 0);
         fprintf(out, ",%zu,", json_array_size(json_object_get(evj, "points")));
         json_decref(evj);
         /* history: "time reviewer from>to (note); ..." */
@@ -388,7 +405,7 @@ static int do_export(db_conn_t *conn, const opts_t *o)
                                   val(hist, h, REVIEW_HCOL_NOTE, ""),
                                   PQgetisnull(hist, h, REVIEW_HCOL_NOTE) ? "" : ")");
         }
-        csv_field(out, line);
+        csv_field(out, line, 1);
         fputc('\n', out);
     }
     if (fflush(out) || ferror(out)) {
@@ -532,9 +549,13 @@ static int write_plot(const PGresult *res, const catalog_track_t *t, const char 
              val(res, 0, REVIEW_COL_CLIENT_REF, ""), PQgetvalue(res, 0, REVIEW_COL_TENANT),
              PQgetvalue(res, 0, REVIEW_COL_SCORE), PQgetvalue(res, 0, REVIEW_COL_FLAG),
              PQgetvalue(res, 0, REVIEW_COL_STATUS));
+    /* controls are not XML: the picture's text is escaped as a terminal's */
+    char title_x[512], sub_x[512];
+    cli_text_escape(title_x, sizeof title_x, title, CLI_ESCAPE_TERMINAL);
+    cli_text_escape(sub_x, sizeof sub_x, sub, CLI_ESCAPE_TERMINAL);
     review_plot_t p = {
-        .title = title,
-        .subtitle = sub,
+        .title = title_x,
+        .subtitle = sub_x,
         .frame_seconds = json_number_value(json_object_get(ev, "frame_seconds")),
         .points = pts,
         .npoints = npts,
@@ -623,6 +644,10 @@ static int do_show(db_conn_t *conn, const opts_t *o)
         history_json(stdout, hist, PQgetvalue(res, 0, REVIEW_COL_ID));
         fputs("}\n", stdout);
     } else {
+        /* every text from outside (the client's reference, the catalog's
+         * titles and paths, reviewers' names and notes) is escaped: no byte
+         * of it reaches the terminal as a control */
+        cli_texts_t tx = CLI_TEXTS_INIT;
         char rec[256];
         recording_name(res, 0, rec, sizeof rec);
         printf("match %s  %s  %s  score %s  confidence %s\n", PQgetvalue(res, 0, REVIEW_COL_ID),
@@ -630,14 +655,18 @@ static int do_show(db_conn_t *conn, const opts_t *o)
                PQgetvalue(res, 0, REVIEW_COL_SCORE), PQgetvalue(res, 0, REVIEW_COL_CONFIDENCE));
         printf("\nupload\n  id          %s\n  client ref  %s\n  tenant      %s\n"
                "  duration    %s s\n  found       %s\n",
-               PQgetvalue(res, 0, REVIEW_COL_UPLOAD), val(res, 0, REVIEW_COL_CLIENT_REF, "-"),
-               PQgetvalue(res, 0, REVIEW_COL_TENANT), PQgetvalue(res, 0, REVIEW_COL_UPLOAD_SECONDS),
+               PQgetvalue(res, 0, REVIEW_COL_UPLOAD),
+               cli_text(&tx, val(res, 0, REVIEW_COL_CLIENT_REF, "-")),
+               cli_text(&tx, PQgetvalue(res, 0, REVIEW_COL_TENANT)),
+               PQgetvalue(res, 0, REVIEW_COL_UPLOAD_SECONDS),
                PQgetvalue(res, 0, REVIEW_COL_CREATED));
         printf("\nrecording\n  track       %s (%s)\n  external id %s\n  title       %s\n"
                "  artist      %s\n  duration    %.1f s\n  source      %s\n",
                PQgetvalue(res, 0, REVIEW_COL_TRACK), t.status,
-               val(res, 0, REVIEW_COL_EXTERNAL_ID, "-"), val(res, 0, REVIEW_COL_TITLE, "-"),
-               val(res, 0, REVIEW_COL_ARTIST, "-"), t.duration_s, t.source ? t.source : "-");
+               cli_text(&tx, val(res, 0, REVIEW_COL_EXTERNAL_ID, "-")),
+               cli_text(&tx, val(res, 0, REVIEW_COL_TITLE, "-")),
+               cli_text(&tx, val(res, 0, REVIEW_COL_ARTIST, "-")), t.duration_s,
+               cli_text(&tx, t.source ? t.source : "-"));
         char chg[96];
         change_text(val(res, 0, REVIEW_COL_CHANGE, NULL), atof(val(res, 0, REVIEW_COL_SPEED, "1")),
                     atof(val(res, 0, REVIEW_COL_TEMPO, "1")),
@@ -665,7 +694,7 @@ static int do_show(db_conn_t *conn, const opts_t *o)
             printf("  %-17s  %-17s  %7.2fs  %6d  %7.4f  %s\n", qs, rs,
                    json_number_value(json_object_get(seg, "matched_seconds")),
                    (int)json_integer_value(json_object_get(seg, "score")),
-                   json_number_value(json_object_get(seg, "speed")), sc);
+                   json_number_value(json_object_get(seg, "speed")), cli_text(&tx, sc));
         }
         printf("  aligned prints kept as evidence: %zu\n", json_array_size(json_object_get(ev, "points")));
         json_decref(ev);
@@ -674,11 +703,12 @@ static int do_show(db_conn_t *conn, const opts_t *o)
         for (int h = 0; h < PQntuples(hist); h++) {
             printf("  %s  %-9s -> %-9s  by %s", PQgetvalue(hist, h, REVIEW_HCOL_AT),
                    PQgetvalue(hist, h, REVIEW_HCOL_FROM), PQgetvalue(hist, h, REVIEW_HCOL_TO),
-                   PQgetvalue(hist, h, REVIEW_HCOL_REVIEWER));
+                   cli_text(&tx, PQgetvalue(hist, h, REVIEW_HCOL_REVIEWER)));
             if (!PQgetisnull(hist, h, REVIEW_HCOL_NOTE))
-                printf(": %s", PQgetvalue(hist, h, REVIEW_HCOL_NOTE));
+                printf(": %s", cli_text(&tx, PQgetvalue(hist, h, REVIEW_HCOL_NOTE)));
             putchar('\n');
         }
+        cli_texts_free(&tx);
     }
     status = o->plot ? write_plot(res, &t, o->plot) : EXIT_OK;
 out:
