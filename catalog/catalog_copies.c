@@ -287,11 +287,14 @@ db_err_t catalog_copies_save(db_conn_t *conn, int64_t track, const catalog_copy_
     for (int k = 0; k < 7; k++) sb_printf(&a[k], "{");
     for (size_t i = 0; i < n; i++) {
         const char *sep = i ? "," : "";
-        if (c[i].track != track || c[i].other == track || c[i].other <= 0) {
+        if (c[i].track != track || c[i].other == track || c[i].other <= 0 ||
+            (strcmp(c[i].relation, "same") && strcmp(c[i].relation, "contains") &&
+             strcmp(c[i].relation, "contained_in"))) {
             for (int k = 0; k < 7; k++) free(a[k].s);
             return db_errorf(DB_ERR_INVALID, err, errlen,
-                             "a link of track %lld names track %lld and %lld", (long long)track,
-                             (long long)c[i].track, (long long)c[i].other);
+                             "a link of track %lld names track %lld and %lld as '%.15s'",
+                             (long long)track, (long long)c[i].track, (long long)c[i].other,
+                             c[i].relation);
         }
         sb_printf(&a[0], "%s%lld", sep, (long long)c[i].other);
         sb_printf(&a[1], "%s%s", sep, c[i].relation);

@@ -191,10 +191,12 @@ db_err_t catalog_copies_find(store_t *s, db_conn_t *conn, int64_t track, double 
 /*
  * Record the links c[0 .. n) of one track (each c[i].track the same as
  * `track`) and mark the track checked (tracks.copies_checked_at), in one
- * statement: a link already there, from either side, is kept as it was.
+ * statement: a link already there, from either side, takes the new
+ * figures (a check again after a change of thresholds refreshes them).
  * n may be 0 (the track has no copy: it is only marked).  *added (may be
  * NULL) gets how many links are new.  Errors: DB_ERR_QUERY, DB_ERR_CONNECT,
- * DB_ERR_NOMEM, DB_ERR_INVALID.
+ * DB_ERR_NOMEM, DB_ERR_INVALID (a link of another track, to itself, or
+ * with a relation other than those of catalog_copy_t; no such track).
  */
 db_err_t catalog_copies_save(db_conn_t *conn, int64_t track, const catalog_copy_t *c, size_t n,
                              int64_t *added, char *err, size_t errlen);
