@@ -41,7 +41,7 @@ FP_SRC   := fingerprint/fp_error.c fingerprint/fp_config.c fingerprint/fp_decode
 DB_SRC   := db/db_conn.c db/db_cluster.c db/db_migrate.c
 MATCH_SRC := match/match_store.c match/match_query.c match/match_decide.c
 STORE_SRC := store/store_codec.c store/store_write.c store/store_merge.c store/store_lookup.c store/store_gather.c store/store_cache.c \
-             catalog/catalog.c keys/keys.c review/review.c review/review_plot.c
+             catalog/catalog.c catalog/catalog_copies.c keys/keys.c review/review.c review/review_plot.c
 SERVER_SRC := server/server_http.c server/server_work.c server/server_policy.c \
               server/server_limits.c server/server_metrics.c server/server_json.c \
               server/server_evidence.c server/server_text.c

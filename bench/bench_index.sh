@@ -11,7 +11,9 @@
 # FILE_LIST: a file with one audio path a line (default: the catalog of the
 # full evaluation split, var/eval/catalog_full.tsv, column 2).  Environment:
 # BUILD (default build), THREADS (default: every core), ROUNDS (default 3),
-# BENCH_VAR (the cluster's var folder, default ./var/bench-index).
+# BENCH_VAR (the cluster's var folder, default ./var/bench-index),
+# INDEX_FLAGS (more options for earmark index, e.g. --no-copies to leave
+# out the lookup of each new track for copies).
 set -eu
 BUILD=${BUILD:-build}
 EM=$PWD/$BUILD/earmark
@@ -44,7 +46,7 @@ for r in $(seq "$ROUNDS"); do
     rm -rf "$var/pg"
     "$EM" db start >/dev/null && "$EM" db migrate >/dev/null
     t2=$(now)
-    tr '\n' '\0' <"$files" | xargs -0 "$EM" index --quiet --threads "$THREADS" >/dev/null
+    tr '\n' '\0' <"$files" | xargs -0 "$EM" index --quiet --threads "$THREADS" ${INDEX_FLAGS:-} >/dev/null
     t3=$(now)
     fp=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     ix=$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')

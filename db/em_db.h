@@ -279,7 +279,7 @@ db_err_t db_cluster_status(const char *var_dir, db_cluster_status_t *st,
  * The schema version this build's code expects: the number of the newest
  * file in sql/.  Bumped together with every new migration.
  */
-#define DB_SCHEMA_VERSION 8
+#define DB_SCHEMA_VERSION 9
 
 /*
  * Write the folder of the migrations into buf: $EARMARK_SQL when set, else

@@ -16,6 +16,12 @@
  * catalog entirely or not at all, so a run killed at any moment resumes,
  * when started again, with exactly the files that are missing.
  *
+ * After each batch, every track it added is looked up against the whole
+ * store (all tenants) for copies: tracks that are the same recording or
+ * contain one another are linked (em_catalog.h, catalog_copies_find).  A
+ * track whose lookup fails stays unchecked, and `earmark catalog copies
+ * --scan` checks it later; --no-copies leaves them all to that.
+ *
  * A file that cannot be read or decoded, or whose path or manifest text is
  * not UTF-8, is reported (stderr, the run's index_failures rows, --failures
  * FILE, each with its text escaped) and the run goes on.  When the
@@ -52,7 +58,8 @@
 
 static const char *USAGE =
     "earmark index [--tenant NAME] [--manifest FILE]... [--threads N] [--replace] [--compact]\n"
-    "              [--failures FILE] [--batch-prints N] [--retry-seconds S] [--quiet] [PATH...]";
+    "              [--failures FILE] [--batch-prints N] [--retry-seconds S] [--no-copies] [--quiet]\n"
+    "              [PATH...]";
 
 static void help(void)
 {
@@ -69,6 +76,8 @@ static void help(void)
            "  --failures FILE      also write the failures there (path TAB reason)\n"
            "  --batch-prints N     prints per transaction (default 2000000)\n"
            "  --retry-seconds S    how long to wait for a lost database (default 120)\n"
+           "  --no-copies          do not look new tracks up for copies of them already in\n"
+           "                       the catalog (`earmark catalog copies --scan` does it later)\n"
            "  --quiet              no progress line, no summary\n\n"
            "The database: $EARMARK_DB, else the PG* variables, else the private cluster\n"
            "(earmark db start).  Re-running is a no-op for files already indexed.\n",
@@ -86,6 +95,7 @@ typedef struct item_state {
     int skipped;           /* already in the catalog */
     int refused;           /* failed before any work (rc and err set) */
     int existed;           /* its audio was in the catalog when written */
+    int64_t track_id;      /* the track it became (0: none, or not yet) */
     char err[512];
 } job_t;
 
@@ -313,6 +323,8 @@ static void *worker(void *arg)
 
 typedef struct totals {
     size_t files, done, indexed, skipped, failed;
+    size_t links, unchecked;   /* copy links found, tracks whose lookup failed */
+    double copies_s;           /* time spent looking up copies */
     double audio_s, t0;
     int64_t prints;
 } totals_t;
@@ -437,6 +449,7 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
     double secs = 0;
     fp_config_t cfg;
     fp_config_default(&cfg);
+    for (size_t i = a; i < b; i++) jobs[i].track_id = 0;
     for (size_t i = a; i < b; i++) {
         job_t *j = &jobs[i];
         done++;
@@ -497,6 +510,7 @@ static db_err_t write_batch(writer_t *w, job_t *jobs, size_t a, size_t b, size_t
         }
         rc = store_batch_add(batch, (uint32_t)id, j->res.prints, j->res.count, err, errlen);
         if (rc != DB_OK) goto fail;
+        j->track_id = id;
         (*indexed)++;
         secs += t.duration_s;
         prints += (int64_t)j->res.count;
@@ -535,6 +549,39 @@ static db_err_t write_batch_retry(writer_t *w, job_t *jobs, size_t a, size_t b, 
     }
 }
 
+/*
+ * Look up the tracks that jobs[a .. b) added (committed) for copies in the
+ * whole store and record their links.  A lookup that fails is reported
+ * and leaves its track unchecked for `earmark catalog copies --scan`; the
+ * run goes on.
+ */
+static void link_copies(writer_t *w, job_t *jobs, size_t a, size_t b, int show)
+{
+    double t0 = now_s();
+    for (size_t i = a; i < b; i++) {
+        job_t *j = &jobs[i];
+        if (!j->track_id) continue;
+        catalog_copy_t *c = NULL;
+        size_t nc = 0;
+        int64_t added = 0;
+        char err[2048];
+        db_err_t rc = catalog_copies_find(w->store, w->conn, j->track_id, j->res.stats.seconds,
+                                          j->res.prints, j->res.count, NULL, &c, &nc, err,
+                                          sizeof err);
+        if (rc == DB_OK) rc = catalog_copies_save(w->conn, j->track_id, c, nc, &added, err, sizeof err);
+        catalog_copies_free(c, nc);
+        if (rc != DB_OK) {
+            if (show) fputs("\r\033[K", stderr);
+            fprintf(stderr, "earmark index: track %lld not checked for copies (`earmark catalog "
+                            "copies --scan` will): %s\n", (long long)j->track_id, err);
+            w->tot->unchecked++;
+            continue;
+        }
+        w->tot->links += (size_t)added;
+    }
+    w->tot->copies_s += now_s() - t0;
+}
+
 /* ---- the command ------------------------------------------------------------------ */
 
 int cmd_index(int argc, char **argv)
@@ -549,13 +596,14 @@ int cmd_index(int argc, char **argv)
         {"batch-prints", required_argument, NULL, 'b'},
         {"retry-seconds", required_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'q'},
+        {"no-copies", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *tenant_name = "default", *failures_path = NULL;
     const char **manifests = calloc((size_t)argc + 1, sizeof *manifests);
     size_t nmanifests = 0;
     long threads = cli_ncpu(), batch_prints = 2000000, retry_s = 120;
-    int replace = 0, compact = 0, quiet = 0, c;
+    int replace = 0, compact = 0, quiet = 0, copies = 1, c;
     if (!manifests) return EXIT_FAIL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -584,6 +632,7 @@ int cmd_index(int argc, char **argv)
         case 'c': compact = 1; break;
         case 'f': failures_path = optarg; break;
         case 'q': quiet = 1; break;
+        case 'C': copies = 0; break;
         case 'h': help(); free(manifests); return EXIT_OK;
         default: free(manifests); return cli_usage("index", USAGE, "unknown option");
         }
@@ -758,6 +807,7 @@ int cmd_index(int argc, char **argv)
             stopped = 1;
             break;
         }
+        if (copies) link_copies(&w, p.jobs, a, b, show);
         for (size_t i = a; i < b; i++) {
             job_t *j = &p.jobs[i];
             tot.done++;
@@ -828,6 +878,11 @@ int cmd_index(int argc, char **argv)
                 "%.2f h of audio, %lld prints in %.1f s (%.0fx real time)\n",
                 (long long)run, tot.files, tot.indexed, tot.skipped, tot.failed,
                 tot.audio_s / 3600.0, (long long)tot.prints, el, el > 0 ? tot.audio_s / el : 0);
+        if (copies && tot.indexed)
+            fprintf(stderr, "earmark index: %zu copy link%s to tracks in the catalog (%.1f s of "
+                            "lookups)%s\n", tot.links, tot.links == 1 ? "" : "s", tot.copies_s,
+                    tot.unchecked ? "; some tracks not checked: run `earmark catalog copies "
+                                    "--scan`" : "");
     }
     status = stopped || tot.failed ? EXIT_FAIL : EXIT_OK;
 

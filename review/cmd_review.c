@@ -615,6 +615,8 @@ static int do_show(db_conn_t *conn, const opts_t *o)
     char err[2048];
     PGresult *res = NULL, *hist = NULL;
     catalog_track_t t;
+    catalog_copy_t *cp = NULL;   /* the recording's known copies, in the scope */
+    size_t ncp = 0;
     int status = EXIT_FAIL;
     memset(&t, 0, sizeof t);
     if (review_list(conn, &o->f, REVIEW_NEWEST, 1, 1, &res, err, sizeof err) != DB_OK ||
@@ -629,7 +631,8 @@ static int do_show(db_conn_t *conn, const opts_t *o)
         goto out;
     }
     if (catalog_track_get(conn, atoll(PQgetvalue(res, 0, REVIEW_COL_TRACK)), &t, err,
-                          sizeof err) != DB_OK) {
+                          sizeof err) != DB_OK ||
+        catalog_copies_of(conn, t.id, o->f.tenant, &cp, &ncp, err, sizeof err) != DB_OK) {
         fail(err);
         goto out;
     }
@@ -640,7 +643,13 @@ static int do_show(db_conn_t *conn, const opts_t *o)
         printf("%.3f,\"source\":", t.duration_s);
         if (t.source) cli_json_string(stdout, t.source);
         else fputs("null", stdout);
-        printf(",\"status\":\"%s\"},\"history\":", t.status);
+        printf(",\"status\":\"%s\",\"copies\":[", t.status);
+        for (size_t k = 0; k < ncp; k++) {
+            printf("%s{\"track_id\":%lld,\"tenant\":", k ? "," : "", (long long)cp[k].other);
+            cli_json_string(stdout, cp[k].tenant);
+            printf(",\"relation\":\"%s\"}", cp[k].relation);
+        }
+        fputs("]},\"history\":", stdout);
         history_json(stdout, hist, PQgetvalue(res, 0, REVIEW_COL_ID));
         fputs("}\n", stdout);
     } else {
@@ -667,6 +676,11 @@ static int do_show(db_conn_t *conn, const opts_t *o)
                cli_text(&tx, val(res, 0, REVIEW_COL_TITLE, "-")),
                cli_text(&tx, val(res, 0, REVIEW_COL_ARTIST, "-")), t.duration_s,
                cli_text(&tx, t.source ? t.source : "-"));
+        printf("  copies      %s", ncp ? "" : "none known\n");
+        for (size_t k = 0; k < ncp; k++)
+            printf("%s%lld (%s, %s)%s", k ? ", " : "", (long long)cp[k].other,
+                   !strcmp(cp[k].relation, "contained_in") ? "contains it" : cp[k].relation,
+                   cli_text(&tx, cp[k].tenant), k + 1 == ncp ? "\n" : "");
         char chg[96];
         change_text(val(res, 0, REVIEW_COL_CHANGE, NULL), atof(val(res, 0, REVIEW_COL_SPEED, "1")),
                     atof(val(res, 0, REVIEW_COL_TEMPO, "1")),
@@ -712,6 +726,7 @@ static int do_show(db_conn_t *conn, const opts_t *o)
     }
     status = o->plot ? write_plot(res, &t, o->plot) : EXIT_OK;
 out:
+    catalog_copies_free(cp, ncp);
     catalog_track_clear(&t);
     PQclear(res);
     PQclear(hist);

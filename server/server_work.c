@@ -640,7 +640,16 @@ static void do_get_track(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                  "round(t.duration_s::numeric, 3), 'status', t.status, 'prints', t.prints, "
                  "'sha256', encode(t.sha256, 'hex'), 'params_version', t.params_version, "
                  "'created_at', to_char(t.created_at AT TIME ZONE 'UTC', "
-                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text FROM tracks t JOIN tenants n ON "
+                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                 /* the copies the catalog knows of, the tenant's own only */
+                 "'copies', (SELECT coalesce(json_agg(json_build_object('track_id', l.other_id, "
+                 "'external_id', o.external_id, 'title', o.title, 'relation', l.relation, "
+                 "'offset', round(l.offset_s::numeric, 3), 'aligned', "
+                 "round(l.aligned_s::numeric, 3), 'coverage', round(l.coverage::numeric, 4), "
+                 "'speed', round(l.speed::numeric, 4)) ORDER BY l.frames DESC, l.other_id), "
+                 "'[]') FROM track_copy_links l JOIN tracks o ON o.id = l.other_id "
+                 "WHERE l.track_id = t.id AND o.tenant_id = t.tenant_id))::text "
+                 "FROM tracks t JOIN tenants n ON "
                  "n.id = t.tenant_id WHERE t.id = $1 AND t.tenant_id = $2",
                  2, p, 0, &res, w->err, sizeof w->err) != DB_OK) {
         db_failed(w, r, "reading the track");

@@ -10,7 +10,12 @@
 #     finishes with the same catalog;
 #   - the database gone for longer than the retry time: the run stops with a
 #     message, and the next run completes the catalog;
-#   - deleting a track, compaction, and --replace of a changed file.
+#   - deleting a track, compaction, and --replace of a changed file;
+#   - copies: a re-encode of a track is linked to it as the same recording,
+#     an excerpt as contained in it, an unrelated track not at all; the
+#     links are listed by `catalog copies` and `catalog show`, hidden when
+#     a track is deleted, and `catalog copies --scan` links tracks indexed
+#     with --no-copies.
 set -u
 EM=${EARMARK_BIN:-$PWD/build/earmark}
 tmp=$(mktemp -d /tmp/earmark-index-XXXXXX)
@@ -185,6 +190,53 @@ check "--replace deletes the old version of a changed file" \
     '[ "$(sql "SELECT status FROM tracks WHERE id = $old")" = deleted ]'
 check "--replace indexes the new version" \
     '[ "$(sql "SELECT encode(sha256, '"'hex'"') FROM tracks WHERE source = '"'$tmp/rep/song.ogg'"' AND status <> '"'deleted'"'")" = "$(sha256sum "$tmp/rep/song.ogg" | cut -d" " -f1)" ]'
+
+# -- copies known to the catalog -------------------------------------------------------
+fresh_db
+mkdir "$tmp/cp"
+orig=/usr/share/scummvm/drascula/audio/track25.ogg
+sox "$orig" "$tmp/cp/copy.flac" 2>/dev/null &&
+    sox "$orig" "$tmp/cp/excerpt.wav" trim 5 40 2>/dev/null &&
+    sox "$orig" -r 22050 "$tmp/cp/late.wav" 2>/dev/null ||
+    { no "sox makes the re-encode and the excerpt"; exit 1; }
+"$EM" index --quiet --tenant acme "$orig" /usr/share/games/dink/dink/Sound/denube.ogg >/dev/null 2>&1
+"$EM" index --tenant label "$tmp/cp/copy.flac" "$tmp/cp/excerpt.wav" >"$tmp/out" 2>&1
+id_of() { sql "SELECT id FROM tracks WHERE source LIKE '%$1' AND status <> 'deleted'"; }
+o=$(id_of track25.ogg) u=$(id_of denube.ogg) c=$(id_of copy.flac) e=$(id_of excerpt.wav)
+link() { sql "SELECT relation || coalesce(':' || longer, '') || ':' || round(offset_s::numeric)
+              FROM track_copies WHERE track_a = least($1, $2) AND track_b = greatest($1, $2)"; }
+check "the index run reports its links" 'grep -q "3 copy links" "$tmp/out"'
+check "a re-encode in another tenant is the same recording" '[ "$(link $o $c)" = "same:0" ]'
+check "an excerpt is contained in the original, 5 s in" '[ "$(link $o $e)" = "contains:$o:5" ]'
+check "... and in its re-encode" '[ "$(link $c $e)" = "contains:$c:5" ]'
+check "an unrelated track has no link" \
+    '[ "$(sql "SELECT count(*) FROM track_copies WHERE $u IN (track_a, track_b)")" = 0 ]'
+check "every new track is marked checked" \
+    '[ "$(sql "SELECT count(*) FROM tracks WHERE copies_checked_at IS NULL")" = 0 ]'
+"$EM" catalog copies >"$tmp/groups"
+check "catalog copies lists one group of the three copies" \
+    '[ "$(grep -c "^group" "$tmp/groups")" = 1 ] && grep -q "^group 1: 3 tracks" "$tmp/groups" &&
+     ! grep -q "^ *$u " "$tmp/groups"'
+check "catalog show lists the links" \
+    '"$EM" catalog show $o | grep -q "same as  track $c (label)" &&
+     "$EM" catalog show $e | grep -q "inside   track $o (acme), at 5.0 s"'
+check "catalog show --json lists them" \
+    '"$EM" catalog show --json $o | python3 -c "import json, sys; d = json.load(sys.stdin); \
+     sys.exit(sorted((x[\"track_id\"], x[\"relation\"]) for x in d[\"copies\"]) != \
+     sorted([($c, \"same\"), ($e, \"contains\")]))"'
+check "catalog copies --tenant keeps to the tenant" \
+    '"$EM" catalog copies --tenant label --json | grep -q "\"track_a\":$c,\"track_b\":$e" &&
+     ! "$EM" catalog copies --tenant label --json | grep -q "\"track_id\":$o"'
+"$EM" catalog rm "$c" >/dev/null
+check "a deleted track's links are hidden" \
+    '! "$EM" catalog show $o | grep -q "track $c " && "$EM" catalog copies | grep -q "^group 1: 2 tracks"'
+"$EM" index --quiet --no-copies --tenant late "$tmp/cp/late.wav" >/dev/null 2>&1
+l=$(id_of late.wav)
+check "--no-copies links nothing" \
+    '[ -z "$(link $o $l)" ] && [ "$(sql "SELECT copies_checked_at IS NULL FROM tracks WHERE id = $l")" = t ]'
+"$EM" catalog copies --scan >"$tmp/out" 2>&1
+check "catalog copies --scan links the unchecked track" \
+    '[ "$(link $o $l)" = "same:0" ] && grep -q "checked 1 track for copies" "$tmp/out"'
 
 echo "index.sh: $fails failed"
 [ "$fails" -eq 0 ]

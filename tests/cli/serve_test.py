@@ -6,8 +6,8 @@ Checks: authentication, tenant isolation, the three upload forms, the
 fields docs/openapi.yaml names, no-match answers, limits at the headers
 (413 before the body is read), bad bodies (truncated, empty, random bytes,
 wrong Content-Type), rate limiting, concurrent uploads, a database stopped
-and restarted under the running server (503, then recovery), metrics, and
-graceful shutdown on SIGTERM.
+and restarted under the running server (503, then recovery), metrics, a
+track's copies within the key's tenant, and graceful shutdown on SIGTERM.
 """
 import http.client
 import json
@@ -420,6 +420,36 @@ try:
     m = doc["matches"] if st == 200 else []
     check("other's key: its own copy, and none of acme's",
           st == 200 and len(m) == 1 and m[0]["owner"] == "other" and m[0]["copies"] == [], (st, doc))
+
+    # -- a track's copies: the tenant's own only, a deleted one's hidden ---------------------------
+    orig = "/usr/share/scummvm/drascula/audio/track25.ogg"
+    excerpt, copy = os.path.join(tmp, "excerpt.wav"), os.path.join(tmp, "copy.flac")
+    subprocess.run(["sox", orig, excerpt, "trim", "5", "40"], check=True, capture_output=True)
+    subprocess.run(["sox", orig, copy], check=True, capture_output=True)
+    r = run("index", "--quiet", "--tenant", "acme", orig, excerpt)
+    r2 = run("index", "--quiet", "--tenant", "other", copy)
+    check("index a track, its excerpt (acme) and a copy (other)", r.returncode == 0 and r2.returncode == 0,
+          r.stderr + r2.stderr)
+
+    def track_id(source):
+        return int(run("db", "psql", "-qAt", "-c", "SELECT id FROM tracks WHERE source = '%s'" % source).stdout)
+
+    o_id, e_id, c_id = track_id(orig), track_id(excerpt), track_id(copy)
+    st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
+    got = [(x["track_id"], x["relation"]) for x in (doc or {}).get("copies", [])]
+    check("GET /v1/tracks/{id} lists the tenant's copy, not the other tenant's",
+          st == 200 and got == [(e_id, "contains")], (st, doc))
+    if st == 200:
+        spec_check("GET /v1/tracks/{id} with copies", doc, "/v1/tracks/{id}", "get", 200)
+        x = doc["copies"][0] if doc["copies"] else {}
+        check("... where the excerpt lies and how much of it aligns",
+              abs(x.get("offset", -1) - 5.0) < 0.2 and x.get("coverage", 0) > 0.9, x)
+    st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % c_id, None, B)
+    check("the other tenant's copy shows none of acme's tracks",
+          st == 200 and doc["copies"] == [], (st, doc))
+    run("catalog", "rm", str(e_id))
+    st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
+    check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
     # -- graceful shutdown: a request in flight completes, exit 0 -----------------------------------
     # the headers go first; the signal comes while the body is still on its way
