@@ -184,7 +184,7 @@ db_err_t catalog_copies_find(store_t *s, db_conn_t *conn, int64_t track, double 
     }
     if (!n) return DB_OK;
     match_store_t *ms = NULL;
-    match_result_t *r = NULL;
+    match_result_t *r = NULL, *all = NULL;
     best_t *b = NULL;
     double *dur = NULL;
     catalog_copy_t *c = NULL;
@@ -207,6 +207,26 @@ db_err_t catalog_copies_find(store_t *s, db_conn_t *conn, int64_t track, double 
                                                       : DB_ERR_QUERY;
         goto out;
     }
+    /* the matcher reports the copies of one audio as one match that lists
+     * the others (match_result_t.copies): here every track is one entry */
+    size_t nall = nr;
+    for (size_t i = 0; i < nr; i++) nall += r[i].ncopies;
+    all = calloc(nall + 1, sizeof *all);
+    if (!all) {
+        rc = db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, k = 0; i < nr; i++)
+        for (size_t j = 0; j <= r[i].ncopies; j++, k++) {
+            all[k] = j ? r[i].copies[j - 1] : r[i];
+            all[k].points = NULL; /* borrowed entries: r owns what they point to */
+            all[k].copies = NULL;
+            all[k].ncopies = 0;
+        }
+    match_results_free(r, nr);
+    r = all;
+    nr = nall;
+    all = NULL;
     /* the best offset of each other track */
     qsort(r, nr, sizeof *r, cmp_track_offset);
     b = calloc(nr + 1, sizeof *b);
@@ -271,6 +291,7 @@ out:
     free(c);
     free(dur);
     free(b);
+    free(all);
     match_results_free(r, nr);
     match_store_free(ms);
     return rc;

@@ -102,25 +102,27 @@ static void print_text(const char *clip, double dur, const match_result_t *m, si
                        db_conn_t *conn, char **refs)
 {
     char fx[96];
-    printf("%s: %.1f s, %zu match%s\n", clip, dur, n, n == 1 ? "" : "es");
+    cli_texts_t tx = CLI_TEXTS_INIT; /* names from outside, escaped for the terminal */
+    printf("%s: %.1f s, %zu match%s\n", cli_text(&tx, clip), dur, n, n == 1 ? "" : "es");
     for (size_t i = 0; i < n; i++) {
         const match_result_t *r = &m[i];
         named_t nm;
         name_track(conn, refs, r->track, &nm);
         printf("  %zu. %s\n     query %.2f-%.2f s = reference %.2f-%.2f s; %u frames, %u prints; %s\n",
-               i + 1, nm.name ? nm.name : "?", r->query_start, r->query_end, r->ref_start,
+               i + 1, cli_text(&tx, nm.name ? nm.name : "?"), r->query_start, r->query_end, r->ref_start,
                r->ref_end, r->frames, r->prints, factors_text(r, fx, sizeof fx));
         named_clear(&nm);
         for (size_t k = 0; k < r->ncopies; k++) {
             const match_result_t *c = &r->copies[k];
             name_track(conn, refs, c->track, &nm);
             printf("     the same audio in %s%s%s: reference %.2f-%.2f s; %u frames; %s\n",
-                   nm.name ? nm.name : "?", nm.have_t && nm.t.tenant ? ", tenant " : "",
-                   nm.have_t && nm.t.tenant ? nm.t.tenant : "", c->ref_start, c->ref_end,
+                   cli_text(&tx, nm.name ? nm.name : "?"), nm.have_t && nm.t.tenant ? ", tenant " : "",
+                   cli_text(&tx, nm.have_t && nm.t.tenant ? nm.t.tenant : ""), c->ref_start, c->ref_end,
                    c->frames, factors_text(c, fx, sizeof fx));
             named_clear(&nm);
         }
     }
+    cli_texts_free(&tx);
 }
 
 /* x rounded to `places` decimals, as JSON */
@@ -130,9 +132,15 @@ static json_t *json_round(double x, int places)
     return json_real(round(x * f) / f);
 }
 
+/* s as a JSON string, valid UTF-8 whatever its bytes (cli_text_dup); null
+ * when s is NULL */
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (!s) return json_null();
+    char *u = cli_text_dup(s, CLI_ESCAPE_UTF8);
+    json_t *j = u ? json_string(u) : NULL;
+    free(u);
+    return j;
 }
 
 /* One result as JSON, its copies (when it has any) inside it. */
@@ -180,11 +188,11 @@ static void print_json(const char *clip, double dur, const match_result_t *m, si
 {
     json_t *ms = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(ms, result_json(&m[i], conn, refs));
-    json_t *o = json_pack("{s:s, s:o, s:o}", "query", clip, "duration", json_round(dur, 3), "matches", ms);
+    json_t *o = json_pack("{s:o, s:o, s:o}", "query", str_or_null(clip), "duration", json_round(dur, 3), "matches", ms);
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
                    : NULL;
     if (text) puts(text);
-    else cli_error("match", "out of memory, or a name that is not UTF-8: %s", clip);
+    else cli_error("match", "out of memory");
     free(text);
     json_decref(o);
 }

@@ -93,6 +93,10 @@ typedef struct match_store_ops {
                      fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched, size_t *skipped,
                      char *err, size_t errlen);
     void (*free)(match_store_t *store);
+    /* Hours of audio in the recordings a lookup searches (the size of the
+     * catalog, for the chance of an alignment: match_chance()), or a
+     * negative number when unknown.  Called after hits; may be NULL. */
+    double (*hours)(match_store_t *store);
 } match_store_ops_t;
 
 struct match_store {
@@ -113,6 +117,8 @@ void match_store_free(match_store_t *store);
 /*
  * A store in memory: add recordings, seal, query.  Prints are copied.
  * Adding after sealing is FP_ERR_INVALID.  Memory: 16 bytes per print.
+ * Its size for the test against chance is the span of each recording's
+ * prints, summed (a recording added in two calls counts twice).
  */
 fp_err_t match_memstore_new(match_store_t **out);
 fp_err_t match_memstore_add(match_store_t *store, uint32_t track, const fp_print_t *prints,
@@ -165,6 +171,12 @@ typedef struct match_opts {
                               it drops each clip's commonest hashes rather
                               than every hash above a threshold:
                               docs/benchmarks.md has the measured trade-off */
+    double max_chance;     /* a match is claimed when alignments as strong
+                              arise by chance at most this often per query
+                              (match_chance(); default
+                              MATCH_DEFAULT_MAX_CHANCE; 0: no such test) */
+    double catalog_hours;  /* the catalog's size for that test, in hours of
+                              audio (default 0: what the store says) */
     size_t first_hits;     /* a lookup in two parts (match_plan_t): the
                               budget of the first, the rarest hashes
                               (default MATCH_DEFAULT_FIRST_HITS; 0: one
@@ -183,6 +195,12 @@ typedef struct match_opts {
  * fewer at the 99th percentile), and keeps 95.5% of the evaluation's core
  * clips instead of 92.1% (emulated; docs/benchmarks.md). */
 #define MATCH_DEFAULT_MAX_HITS 600000
+
+/* The default test against chance: at most one alignment as strong in a
+ * hundred queries of that length against a catalog of that size, from the
+ * chance alignments measured on music outside the catalog; the runner-up
+ * rule then removes most of those (docs/fingerprint.md "The decision"). */
+#define MATCH_DEFAULT_MAX_CHANCE 0.01
 
 /* The default first part of a lookup: a quarter of the default budget,
  * where a clip that is a catalog recording already aligns far more than
@@ -208,6 +226,10 @@ typedef struct match_result {
     match_change_t change;
     int64_t offset;        /* reference frame at query frame 0, on the line
                               ref = speed * query + offset */
+    double chance;         /* alignments as strong expected by chance in a
+                              query of this length against this catalog
+                              (match_chance()) */
+    double confidence;     /* exp(-chance): that none arose by chance */
     uint32_t *points;      /* with opts->evidence: npoints pairs (query frame,
                               reference frame) of aligned prints, in query
                               order; owned: match_results_free() */
@@ -241,11 +263,13 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
                      match_stats_t *st, char *err, size_t errlen);
 
 /*
- * The decision.  Of the candidates cand[0 .. nc) (fp_score_hits() order,
- * strongest first) scored from hits[0 .. nh), the ones reported: a
- * candidate is a match when it aligns o->min_frames query frames and
- * o->min_ratio times the frames of every rival over its query time; at
- * most o->max_results matches.  A rival is another track's alignment that
+ * The decision.  Of the candidates ev->cand[0 .. nc) (fp_score_hits()
+ * order, strongest first) scored from ev->hits, the ones reported: a
+ * candidate is a match when it aligns o->min_frames query frames, when
+ * alignments as strong arise by chance at most o->max_chance times per
+ * query (match_chance() for the query's length and the catalog's size),
+ * and when it aligns o->min_ratio times the frames of every rival over its
+ * query time; at most o->max_results matches.  A rival is another track's alignment that
  * is not a copy: a candidate most of whose aligned query prints (half or
  * more) a match also aligns is the same audio, another copy of the
  * recording in the catalog, and is reported with that match (when it
@@ -257,24 +281,52 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
 typedef struct match_pick {
     size_t cand;      /* index into cand */
     size_t copy_of;   /* SIZE_MAX, or the pick it is a copy of */
+    double chance;    /* match_chance() of the candidate */
 } match_pick_t;
 
-fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hits, size_t nh,
-                      const match_opts_t *o, match_pick_t **out, size_t *n_out);
+/* What the decision weighs: the candidates, the hits they were scored from
+ * (borrowed for the call), and the query's and the catalog's size. */
+typedef struct match_evidence {
+    const fp_candidate_t *cand;
+    size_t nc;
+    const fp_hit_t *hits;
+    size_t nh;
+    double query_seconds;  /* from the query's first print to its last */
+    double catalog_hours;  /* audio searched; <= 0: unknown (no test) */
+    double fetched_share;  /* of the query's prints, the share whose keys
+                              were fetched (1: all; a budget leaves the
+                              commonest out) */
+} match_evidence_t;
+
+fp_err_t match_decide(const match_evidence_t *ev, const match_opts_t *o, match_pick_t **out,
+                      size_t *n_out);
+
+/*
+ * How many alignments of `frames` distinct query frames or more arise by
+ * chance in a query of query_seconds against catalog_hours of audio, when
+ * `share` of the query's prints were looked up: the expected number, from
+ * a model fitted to the chance alignments of music outside the catalog
+ * (match_decide.c gives the figures).  `scaled` 1 for an alignment found
+ * by the time-scaled search (speed != 1), whose tail is heavier.  Grows in
+ * proportion to the query's length and as the catalog's hours to the power
+ * 0.75, and falls by a factor of about 3 for every frame (faster when
+ * share < 1).  Thread-safe.
+ */
+double match_chance(uint32_t frames, int scaled, double query_seconds, double catalog_hours,
+                    double share);
 
 /*
  * The judgement that ends a lookup's first part (match_plan_t): of the
- * candidates cand[0 .. nc) scored from its hits h[0 .. nh), the matches
- * match_query would report (match_decide()).  When every one is clear (at
+ * candidates of ev, scored from its hits, the matches match_query would
+ * report (match_decide()).  When every one is clear (at
  * least twice min_frames, and 24 frames) and together they cover the
  * query's frames qlo .. qhi but for gaps under a second (no room for
  * another match of its own), their distinct tracks and their copies'
  * go to tracks[0 .. k) and k is returned (at most max); otherwise 0, the
  * lookup going on in full (also when out of memory).
  */
-size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const fp_hit_t *h, size_t nh,
-                          const match_opts_t *o, uint32_t qlo, uint32_t qhi, uint32_t *tracks,
-                          size_t max);
+size_t match_clear_tracks(const match_evidence_t *ev, const match_opts_t *o, uint32_t qlo,
+                          uint32_t qhi, uint32_t *tracks, size_t max);
 
 /* Keep, of h[0 .. n), in order, the hits of tracks[0 .. nt) (a few: each
  * hit is compared with each); returns how many (a narrowed lookup's

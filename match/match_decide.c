@@ -24,6 +24,40 @@
  * The aligned prints of a candidate are found from the hits (those of its
  * track on its line, within 1.5 frames, inside its query span) only when a
  * rule needs them: for candidates strong enough to decide something.
+ *
+ * Chance.  Music that is not in the catalog still aligns with it: a
+ * sustained chord, a drum loop, a scale shared by two pieces line up a few
+ * prints at one offset.  The evaluation's negative clips (bench/eval: 1 134
+ * clips of 5, 10 and 60 s of music outside the catalog) aligned, per second
+ * of query, this many candidates of k frames or more with the evaluation's
+ * catalog (52 tracks, 4.15 hours; `eval --dump-chance`):
+ *
+ *   k                      6        8        10       11       12
+ *   unscaled (speed 1)     2.1e-1   2.1e-2   1.4e-3   3.7e-4   9.3e-5
+ *   time-scaled search     4.6e-2   8.8e-3   1.2e-3   1.9e-4   -
+ *
+ * falling by a factor of 3-4.5 a frame unscaled, 2.2-2.9 scaled (whose
+ * speed search tries more lines).  In proportion to the query's length
+ * (5, 10 and 60 s clips alike), and growing with the catalog's size as its
+ * hours to the power 0.66-0.75: against catalogs of 13, 26 and 52 of the
+ * tracks (0.85, 2.0 and 4.15 hours) a 10 s clip met 0.08, 0.17 and 0.27
+ * chance candidates of 8 frames, a 60 s one 0.8, 1.3 and 2.5.
+ * match_chance() is that model with its tail taken heavier than measured
+ * (e^-1.1 a frame unscaled, e^-0.9 scaled, from 10 frames on), since rarer
+ * alignments were too few to measure, and the catalog's growth at the
+ * power 0.75.
+ *
+ * A large catalog's lookup fetches only the rarest keys of a query within
+ * its budget of hits (em_match.h, max_hits): of a chance alignment's
+ * prints, only that share is found, and of its K frames a binomial share
+ * remains, whose tail falls faster (match_chance()).  A real match loses
+ * the same share, but from far more frames.  So the bar for a claim rises
+ * with the length of the query and the hours of the catalog, and falls
+ * where the budget thins both: at the default max_chance of 0.01 a 10 s
+ * clip against the 4 hours of the evaluation needs the default min_frames
+ * of 12, as does a 60 s upload, a 10-minute one 15; a 10 s clip against
+ * 100 000 tracks (8 000 hours) with every print fetched 16 (17 for a
+ * time-scaled alignment), with a third of them fetched the floor of 12.
  */
 #include "em_match.h"
 
@@ -35,6 +69,33 @@
 /* A candidate shares this share of its aligned query prints with a match:
  * a copy of it. */
 #define COPY_SHARE 0.5
+
+/* The chance model (above): per query second, against a catalog of
+ * CHANCE_HOURS hours, the candidates of CHANCE_K0 frames or more; the fall
+ * per frame beyond; the power of the catalog's hours. */
+#define CHANCE_K0 10.0
+#define CHANCE_HOURS 4.15
+#define CHANCE_RATE_UNSCALED 1.4e-3
+#define CHANCE_RATE_SCALED 1.2e-3
+#define CHANCE_FALL_UNSCALED 1.1
+#define CHANCE_FALL_SCALED 0.9
+#define CHANCE_HOURS_POWER 0.75
+#define CHANCE_MIN_SHARE 0.05 /* the share of fetched prints taken at least */
+
+double match_chance(uint32_t frames, int scaled, double query_seconds, double catalog_hours,
+                    double share)
+{
+    double rate = scaled ? CHANCE_RATE_SCALED : CHANCE_RATE_UNSCALED;
+    double fall = scaled ? CHANCE_FALL_SCALED : CHANCE_FALL_UNSCALED;
+    double q = query_seconds > 1.0 ? query_seconds : 1.0;
+    double h = catalog_hours > 0 ? pow(catalog_hours / CHANCE_HOURS, CHANCE_HOURS_POWER) : 0;
+    /* a chance alignment of K frames, its prints kept with probability
+     * share, keeps Binomial(K, share): a tail falling by p a frame falls by
+     * p * share / (1 - p * (1 - share)) */
+    double f = share > CHANCE_MIN_SHARE ? (share < 1.0 ? share : 1.0) : CHANCE_MIN_SHARE;
+    double p = exp(-fall), pf = p * f / (1.0 - p * (1.0 - f));
+    return q * h * rate * exp(fall * CHANCE_K0) * pow(pf, (double)frames);
+}
 
 typedef struct decide {
     const fp_candidate_t *cand;
@@ -135,10 +196,20 @@ static int beats_rivals(decide_t *d, size_t i, double ratio)
     return 1;
 }
 
-fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hits, size_t nh,
-                      const match_opts_t *o, match_pick_t **out, size_t *n_out)
+/* The chance of candidate c in this query (0 when the test is off). */
+static double chance_of(const match_evidence_t *ev, const fp_candidate_t *c)
 {
-    decide_t d = {cand, nc, hits, nh, NULL, NULL, NULL};
+    if (ev->catalog_hours <= 0) return 0;
+    return match_chance(c->frames, c->speed != 1.0, ev->query_seconds, ev->catalog_hours,
+                        ev->fetched_share);
+}
+
+fp_err_t match_decide(const match_evidence_t *ev, const match_opts_t *o, match_pick_t **out,
+                      size_t *n_out)
+{
+    const fp_candidate_t *cand = ev->cand;
+    size_t nc = ev->nc;
+    decide_t d = {cand, nc, ev->hits, ev->nh, NULL, NULL, NULL};
     match_pick_t *pick = NULL;
     size_t np = 0, nmatch = 0;
     fp_err_t rc = FP_ERR_NOMEM;
@@ -152,6 +223,8 @@ fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hit
     if (!d.set || !d.nset || !d.known || !pick) goto out;
     for (size_t i = 0; i < nc; i++) {
         if (cand[i].frames < o->min_frames) continue;
+        double chance = chance_of(ev, &cand[i]);
+        if (o->max_chance > 0 && chance > o->max_chance) continue;
         /* a copy of a match already taken? */
         size_t of = SIZE_MAX;
         for (size_t p = 0; p < np && of == SIZE_MAX; p++) {
@@ -170,7 +243,7 @@ fp_err_t match_decide(const fp_candidate_t *cand, size_t nc, const fp_hit_t *hit
             }
             nmatch++;
         }
-        pick[np++] = (match_pick_t){i, of};
+        pick[np++] = (match_pick_t){i, of, chance};
     }
     rc = FP_OK;
     if (np) {

@@ -28,6 +28,7 @@ void match_opts_default(match_opts_t *o)
     o->min_ratio = 2.0;
     o->max_hits = MATCH_DEFAULT_MAX_HITS;
     o->first_hits = MATCH_DEFAULT_FIRST_HITS;
+    o->max_chance = MATCH_DEFAULT_MAX_CHANCE;
 }
 
 void match_score_opts(const match_opts_t *o, fp_score_opts_t *so)
@@ -171,10 +172,12 @@ void match_describe(const fp_candidate_t *c, double fs, match_result_t *r)
 }
 
 /* One pick described, with its evidence when asked for. */
-static fp_err_t describe_one(const fp_candidate_t *c, const fp_hit_t *h, size_t nh,
-                             const match_opts_t *o, match_result_t *r)
+static fp_err_t describe_one(const fp_candidate_t *c, const match_pick_t *p, const fp_hit_t *h,
+                             size_t nh, const match_opts_t *o, match_result_t *r)
 {
     match_describe(c, o->frame_seconds, r);
+    r->chance = p->chance;
+    r->confidence = exp(-p->chance);
     return o->evidence ? gather_points(h, nh, c, o->evidence, r) : FP_OK;
 }
 
@@ -200,7 +203,7 @@ static fp_err_t describe_picks(const fp_candidate_t *cand, const match_pick_t *p
         const fp_candidate_t *c = &cand[pick[p].cand];
         if (pick[p].copy_of == SIZE_MAX) {
             slot[p] = nm;
-            rc = describe_one(c, h, nh, o, &res[nm++]);
+            rc = describe_one(c, &pick[p], h, nh, o, &res[nm++]);
             if (rc != FP_OK) goto out;
             continue;
         }
@@ -209,7 +212,7 @@ static fp_err_t describe_picks(const fp_candidate_t *cand, const match_pick_t *p
         rc = FP_ERR_NOMEM;
         if (!x) goto out;
         m->copies = x;
-        rc = describe_one(c, h, nh, o, &m->copies[m->ncopies++]);
+        rc = describe_one(c, &pick[p], h, nh, o, &m->copies[m->ncopies++]);
         if (rc != FP_OK) goto out;
     }
     rc = FP_OK;
@@ -227,6 +230,8 @@ typedef struct plan_ctx {
     const match_opts_t *o;
     const fp_score_opts_t *so;
     uint32_t qlo, qhi;      /* the query's first and last print frames */
+    double query_seconds;   /* and the seconds between them */
+    double hours;           /* the catalog's size (match_evidence_t) */
 } plan_ctx_t;
 
 typedef struct span {
@@ -256,14 +261,14 @@ static int spans_cover(span_t *s, size_t n, uint32_t lo, uint32_t hi, uint32_t g
  * matches does not lower what ends a lookup early. */
 #define CLEAR_FRAMES 24
 
-size_t match_clear_tracks(const fp_candidate_t *cand, size_t nc, const fp_hit_t *h, size_t nh,
-                          const match_opts_t *o, uint32_t qlo, uint32_t qhi, uint32_t *tracks,
-                          size_t max)
+size_t match_clear_tracks(const match_evidence_t *ev, const match_opts_t *o, uint32_t qlo,
+                          uint32_t qhi, uint32_t *tracks, size_t max)
 {
     size_t k = 0, ns = 0, np = 0;
     match_pick_t *pick = NULL;
     span_t *spans = NULL;
-    if (match_decide(cand, nc, h, nh, o, &pick, &np) != FP_OK || !np) goto unclear;
+    const fp_candidate_t *cand = ev->cand;
+    if (match_decide(ev, o, &pick, &np) != FP_OK || !np) goto unclear;
     if (!(spans = malloc(np * sizeof *spans))) goto unclear; /* (not clear, which is safe) */
     for (size_t p = 0; p < np; p++) {
         const fp_candidate_t *c = &cand[pick[p].cand];
@@ -297,8 +302,10 @@ static int decide_parts(void *arg, const fp_hit_t *h, size_t n, uint32_t *tracks
     size_t nc = 0;
     fp_err_t rc = fp_score_hits(h, n, c->so, &cand, &nc);
     if (rc == FP_ERR_NOMEM) return -1;
-    size_t k = rc == FP_OK ? match_clear_tracks(cand, nc, h, n, c->o, c->qlo, c->qhi, tracks, max)
-                           : 0;
+    /* (the first part's share of the fetched prints is not known yet:
+     * taken as all, which judges it no less strictly than the whole) */
+    match_evidence_t ev = {cand, nc, h, n, c->query_seconds, c->hours, 1.0};
+    size_t k = rc == FP_OK ? match_clear_tracks(&ev, c->o, c->qlo, c->qhi, tracks, max) : 0;
     free(cand);
     return (int)k;
 }
@@ -336,16 +343,20 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
     match_score_opts(&o, &so);
     /* the store sieves the hits for these options as it makes them */
     size_t fetched = 0;
-    plan_ctx_t pc = {&o, &so, UINT32_MAX, 0};
+    plan_ctx_t pc = {&o, &so, UINT32_MAX, 0, 0, o.catalog_hours};
+    for (size_t i = 0; i < nq; i++) {
+        if (q[i].t < pc.qlo) pc.qlo = q[i].t;
+        if (q[i].t > pc.qhi) pc.qhi = q[i].t;
+    }
+    pc.query_seconds = nq ? (double)(pc.qhi - pc.qlo + 1) * o.frame_seconds : 0;
+    /* the catalog's size for the test against chance: the caller's, or
+     * the store's (unknown: no test) */
+    if (pc.hours <= 0) pc.hours = store->ops->hours ? store->ops->hours(store) : -1;
     /* room for the first part's matches and their copies */
     size_t room = so.max_candidates;
     match_plan_t plan = {o.first_hits, decide_parts, &pc, NULL, room, 0, 0, 0};
     int two = o.first_hits && o.max_results && (!o.max_hits || o.first_hits < o.max_hits);
     if (two) {
-        for (size_t i = 0; i < nq; i++) {
-            if (q[i].t < pc.qlo) pc.qlo = q[i].t;
-            if (q[i].t > pc.qhi) pc.qhi = q[i].t;
-        }
         plan.tracks = tracks = malloc(room * sizeof *tracks);
         if (!tracks) {
             rc = FP_ERR_NOMEM;
@@ -367,7 +378,9 @@ fp_err_t match_query(match_store_t *store, const fp_print_t *q, size_t nq,
         if (err) snprintf(err, errlen, "scoring failed: %s", fp_strerror(rc));
         goto done;
     }
-    rc = match_decide(cand, nc, hits, nh, &o, &pick, &np);
+    match_evidence_t ev = {cand, nc, hits, nh, pc.query_seconds, pc.hours,
+                           nq ? 1.0 - (double)skipped / (double)nq : 1.0};
+    rc = match_decide(&ev, &o, &pick, &np);
     if (rc != FP_OK) {
         if (err) snprintf(err, errlen, "out of memory");
         goto done;

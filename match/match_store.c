@@ -23,6 +23,8 @@ typedef struct memstore {
     entry_t *e;
     size_t n, cap;
     int sealed;
+    double frames;  /* the recordings' lengths, summed: anchor frames from
+                       first to last print */
 } memstore_t;
 
 void match_store_free(match_store_t *store)
@@ -253,7 +255,16 @@ static void mem_free(match_store_t *store)
     free(m);
 }
 
-static const match_store_ops_t mem_ops = {mem_hits, mem_free};
+/* Hours of audio held: the recordings' print spans at the default
+ * parameters' frame rate. */
+static double mem_hours(match_store_t *store)
+{
+    fp_config_t cfg;
+    fp_config_default(&cfg);
+    return ((memstore_t *)store)->frames * fp_config_frame_seconds(&cfg) / 3600.0;
+}
+
+static const match_store_ops_t mem_ops = {mem_hits, mem_free, mem_hours};
 
 fp_err_t match_memstore_new(match_store_t **out)
 {
@@ -281,8 +292,13 @@ fp_err_t match_memstore_add(match_store_t *store, uint32_t track, const fp_print
         m->e = p;
         m->cap = nc;
     }
-    for (size_t i = 0; i < n; i++)
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
         m->e[m->n++] = (entry_t){prints[i].hash, track, prints[i].t, prints[i].f, 0};
+        if (prints[i].t < lo) lo = prints[i].t;
+        if (prints[i].t > hi) hi = prints[i].t;
+    }
+    if (n) m->frames += (double)(hi - lo + 1);
     return FP_OK;
 }
 

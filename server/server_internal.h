@@ -143,7 +143,6 @@ typedef enum srv_flag { FLAG_NONE = 0, FLAG_REUSE = 1, FLAG_INFRINGEMENT = 2 } s
 const char *srv_flag_name(srv_flag_t f);
 srv_flag_t srv_flag_of(const server_policy_t *p, uint32_t score, double matched_s,
                        double coverage);
-double srv_confidence(uint32_t score);
 
 /* ---- rate limits (server_limits.c) -------------------------------------------- */
 

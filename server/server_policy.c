@@ -7,13 +7,9 @@
  * is shorter but clear; none otherwise (a match that is reported but too
  * slight to act on).  An upload takes the strongest flag of its matches.
  *
- * Confidence maps the score (aligned query frames) onto [0, 1] by what
- * chance reaches: on the evaluation corpus no clip of music outside the
- * catalog aligned more than 10 frames with any catalog recording, while
- * real matches of 10 s clips align 30 to 300.  So confidence is 0 up to
- * 10 frames and approaches 1 with a scale of 10 frames beyond:
- * 1 - exp(-(score - 10) / 10): 0.18 at 12 (the default minimum score),
- * 0.86 at 30, 0.98 at 50.
+ * The confidence of a match is the matcher's (match_result_t.confidence:
+ * how unlikely an alignment as strong is by chance, for the upload's length
+ * and the catalog's size; match/match_decide.c).
  */
 #include "server_internal.h"
 
@@ -36,10 +32,4 @@ srv_flag_t srv_flag_of(const server_policy_t *p, uint32_t score, double matched_
         return FLAG_INFRINGEMENT;
     if (score >= p->reuse_score && matched_s >= p->reuse_seconds) return FLAG_REUSE;
     return FLAG_NONE;
-}
-
-double srv_confidence(uint32_t score)
-{
-    if (score <= 10) return 0.0;
-    return 1.0 - exp(-((double)score - 10.0) / 10.0);
 }

@@ -509,7 +509,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
                               json_object_get(md, "external_id"), "title",
                               json_object_get(md, "title"), "artist", json_object_get(md, "artist"),
                               "owner", json_object_get(md, "owner"), "score", (int)score,
-                              "confidence", round3(srv_confidence(score)), "query_start",
+                              "confidence", round3(best->confidence), "query_start",
                               round3(qs), "query_end", round3(qe), "ref_start",
                               round3(best->ref_start), "ref_end", round3(best->ref_end),
                               "matched_seconds", round3(matched), "coverage", round3(coverage),

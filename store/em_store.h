@@ -239,6 +239,16 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * Errors: DB_ERR_QUERY, DB_ERR_CONNECT, DB_ERR_CORRUPT, DB_ERR_NOMEM
  * (also when plan->decide fails).
  */
+/*
+ * The hours of audio of the live (indexed) tracks a lookup for `tenant`
+ * searches (0: every tenant's), in *hours: the catalog's size for the
+ * matcher's test against chance (match_chance()).  Kept for a minute, and
+ * read again sooner when the store's generation has moved.  Errors: those
+ * of db_query.
+ */
+db_err_t store_hours(store_t *s, db_conn_t *conn, int64_t tenant, double *hours, char *err,
+                     size_t errlen);
+
 db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_t *q, size_t nq,
                     size_t max_postings, size_t max_hits, const fp_score_opts_t *sieve_opts,
                     match_plan_t *plan, fp_hit_t **out, size_t *n, size_t *cap, size_t *fetched,
@@ -250,6 +260,7 @@ db_err_t store_hits(store_t *s, db_conn_t *conn, int64_t tenant, const fp_print_
  * it, and is used by one thread at a time.  Free with match_store_free().
  */
 db_err_t store_match_new(store_t *s, db_conn_t *conn, int64_t tenant, match_store_t **out);
+/* (Its hours op is store_hours(); -1 when that fails.) */
 
 /* ---- the row cache ---------------------------------------------------- */
 

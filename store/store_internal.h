@@ -18,6 +18,17 @@ typedef struct stri_dir {
     size_t n;
 } stri_dir_t;
 
+/* A tenant's catalog size, as store_hours read it. */
+typedef struct stri_hours {
+    int64_t tenant;         /* 0: every tenant's */
+    int64_t generation;     /* the store's generation when read; -2: empty slot */
+    double at;              /* when read (CLOCK_MONOTONIC seconds) */
+    double hours;
+} stri_hours_t;
+
+#define STRI_HOURS_SLOTS 8
+#define STRI_HOURS_TTL 60.0 /* seconds a catalog size is trusted */
+
 struct store {
     int64_t generation;     /* of the cached lists; -1: never loaded */
     int64_t *segments;      /* ids of the live segments, ascending */
@@ -38,6 +49,8 @@ struct store {
     int threads;            /* a lookup's threads at most, and the postings */
     size_t thread_postings; /* that take one more (store_set_threads) */
     struct stri_pool *pool; /* the helper threads of lookups; NULL: none yet */
+    stri_hours_t hours[STRI_HOURS_SLOTS]; /* catalog sizes (store_hours) */
+    unsigned hours_next;    /* the slot to reuse next */
 };
 
 /* One group of a lookup: a key's postings in one row, encoded (a row from

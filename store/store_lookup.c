@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct qkey {
     uint32_t key;
@@ -616,6 +617,43 @@ void store_set_threads(store_t *s, int threads, size_t min_postings)
     s->thread_postings = min_postings ? min_postings : 32768;
 }
 
+/* ---- the catalog's size ------------------------------------------------------ */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+db_err_t store_hours(store_t *s, db_conn_t *conn, int64_t tenant, double *hours, char *err,
+                     size_t errlen)
+{
+    double now = mono_now();
+    for (unsigned i = 0; i < STRI_HOURS_SLOTS; i++) {
+        const stri_hours_t *h = &s->hours[i];
+        if (h->generation != -2 && h->tenant == tenant && h->generation == s->generation &&
+            now - h->at < STRI_HOURS_TTL) {
+            *hours = h->hours;
+            return DB_OK;
+        }
+    }
+    char t[24];
+    snprintf(t, sizeof t, "%lld", (long long)tenant);
+    const char *p[1] = {t};
+    PGresult *res;
+    db_err_t rc = db_query(conn,
+                           "SELECT (coalesce(sum(duration_s), 0) / 3600)::text FROM tracks "
+                           "WHERE status = 'indexed' AND ($1::bigint = 0 OR tenant_id = $1)",
+                           1, p, 0, &res, err, errlen);
+    if (rc != DB_OK) return rc;
+    *hours = strtod(PQgetvalue(res, 0, 0), NULL);
+    PQclear(res);
+    stri_hours_t *h = &s->hours[s->hours_next++ % STRI_HOURS_SLOTS];
+    *h = (stri_hours_t){tenant, s->generation, now, *hours};
+    return DB_OK;
+}
+
 /* ---- as a match_store_t --------------------------------------------------- */
 
 typedef struct pgstore {
@@ -646,7 +684,14 @@ static void pg_free(match_store_t *store)
     free(store);
 }
 
-static const match_store_ops_t pg_ops = {pg_hits, pg_free};
+static double pg_hours(match_store_t *store)
+{
+    pgstore_t *p = (pgstore_t *)store;
+    double h;
+    return store_hours(p->s, p->conn, p->tenant, &h, NULL, 0) == DB_OK ? h : -1;
+}
+
+static const match_store_ops_t pg_ops = {pg_hits, pg_free, pg_hours};
 
 db_err_t store_match_new(store_t *s, db_conn_t *conn, int64_t tenant, match_store_t **out)
 {

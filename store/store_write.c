@@ -25,6 +25,7 @@ db_err_t store_open(db_conn_t *conn, store_t **out, char *err, size_t errlen)
     store_t *s = calloc(1, sizeof *s);
     if (!s) return db_errorf(DB_ERR_NOMEM, err, errlen, "out of memory");
     s->generation = -1;
+    for (unsigned i = 0; i < STRI_HOURS_SLOTS; i++) s->hours[i].generation = -2;
     s->threads = 1;
     s->thread_postings = 32768;
     rc = stri_refresh(s, conn, err, errlen);

@@ -169,6 +169,7 @@ typedef struct query {
     int narrowed;         /* the lookup in two parts was narrowed */
     int copies_ok;        /* the match lists every other copy (--copies) */
     double qspan;         /* seconds from the first print to the last */
+    double chance_best;   /* match_chance() of the best candidate */
     char *chance;         /* --dump-chance: a negative clip's candidates, as lines */
     size_t chance_hits;   /* hits of the emulated tracks the corpus lacks */
 } query_t;
@@ -568,6 +569,10 @@ static long opt_max_hits = -1; /* -1: the matcher's default (match_opts_t) */
 static long opt_first_hits = -1; /* -1: the matcher's default; 0: one part */
 
 static int opt_dump_chance = 0;    /* --dump-chance FILE given */
+static double opt_max_chance = -1; /* --max-chance; -1: the matcher's default */
+static double catalog_hours = 0;   /* the catalog's size for the chance test:
+                                      the index's hours, times the emulated
+                                      size's factor */
 static int opt_chance = 1;         /* emulated tracks add chance hits (--no-chance-hits) */
 static double chance_factor = 0;   /* emulated postings per corpus posting of a key */
 static uint32_t chance_frames = 1; /* an emulated track's length in frames */
@@ -719,6 +724,7 @@ static void run_query(size_t i, int worker)
             mo.min_ratio = opt_min_ratio;
             mo.unscaled = opt_unscaled;
             mo.frame_seconds = frame_s;
+            if (opt_max_chance >= 0) mo.max_chance = opt_max_chance;
             fp_score_opts_t mso;
             match_score_opts(&mo, &mso);
             if (opt_scaled_tracks) mso.scaled_tracks = opt_scaled_tracks;
@@ -730,8 +736,10 @@ static void run_query(size_t i, int worker)
                 if (res.prints[k].t > qhi) qhi = res.prints[k].t;
             }
             size_t nt = 0;
-            if (fp_score_hits(s->hits + nh, n1, &mso, &c1, &nc1) == FP_OK)
-                nt = match_clear_tracks(c1, nc1, s->hits + nh, n1, &mo, qlo, qhi, clear, 16);
+            if (fp_score_hits(s->hits + nh, n1, &mso, &c1, &nc1) == FP_OK) {
+                match_evidence_t ev = {c1, nc1, s->hits + nh, n1, q->qspan, catalog_hours, 1.0};
+                nt = match_clear_tracks(&ev, &mo, qlo, qhi, clear, 16);
+            }
             free(c1);
             if (nt) {
                 nh = match_keep_tracks(s->hits, nh, clear, nt);
@@ -775,9 +783,18 @@ static void run_query(size_t i, int worker)
         mo.min_ratio = opt_min_ratio;
         mo.max_results = 1;
         mo.frame_seconds = frame_s;
+        if (opt_max_chance >= 0) mo.max_chance = opt_max_chance;
         match_pick_t *pick = NULL;
         size_t np = 0;
-        if (match_decide(cand, nc, s->hits, nh, &mo, &pick, &np) != FP_OK) die("out of memory");
+        double share = res.count ? 1.0 - (double)q->skipped / (double)res.count : 1.0;
+        match_evidence_t ev = {cand, nc, s->hits, nh, q->qspan, catalog_hours, share};
+        if (match_decide(&ev, &mo, &pick, &np) != FP_OK) die("out of memory");
+        /* the chance of the best candidate, claimed or not (the
+         * reliability table) */
+        const fp_candidate_t *top = np ? &cand[pick[0].cand] : &cand[0];
+        q->chance_best = np ? pick[0].chance
+                                 : match_chance(top->frames, top->speed != 1.0, q->qspan,
+                                           catalog_hours, share);
         const fp_candidate_t *best = np ? &cand[pick[0].cand] : &cand[0];
         /* a recording of the corpus (any copy), or -2: an emulated track */
         q->pred = best->track < index_tracks ? (int)(best->track % ntracks) : -2;
@@ -993,6 +1010,52 @@ static void print_section(out_t *o, int robust, const char *heading)
     free(rows);
 }
 
+/*
+ * Claimed confidence against observed precision.  A clip's confidence is
+ * exp(-E), E the chance of its best candidate (match_chance()); in each
+ * bin, the clips whose best candidate has that confidence and, of them,
+ * the share whose best candidate is the right recording (for a negative
+ * clip, never).  First the claimed clips, then every clip with a
+ * candidate, claimed or not: the second shows whether the model's chance
+ * is too high or too low where it decides nothing.
+ */
+static void reliability(out_t *o)
+{
+    static const double lo[] = {0.0, 0.5, 0.9, 0.99, 0.999, 0.9999};
+    enum { NB = sizeof lo / sizeof lo[0] };
+    size_t n[2][NB] = {{0}}, ok[2][NB] = {{0}};
+    double sum[2][NB] = {{0}};
+    for (size_t i = 0; i < nqueries; i++) {
+        const query_t *q = &queries[i];
+        if (q->rc != FP_OK || q->pred == -1) continue;
+        double c = exp(-q->chance_best);
+        int b = NB - 1;
+        while (b > 0 && c < lo[b]) b--;
+        int right = !q->negative && q->pred == q->truth;
+        for (int all = 0; all < 2; all++) {
+            if (!all && !q->accepted) continue;
+            n[all][b]++;
+            ok[all][b] += (size_t)right;
+            sum[all][b] += c;
+        }
+    }
+    say(o, "\n### Reliability\n\nConfidence is exp(-E), E the alignments as strong expected by "
+           "chance (match_chance()).  Precision: of the clips in the bin, the share whose best "
+           "candidate is the right recording.\n\n");
+    say(o, "| confidence | claimed clips | mean confidence | precision | all clips with a candidate "
+           "| mean confidence | precision |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int b = 0; b < NB; b++) {
+        char p0[16], p1[16], m0[16] = "-", m1[16] = "-";
+        pct(p0, sizeof p0, ok[0][b], n[0][b]);
+        pct(p1, sizeof p1, ok[1][b], n[1][b]);
+        if (n[0][b]) snprintf(m0, sizeof m0, "%.4f", sum[0][b] / (double)n[0][b]);
+        if (n[1][b]) snprintf(m1, sizeof m1, "%.4f", sum[1][b] / (double)n[1][b]);
+        say(o, "| %g - %s | %zu | %s | %s | %zu | %s | %s |\n", lo[b],
+            b + 1 < NB ? (b == 0 ? "0.5" : b == 1 ? "0.9" : b == 2 ? "0.99" : b == 3 ? "0.999" : "0.9999")
+                       : "1", n[0][b], m0, p0, n[1][b], m1, p1);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* main                                                                     */
 /* ------------------------------------------------------------------------ */
@@ -1068,6 +1131,14 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--unscaled") == 0) opt_unscaled = 1;
         else if (strcmp(a, "--no-chance-hits") == 0) opt_chance = 0;
         else if (strcmp(a, "--copies") == 0) opt_copies = (size_t)parse_long_opt(a, v, 1, 16);
+        else if (strcmp(a, "--max-chance") == 0) {
+            char *end;
+            opt_max_chance = strtod(v, &end);
+            if (end == v || *end || !(opt_max_chance >= 0) || opt_max_chance > 1e9) {
+                fprintf(stderr, "eval: --max-chance wants a number >= 0, not '%s'\n%s", v, usage);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--hashes") == 0) {
             if (strcmp(v, "all") == 0) opt_family = 0;
             else if (strcmp(v, "pair") == 0) opt_family = 1;
@@ -1139,6 +1210,7 @@ int main(int argc, char **argv)
     collisions(coll, nfam);
     double audio_s = 0;
     for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
+    catalog_hours = audio_s / 3600.0 * (double)opt_copies * scale;
     if (opt_emulate && opt_chance) {
         /* the tracks the corpus lacks: as many more postings of each key as
          * the emulated size adds, at random places in tracks of the
@@ -1281,6 +1353,7 @@ int main(int argc, char **argv)
                 "| %zu of %zu / %zu of %zu |\n",
             (unsigned long long)first_budget, nar, npos, nar_neg, nneg);
     }
+    reliability(&o);
     fprintf(stderr, "eval: indexing %.1f s (extraction %.1f s), queries %.1f s\n", t_index,
             t_extract, t_query);
 

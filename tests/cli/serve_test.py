@@ -181,6 +181,8 @@ try:
         check("client_ref is echoed", doc.get("client_ref") == "clip-1", doc.get("client_ref"))
         check("the offset is right", m and abs(m[0]["ref_start"] - 40.0 - m[0]["query_start"] * m[0]["speed"]) < 1.0, m)
         check("the upload is flagged", doc["flag"] in ("likely_infringement", "possible_reuse"), doc["flag"])
+        check("a claim's confidence: chance alignments as strong are rarer than 1 in 100",
+              m and 0.99 <= m[0]["confidence"] <= 1.0, m and m[0]["confidence"])
         spec_check("POST /v1/matches", doc, "/v1/matches", "post", 200)
         lava_id = m[0]["track_id"] if m else None
         upload_a = doc["upload_id"]

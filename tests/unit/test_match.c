@@ -333,6 +333,53 @@ static void test_copies(void)
     match_store_free(copies);
 }
 
+/*
+ * The test against chance: the expected chance alignments fall with the
+ * frames aligned and grow with the query's length and the catalog's size;
+ * a clip's match is claimed against the store's own few hours, with its
+ * confidence exp(-chance), and not against a catalog so large that an
+ * alignment as strong is no longer rare.
+ */
+static void test_chance(void)
+{
+    CHECK(match_chance(12, 0, 10, 4, 1) < match_chance(11, 0, 10, 4, 1), "falls with frames");
+    CHECK(match_chance(12, 0, 60, 4, 1) > match_chance(12, 0, 10, 4, 1), "grows with length");
+    CHECK(match_chance(12, 0, 10, 4000, 1) > match_chance(12, 0, 10, 4, 1), "grows with hours");
+    CHECK(match_chance(12, 1, 10, 4, 1) > match_chance(12, 0, 10, 4, 1), "scaled: heavier tail");
+    CHECK(match_chance(12, 0, 10, 4000, 0.3) < match_chance(12, 0, 10, 4000, 1),
+          "fewer prints fetched: a chance alignment keeps fewer frames");
+    CHECK(match_chance(12, 0, 10, 0, 1) == 0, "no catalog: no chance");
+
+    char cmd[1024], err[256];
+    fp_result_t r;
+    snprintf(cmd, sizeof cmd, "sox '%s' %%s trim 40 5 2>/dev/null", test_corpus_file(1));
+    REQUIRE(clip_prints(cmd, &r) == 0);
+    match_opts_t o;
+    match_opts_default(&o);
+    match_result_t *m = NULL;
+    size_t n = 0;
+    CHECK(match_query(store, r.prints, r.count, &o, &m, &n, NULL, err, sizeof err) == FP_OK);
+    CHECK(n == 1 && m[0].track == 1, "claimed against the store's own hours: %zu", n);
+    if (n == 1) {
+        CHECK(m[0].chance > 0 && m[0].chance < o.max_chance, "chance %g", m[0].chance);
+        CHECK(fabs(m[0].confidence - exp(-m[0].chance)) < 1e-12 && m[0].confidence > 0.99,
+              "confidence %g", m[0].confidence);
+        /* a catalog where this many frames come by chance about once a query */
+        double hours = 4.0;
+        while (match_chance(m[0].frames, m[0].speed != 1.0, 5.0, hours, 1.0) < 1.0) hours *= 2;
+        match_results_free(m, n);
+        o.catalog_hours = hours;
+        CHECK(match_query(store, r.prints, r.count, &o, &m, &n, NULL, err, sizeof err) == FP_OK);
+        CHECK(n == 0, "against %.0f hours the same alignment is chance: %zu matches", hours, n);
+        match_results_free(m, n);
+        o.max_chance = 0;
+        CHECK(match_query(store, r.prints, r.count, &o, &m, &n, NULL, err, sizeof err) == FP_OK);
+        CHECK(n == 1, "with the test off it is claimed: %zu matches", n);
+    }
+    match_results_free(m, n);
+    fp_result_clear(&r);
+}
+
 /* The budget takes the cheapest hashes first, never more than it allows. */
 static void test_budget(void)
 {
@@ -360,6 +407,7 @@ int main(void)
     RUN(test_unknown);
     RUN(test_two_parts);
     RUN(test_copies);
+    RUN(test_chance);
     RUN(test_cli);
     match_store_free(store);
     return test_main_end();
