@@ -240,11 +240,14 @@ db_err_t store_merge(store_t *s, db_conn_t *conn, const store_merge_opts_t *o, i
  * (also when plan->decide fails).
  */
 /*
- * The hours of audio of the live (indexed) tracks a lookup for `tenant`
- * searches (0: every tenant's), in *hours: the catalog's size for the
- * matcher's test against chance (match_chance()).  Kept for a minute, and
- * read again sooner when the store's generation has moved.  Errors: those
- * of db_query.
+ * The hours of distinct audio of the live (indexed) tracks a lookup for
+ * `tenant` searches (0: every tenant's), in *hours: the catalog's size for
+ * the matcher's test against chance (match_chance()).  A track the catalog
+ * knows as a copy of another in scope (the same recording, or contained in
+ * one: track_copies) adds nothing: its chance alignments are the other's,
+ * and the matcher reports them as one.  Kept for a minute, and read again
+ * sooner when the store's generation has moved.  Errors: those of
+ * db_query.
  */
 db_err_t store_hours(store_t *s, db_conn_t *conn, int64_t tenant, double *hours, char *err,
                      size_t errlen);

@@ -643,8 +643,12 @@ db_err_t store_hours(store_t *s, db_conn_t *conn, int64_t tenant, double *hours,
     const char *p[1] = {t};
     PGresult *res;
     db_err_t rc = db_query(conn,
-                           "SELECT (coalesce(sum(duration_s), 0) / 3600)::text FROM tracks "
-                           "WHERE status = 'indexed' AND ($1::bigint = 0 OR tenant_id = $1)",
+                           "SELECT (coalesce(sum(t.duration_s), 0) / 3600)::text FROM tracks t "
+                           "WHERE t.status = 'indexed' AND ($1::bigint = 0 OR t.tenant_id = $1) "
+                           "AND NOT EXISTS (SELECT 1 FROM track_copy_links l JOIN tracks o ON "
+                           "o.id = l.other_id WHERE l.track_id = t.id AND o.status = 'indexed' "
+                           "AND ($1 = 0 OR o.tenant_id = $1) AND (l.relation = 'contained_in' OR "
+                           "(l.relation = 'same' AND l.other_id < t.id)))",
                            1, p, 0, &res, err, errlen);
     if (rc != DB_OK) return rc;
     *hours = strtod(PQgetvalue(res, 0, 0), NULL);

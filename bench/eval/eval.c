@@ -754,7 +754,7 @@ static void run_query(size_t i, int worker)
      * frames; anything weaker would only slow the scoring down */
     so.min_count = (uint32_t)ceil((double)opt_min_frames / (opt_min_ratio > 1.0 ? opt_min_ratio : 1.0));
     if (so.min_count < 2) so.min_count = 2;
-    so.max_candidates = 64;
+    so.max_candidates = 64 * opt_copies; /* room for every copy of as many candidates */
     if (opt_scaled_tracks) so.scaled_tracks = opt_scaled_tracks;
     if (opt_unscaled) so.min_speed = so.max_speed = 1.0;
     fp_candidate_t *cand = NULL;
@@ -1210,7 +1210,9 @@ int main(int argc, char **argv)
     collisions(coll, nfam);
     double audio_s = 0;
     for (size_t i = 0; i < ntracks; i++) audio_s += tracks[i].seconds;
-    catalog_hours = audio_s / 3600.0 * (double)opt_copies * scale;
+    /* distinct audio: a track's copies add none (the store counts them
+     * out the same way, store_hours) */
+    catalog_hours = audio_s / 3600.0 * scale;
     if (opt_emulate && opt_chance) {
         /* the tracks the corpus lacks: as many more postings of each key as
          * the emulated size adds, at random places in tracks of the
