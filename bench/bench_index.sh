@@ -27,7 +27,7 @@ if [ -n "$list" ]; then
     cp "$list" "$files"
 else
     cat=var/eval/catalog_full.tsv
-    [ -f "$cat" ] || sh bench/eval/corpus.sh var/eval >/dev/null
+    [ -f "$cat" ] || bash bench/eval/corpus.sh var/eval >/dev/null
     awk -F'\t' 'NR > 1 { print $2 }' "$cat" >"$files"
 fi
 n=$(wc -l <"$files")

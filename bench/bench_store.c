@@ -1123,11 +1123,14 @@ static void db_clear(bench_t *b)
         db_exec(b->conn, sql, err, sizeof err);
     }
     PQclear(res);
-    char sql[256];
+    char sql[512];
     snprintf(sql, sizeof sql,
-             "DELETE FROM print_segments; DELETE FROM tracks WHERE tenant_id = %lld; "
+             "DELETE FROM print_segments; DELETE FROM track_copies WHERE track_a IN (SELECT id "
+             "FROM tracks WHERE tenant_id = %lld) OR track_b IN (SELECT id FROM tracks WHERE "
+             "tenant_id = %lld); DELETE FROM tracks WHERE tenant_id = %lld; "
              "DELETE FROM tenants WHERE id = %lld",
-             (long long)b->tenant, (long long)b->tenant);
+             (long long)b->tenant, (long long)b->tenant, (long long)b->tenant,
+             (long long)b->tenant);
     if (db_exec(b->conn, sql, err, sizeof err) != DB_OK)
         fprintf(stderr, "bench_store: cleaning up: %s\n", err);
 }
@@ -1356,7 +1359,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
             fprintf(stderr, "bench_store: match_query: %s\n", err);
             goto done;
         }
-        free(res);
+        match_results_free(res, nres);
     }
     size_t recalled = 0, narrowed = 0;
     double nhits = 0, skipped = 0, prints = 0;
@@ -1397,7 +1400,7 @@ static int lookup_measure(bench_t *b, const clip_t *clips, size_t count, lookup_
         else if (nres && res[0].track == (uint32_t)b->ids[c->track] &&
                  fabs(res[0].ref_start - res[0].query_start - want) <= OFFSET_TOLERANCE_S)
             recalled++;
-        free(res);
+        match_results_free(res, nres);
     }
     printf("  %s clips: %zu of %zu lookups narrowed (first part %zu hits)\n",
            b->unknown ? "unknown" : "catalog", narrowed, count, mo.first_hits);

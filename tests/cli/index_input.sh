@@ -127,7 +127,10 @@ for round in 1 2 3 4 5 6 7 8; do
             *) mixed=$((mixed + 1)) ;;
         esac
     done <"$tmp/swap.out"
-    sql "DELETE FROM tracks WHERE tenant_id IN (SELECT id FROM tenants WHERE name LIKE 'swap%')" >/dev/null
+    swap="SELECT t.id FROM tracks t JOIN tenants n ON n.id = t.tenant_id WHERE n.name LIKE 'swap%'"
+    sql "DELETE FROM track_copies WHERE track_a IN ($swap) OR track_b IN ($swap);
+         DELETE FROM tracks WHERE id IN ($swap)" >/dev/null ||
+        no "the swapped tracks could not be cleared"
 done
 kill $swapper
 wait $swapper 2>/dev/null

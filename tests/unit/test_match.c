@@ -63,7 +63,7 @@ static void test_clean(void)
     CHECK(m[0].matched_seconds > 9.0 && m[0].frames > 100, "%.1f s, %u frames",
           m[0].matched_seconds, m[0].frames);
     CHECK(m[0].speed == 1.0);
-    free(m);
+    match_results_free(m, n);
 }
 
 static void test_speed(void)
@@ -79,7 +79,7 @@ static void test_speed(void)
     /* the reference position of query time 0 */
     CHECK(fabs(m[0].ref_start - m[0].speed * m[0].query_start - 25.0) < 0.3, "ref start %.2f",
           m[0].ref_start);
-    free(m);
+    match_results_free(m, n);
 }
 
 static void test_tempo(void)
@@ -91,7 +91,7 @@ static void test_tempo(void)
     CHECK(m[0].track == 2 && m[0].change == MATCH_TEMPO, "track %u change %s speed %.3f pitch %.3f",
           m[0].track, match_change_name(m[0].change), m[0].speed, m[0].pitch);
     CHECK(fabs(m[0].speed - 0.9) < 0.01, "speed %.4f", m[0].speed);
-    free(m);
+    match_results_free(m, n);
 }
 
 static void test_pitch(void)
@@ -103,7 +103,7 @@ static void test_pitch(void)
     CHECK(m[0].track == 1 && m[0].change == MATCH_PITCH, "track %u change %s speed %.3f pitch %.3f",
           m[0].track, match_change_name(m[0].change), m[0].speed, m[0].pitch);
     CHECK(fabs(m[0].pitch_semitones - 2.0) < 0.15, "%.2f semitones", m[0].pitch_semitones);
-    free(m);
+    match_results_free(m, n);
 }
 
 static void test_unknown(void)
@@ -113,7 +113,7 @@ static void test_unknown(void)
     REQUIRE(run(3, 20.0, "", &m, &n) == 0);
     CHECK(n == 0, "a recording not in the store matched %zu times (track %u, %u frames)", n,
           n ? m[0].track : 0, n ? m[0].frames : 0);
-    free(m);
+    match_results_free(m, n);
 }
 
 static void test_cli(void)
@@ -186,7 +186,7 @@ static int both_ways(const fp_result_t *r, int *narrowed, size_t *kept1, size_t 
         return -1;
     o.first_hits = st1.hits / 4;
     if (match_query(store, r->prints, r->count, &o, &m2, &n2, &st2, err, sizeof err) != FP_OK) {
-        free(m1);
+        match_results_free(m1, n1);
         return -1;
     }
     int same = same_results(m1, n1, m2, n2);
@@ -196,8 +196,8 @@ static int both_ways(const fp_result_t *r, int *narrowed, size_t *kept1, size_t 
     *nres = n2;
     CHECK(!st1.narrowed, "one part is never narrowed");
     CHECK(st2.hits == st1.hits, "both parts fetch the whole budget: %zu, %zu", st2.hits, st1.hits);
-    free(m1);
-    free(m2);
+    match_results_free(m1, n1);
+    match_results_free(m2, n2);
     return same;
 }
 

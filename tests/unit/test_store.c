@@ -997,8 +997,8 @@ static void test_two_parts(void)
           nr2, nr2 ? r2[0].frames : 0);
     CHECK(!st1.narrowed && st2.narrowed && st2.hits == st1.hits,
           "narrowed %d, %zu hits fetched against %zu", st2.narrowed, st2.hits, st1.hits);
-    free(r1);
-    free(r2);
+    match_results_free(r1, nr1);
+    match_results_free(r2, nr2);
     match_store_free(ms);
     store_set_cache(store, NULL);
     store_cache_free(c);
@@ -1044,7 +1044,7 @@ static void test_real_audio(void)
           nres ? res[0].track : 0, (long long)id);
     if (nres) CHECK(fabs(res[0].ref_start - res[0].query_start - 20.0) < 0.1,
                     "offset %.2f s", res[0].ref_start - res[0].query_start);
-    free(res);
+    match_results_free(res, nres);
     match_store_free(ms);
     free(q);
     fp_result_clear(&ref);
