@@ -67,6 +67,22 @@ def upload(port, key, path, ref):
     return r.status, doc
 
 
+def start_server():
+    """`earmark serve` on a free loopback port, its log appended to
+    serve.log; returns the process and the port."""
+    port_file = os.path.join(tmp, "port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    log = open(os.path.join(tmp, "serve.log"), "a")
+    p = subprocess.Popen([EM, "serve", "--port", "0", "--port-file", port_file, "--workers", "2"],
+                         env=ENV, stderr=log)
+    for _ in range(200):
+        if os.path.exists(port_file):
+            break
+        time.sleep(0.05)
+    return p, int(open(port_file).read())
+
+
 def line_fit(xs, ys):
     """Least-squares line y = a x + b; returns (a, b, residuals)."""
     n = len(xs)
@@ -135,15 +151,7 @@ try:
         clips[name] = os.path.join(tmp, name + ".wav")
         sox(MUSIC + "/" + src, clips[name], *fx)
 
-    port_file = os.path.join(tmp, "port")
-    log = open(os.path.join(tmp, "serve.log"), "w")
-    server = subprocess.Popen([EM, "serve", "--port", "0", "--port-file", port_file,
-                               "--workers", "2"], env=ENV, stderr=log)
-    for _ in range(200):
-        if os.path.exists(port_file):
-            break
-        time.sleep(0.05)
-    port = int(open(port_file).read())
+    server, port = start_server()
 
     found = {}
     for name, key in (("lava", key_a), ("snowy", key_a), ("bay", key_a), ("egypt", key_b)):
@@ -368,14 +376,8 @@ try:
     subprocess.run(["sox", "-V1", MUSIC + "/bay.ogg", bay_flac], check=True)
     r = run("index", "--quiet", "--tenant", "acme", bay_flac)
     check("a copy of bay indexed", r.returncode == 0, r.stderr)
-    os.unlink(port_file)
-    server = subprocess.Popen([EM, "serve", "--port", "0", "--port-file", port_file,
-                               "--workers", "2"], env=ENV, stderr=log)
-    for _ in range(200):
-        if os.path.exists(port_file):
-            break
-        time.sleep(0.05)
-    st, doc = upload(int(open(port_file).read()), key_a, clips["bay"], "clip-bay-copies")
+    server, port = start_server()
+    st, doc = upload(port, key_a, clips["bay"], "clip-bay-copies")
     server.terminate()
     server.wait(timeout=30)
     check("the upload of bay: one match, one copy",
