@@ -28,7 +28,7 @@
 
 static const char *USAGE =
     "earmark match [--ref FILE]... [--json] [--unscaled] [--min-frames N] [--max-hits N]\n"
-    "              [--first-hits N] CLIP...";
+    "              [--first-hits N] [--max-chance E] CLIP...";
 
 static void help(void)
 {
@@ -45,9 +45,12 @@ static void help(void)
            "  --first-hits N   a lookup in two parts: the first takes this many hits, and\n"
            "                   when its matches are clear the rest is fetched for them\n"
            "                   only (default %d; 0: one part)\n"
+           "  --max-chance E   claim a match only when alignments as strong arise by\n"
+           "                   chance at most E times in a query of its length against\n"
+           "                   a catalog of this size (default %g; 0: no such test)\n"
            "  --help           this text\n\n"
            "Exit status: 0 all clips read, 1 some file failed, 2 usage error.\n",
-           USAGE, MATCH_DEFAULT_MAX_HITS, MATCH_DEFAULT_FIRST_HITS);
+           USAGE, MATCH_DEFAULT_MAX_HITS, MATCH_DEFAULT_FIRST_HITS, MATCH_DEFAULT_MAX_CHANCE);
 }
 
 /* What a result's track is called: the reference file, or the catalog's
@@ -174,6 +177,8 @@ static json_t *result_json(const match_result_t *r, db_conn_t *conn, char **refs
     json_object_set_new(o, "pitch", json_round(st, 3));
     json_object_set_new(o, "time_scale", json_round(r->speed, 4));
     json_object_set_new(o, "pitch_ratio", json_round(r->pitch, 4));
+    json_object_set_new(o, "confidence", json_round(r->confidence, 4));
+    json_object_set_new(o, "chance", json_real(r->chance));
     if (r->ncopies) {
         json_t *c = json_array();
         for (size_t k = 0; k < r->ncopies; k++)
@@ -205,6 +210,7 @@ int cmd_match(int argc, char **argv)
                                          {"min-frames", required_argument, NULL, 'm'},
                                          {"max-hits", required_argument, NULL, 'x'},
                                          {"first-hits", required_argument, NULL, 'f'},
+                                         {"max-chance", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     char **refs = NULL;
@@ -224,8 +230,19 @@ int cmd_match(int argc, char **argv)
         cli_error("match", "out of memory");
         return EXIT_FAIL;
     }
-    while ((c = getopt_long(argc, argv, "r:jum:x:f:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:jum:x:f:c:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'c': {
+            char *end;
+            double e = strtod(optarg, &end);
+            if (end == optarg || *end || !(e >= 0) || e > 1e6) {
+                status = cli_usage("match", USAGE, "--max-chance wants a number >= 0, not '%s'",
+                                   optarg);
+                goto out;
+            }
+            mo.max_chance = e;
+            break;
+        }
         case 'r': refs[nrefs++] = optarg; break;
         case 'j': json = 1; break;
         case 'u': mo.unscaled = 1; break;

@@ -133,6 +133,8 @@ int cmd_serve(int argc, char **argv)
          "hits a lookup fetches at most, the rarest hashes first (0: no limit)"},
         {"--first-hits", "EARMARK_FIRST_HITS", T_COUNT, &c.first_hits,
          "the first part of a lookup in two, in hits (0: one part)"},
+        {"--max-chance", "EARMARK_MAX_CHANCE", T_DOUBLE, &c.max_chance,
+         "a claim: alignments as strong expected by chance at most (0: no test)"},
         {"--min-score", "EARMARK_MIN_SCORE", T_U32, &c.default_min_score,
          "default minimum score of a match"},
         {"--infringement-seconds", "EARMARK_INFRINGEMENT_SECONDS", T_DOUBLE,

@@ -70,6 +70,10 @@ typedef struct server_config {
     size_t first_hits;             /* a lookup's first part (match_opts_t;
                                       default MATCH_DEFAULT_FIRST_HITS; 0:
                                       one part) */
+    double max_chance;             /* a claim's bound on the alignments as
+                                      strong expected by chance (match_opts_t;
+                                      default MATCH_DEFAULT_MAX_CHANCE; 0: no
+                                      test) */
     uint32_t default_min_score;    /* a match's minimum score (default 12) */
     size_t default_max_results;    /* (default 10) */
     server_policy_t policy;

@@ -503,6 +503,7 @@ void server_config_default(server_config_t *c)
     c->cache_bytes = (size_t)1 << 30;
     c->max_hits = MATCH_DEFAULT_MAX_HITS;
     c->first_hits = MATCH_DEFAULT_FIRST_HITS;
+    c->max_chance = MATCH_DEFAULT_MAX_CHANCE;
     c->default_min_score = 12;
     c->default_max_results = 10;
     c->policy.infringement_seconds = 10;

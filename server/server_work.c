@@ -427,6 +427,7 @@ static void do_match(srv_worker_t *w, srv_req_t *r, const keys_key_t *key)
     mo.evidence = 500;
     mo.max_hits = w->srv->cfg.max_hits;
     mo.first_hits = w->srv->cfg.first_hits;
+    mo.max_chance = w->srv->cfg.max_chance;
     char err[512];
     match_stats_t mst = {0};
     fp_err_t rc = match_query(ms, prints, nprints, &mo, &res, &nres, &mst, err, sizeof err);

@@ -366,6 +366,14 @@ try:
     srv4.send_signal(signal.SIGTERM)
     srv4.wait(10)
 
+    # -- the test against chance is the server's setting ---------------------------------------------
+    srv5, port5 = start_server("--max-chance", "1e-300", "--rate", "1000", "--burst", "1000", "--quiet")
+    st5, _, doc5, _ = request(port5, "POST", "/v1/matches", wav, dict(aud, **A))
+    check("--max-chance 1e-300: the clip's alignment is not that rare by chance, nothing claimed",
+          st5 == 200 and doc5["matches"] == [] and doc5["flag"] == "none", (st5, doc5))
+    srv5.send_signal(signal.SIGTERM)
+    srv5.wait(10)
+
     # -- a trickling body is cut off at the request deadline ----------------------------------------
     srv3, port3 = start_server("--request-timeout", "2", "--idle-timeout", "30")
     sk = socket.create_connection(("127.0.0.1", port3))

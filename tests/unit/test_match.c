@@ -130,6 +130,13 @@ static void test_cli(void)
                   test_corpus_file(1), test_corpus_file(0), d, d) == 0);
     CHECK(test_sh("grep -q '\"change\":\"speed\",\"speed\":1.0[78]' %s/m.json", d) == 0,
           "JSON reports the speed change");
+    CHECK(test_sh("grep -q '\"confidence\":0.99[0-9]*\\|\"confidence\":1.0' %s/m.json", d) == 0,
+          "JSON reports the match's confidence");
+    CHECK(test_sh("'%s' match --json --max-chance 1e-300 --ref '%s' %s/c.wav | grep -q '\"matches\":\\[\\]'",
+                  bin, test_corpus_file(0), d) == 0,
+          "--max-chance 1e-300: no alignment is that rare by chance, nothing claimed");
+    CHECK(test_sh("'%s' match --max-chance -1 %s/c.wav 2>/dev/null", bin, d) == 2,
+          "a negative --max-chance is a usage error");
     CHECK(test_sh("'%s' match 2>/dev/null", bin) == 2, "no clip is a usage error");
     /* without --ref the clip goes to the catalog: with no database there,
      * a clear error and exit 1 */
