@@ -4,8 +4,10 @@
  * Every setting has a flag and an environment variable (the flag wins);
  * `earmark serve --help` lists them with their defaults.  The database is
  * the one db_conninfo_resolve() names ($EARMARK_DB, the PG* variables, the
- * private cluster).  SIGTERM or SIGINT: stop accepting connections, finish
- * the requests in flight (up to --grace seconds), exit 0.
+ * private cluster).  SIGTERM, SIGINT or SIGHUP: stop accepting connections
+ * (new ones are refused), finish the requests in flight (up to --grace
+ * seconds), exit 0.  A port another server listens on is an error at start
+ * unless --reuse-port 1 asks to share it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -107,6 +109,8 @@ int cmd_serve(int argc, char **argv)
         {"--listen", "EARMARK_LISTEN", T_STR, &c.listen, "IPv4 address to listen on"},
         {"--port", "EARMARK_PORT", T_INT, &c.port, "TCP port (0: any free port)"},
         {"--port-file", "EARMARK_PORT_FILE", T_STR, &port_file, "write the bound port here"},
+        {"--reuse-port", "EARMARK_REUSE_PORT", T_INT, &c.reuse_port,
+         "1: share the port with other servers (else a port in use is an error)"},
         {"--workers", "EARMARK_WORKERS", T_INT, &c.workers, "matching threads (0: one per core)"},
         {"--lookup-threads", "EARMARK_LOOKUP_THREADS", T_INT, &c.lookup_threads,
          "threads a large lookup is split over (0: one per core)"},
@@ -167,7 +171,8 @@ int cmd_serve(int argc, char **argv)
             }
             printf("  %-26s %-32s %s\n", "--quiet", "", "no log line per request");
             printf("\nThe database: $EARMARK_DB, else the PG* variables, else the private cluster.\n"
-                   "SIGTERM or SIGINT stops accepting, finishes what is in flight, exits 0.\n");
+                   "SIGTERM, SIGINT or SIGHUP stops accepting (new connections are refused),\n"
+                   "finishes what is in flight, exits 0.\n");
             return EXIT_OK;
         }
     for (size_t k = 0; k < nopts; k++) {
@@ -203,6 +208,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* a closed terminal or a supervisor's hangup: drain too */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -227,7 +233,7 @@ int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "earmark serve: %s: finishing the requests in flight\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGINT");
     server_stop(s, grace);
     server_free(s);
     fprintf(stderr, "earmark serve: stopped\n");

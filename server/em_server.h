@@ -42,6 +42,10 @@ typedef struct server_policy {
 typedef struct server_config {
     const char *listen;            /* address to bind (default "127.0.0.1") */
     int port;                      /* default 8080; 0 picks a free port */
+    int reuse_port;                /* 1: share the port with other servers
+                                      (SO_REUSEPORT), which then split the
+                                      connections; default 0: a port in use
+                                      is an error at start */
     const char *conninfo;          /* libpq conninfo ("" = environment) */
     int workers;                   /* matching threads (default: cores) */
     int lookup_threads;            /* threads one large lookup is split

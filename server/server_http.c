@@ -24,6 +24,9 @@
  */
 #include "server_internal.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -581,10 +584,17 @@ int server_start(const server_config_t *cfg, server_t **out, char *err, size_t e
         s->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         s->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        completed, s,
+        /* SO_REUSEPORT only when asked: else the list ends here, and a port
+         * another server listens on fails to bind */
+        s->cfg.reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1u,
+        MHD_OPTION_END);
     if (!s->mhd) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not allowed)", s->listen,
-                 cfg->port);
+        snprintf(err, errlen,
+                 "cannot listen on %s:%d: the port is in use (another earmark serve?) or not "
+                 "allowed\nhint: stop the other server, choose another --port, or pass "
+                 "--reuse-port 1 to share the port on purpose",
+                 s->listen, cfg->port);
         server_free(s);
         return -1;
     }
@@ -597,8 +607,12 @@ int server_start(const server_config_t *cfg, server_t **out, char *err, size_t e
 void server_stop(server_t *s, double grace_s)
 {
     if (!s || !s->mhd) return;
+    /* no new connections: the listening socket stops listening at once,
+     * so that clients are refused (a load balancer fails over) instead of
+     * waiting in its backlog; it is closed after the daemon's threads,
+     * which may still hold it, are stopped */
     MHD_socket ls = MHD_quiesce_daemon(s->mhd);
-    (void)ls;
+    if (ls != MHD_INVALID_SOCKET) shutdown(ls, SHUT_RDWR);
     double t0 = srv_now();
     pthread_mutex_lock(&s->lock);
     while (s->in_flight > 0 && srv_now() - t0 < grace_s) {
@@ -610,6 +624,7 @@ void server_stop(server_t *s, double grace_s)
     }
     pthread_mutex_unlock(&s->lock);
     MHD_stop_daemon(s->mhd);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
     s->mhd = NULL;
     srv_workers_stop(s);
 }

@@ -461,6 +461,24 @@ try:
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
     check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
+    # -- a port in use: a second server refuses to start, unless it asks to share ------------------
+    second = subprocess.Popen([EM, "serve", "--port", str(port), "--quiet"], env=ENV,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        err2 = second.communicate(timeout=20)[1]
+    except subprocess.TimeoutExpired:
+        second.kill()
+        err2 = "still running after 20 s: " + second.communicate()[1]
+    check("a second earmark serve on a port in use refuses to start (exit 1, says so)",
+          second.returncode == 1 and "in use" in err2, (second.returncode, err2[-300:]))
+
+    # -- SIGHUP: the same drain as SIGTERM, logged -------------------------------------------------
+    srv6, port6 = start_server("--quiet")
+    srv6.send_signal(signal.SIGHUP)
+    rc6 = srv6.wait(30)
+    log6 = open(os.path.join(tmp, "serve%d.log" % (len(servers) - 1))).read()
+    check("SIGHUP: drains and exits 0, with a log line", rc6 == 0 and "SIGHUP" in log6, (rc6, log6[-300:]))
+
     # -- graceful shutdown: a request in flight completes, exit 0 -----------------------------------
     # the headers go first; the signal comes while the body is still on its way
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -473,6 +491,17 @@ try:
     time.sleep(0.2)
     srv.send_signal(signal.SIGTERM)
     time.sleep(0.2)
+    # during the grace a new connection is refused at once, not left waiting
+    t0 = time.time()
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=3).close()
+        refused = False
+    except ConnectionRefusedError:
+        refused = True
+    except OSError:
+        refused = False
+    check("SIGTERM: during the grace new connections are refused at once",
+          refused and time.time() - t0 < 1, (refused, time.time() - t0))
     c.send(wav[1000:])
     r = c.getresponse()
     st = r.status
