@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "em_keys.h"
@@ -108,6 +109,7 @@ static enum MHD_Result send_response(srv_req_t *r)
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 r->route == ROUTE_MATCH_POST ? "POST" : "GET, HEAD");
+    if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -227,6 +229,24 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
+/* The Content-Length headers of a request: the first, and whether another
+ * says something else. */
+typedef struct lengths {
+    const char *first;
+    int conflict;
+} lengths_t;
+
+static enum MHD_Result on_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    lengths_t *l = cls;
+    (void)kind;
+    if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (!l->first) l->first = value ? value : "";
+    else if (strcmp(l->first, value ? value : "")) l->conflict = 1;
+    return MHD_YES;
+}
+
 /*
  * Everything that can be decided from the request line and headers.
  * Returns 1 when the request continues (body, then a worker), 0 when a
@@ -235,6 +255,16 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 static int at_headers(struct server *s, srv_req_t *r, const char *method, const char *url)
 {
     int bad_method;
+    /* two Content-Lengths that disagree: where this request ends, and the
+     * next begins, is ambiguous (RFC 9112 6.3, request smuggling): 400,
+     * and the connection closed rather than read further */
+    lengths_t len = {NULL, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, on_length, &len);
+    if (len.conflict) {
+        r->close = 1;
+        srv_problem(r, 400, "bad_request", "the request has Content-Length headers that disagree");
+        return 0;
+    }
     r->route = route_of(method, url, r->id, sizeof r->id, &bad_method);
     if (r->route == ROUTE_OTHER) {
         srv_problem(r, 404, "not_found", "no such route: %s %s", method, url);
@@ -385,7 +415,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         /* a POST refused at its headers is answered now, before its body is
          * read (the connection then closes); other answers go on the next
          * call, which keeps the connection alive */
-        if (r->state == ST_RESPOND && !strcmp(method, "POST")) return send_response(r);
+        if (r->state == ST_RESPOND && (!strcmp(method, "POST") || r->close))
+            return send_response(r);
         return MHD_YES;
     }
     if (*size) {

@@ -51,6 +51,8 @@ typedef struct srv_req {
     srv_route_t route;
     srv_state_t state;
     double t0;                     /* monotonic seconds at the headers */
+    int close;                     /* answer with Connection: close (the
+                                      request's framing cannot be trusted) */
     char id[80];                   /* {id} of the route */
     char remote[64];
 

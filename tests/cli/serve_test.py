@@ -461,6 +461,27 @@ try:
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
     check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
+    # -- request smuggling: two Content-Lengths that disagree ----------------------------------------
+    inner = ("GET /v1/catalog/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n" % key_a).encode()
+    body = b'{"a":1}' + inner
+    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sk.sendall(("POST /v1/matches HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: 7\r\nContent-Length: %d\r\n\r\n"
+                % (key_a, len(body))).encode() + body)
+    got = b""
+    try:
+        while True:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    sk.close()
+    check("two different Content-Lengths: one answer, 400, and the connection closed",
+          got.count(b"HTTP/1.1 ") == 1 and got.startswith(b"HTTP/1.1 400") and b"bad_request" in got,
+          got[:300])
+
     # -- a port in use: a second server refuses to start, unless it asks to share ------------------
     second = subprocess.Popen([EM, "serve", "--port", str(port), "--quiet"], env=ENV,
                               stderr=subprocess.PIPE, text=True)
