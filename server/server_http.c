@@ -69,6 +69,52 @@ void srv_respond_json(srv_req_t *r, unsigned status, json_t *body)
  * A problem-details body (RFC 9457, application/problem+json): type (a
  * stable URI-like name), title, status, code (the machine code), detail.
  */
+/*
+ * The length of the well-formed UTF-8 sequence at s (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 when the
+ * bytes there are not one.
+ */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        unsigned lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        unsigned lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4
+                                                                                        : 0;
+    }
+    return 0;
+}
+
+/* Is the NUL-terminated s well-formed UTF-8? */
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (!n) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+/* Replace, in place, each byte of s that is not part of a well-formed UTF-8
+ * sequence with '?': text from a request (a path, a header) quoted in a
+ * problem's detail, which JSON must carry. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (n) p += n;
+        else *p++ = '?';
+    }
+}
+
 void srv_problem(srv_req_t *r, unsigned status, const char *code, const char *fmt, ...)
 {
     char detail[1024];
@@ -76,6 +122,7 @@ void srv_problem(srv_req_t *r, unsigned status, const char *code, const char *fm
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    utf8_scrub(detail);
     char type[160];
     snprintf(type, sizeof type, "https://earmark.dev/problems/%s", code);
     json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
@@ -266,7 +313,8 @@ static int at_headers(struct server *s, srv_req_t *r, const char *method, const 
         return 0;
     }
     r->route = route_of(method, url, r->id, sizeof r->id, &bad_method);
-    if (r->route == ROUTE_OTHER) {
+    /* an {id} that is not UTF-8 names nothing: found before any query */
+    if (r->route == ROUTE_OTHER || !utf8_valid(r->id)) {
         srv_problem(r, 404, "not_found", "no such route: %s %s", method, url);
         return 0;
     }
@@ -367,6 +415,10 @@ static int at_headers(struct server *s, srv_req_t *r, const char *method, const 
     r->max_results = got ? (size_t)v : s->cfg.default_max_results;
     const char *ref = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "client_ref");
     if (ref) {
+        if (!utf8_valid(ref)) {
+            srv_problem(r, 400, "bad_parameter", "client_ref is not UTF-8 text");
+            return 0;
+        }
         if (strlen(ref) >= sizeof r->client_ref) {
             srv_problem(r, 400, "bad_parameter", "client_ref is longer than %zu bytes",
                         sizeof r->client_ref - 1);

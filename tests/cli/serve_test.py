@@ -461,6 +461,34 @@ try:
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
     check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
+    # -- text that is not UTF-8: refused or not found before any work ---------------------------------
+    st, _, doc, _ = request(port, "POST", "/v1/matches?client_ref=%ff", wav, dict(aud, **A))
+    check("client_ref that is not UTF-8: 400 bad_parameter", st == 400 and doc and doc["code"] == "bad_parameter",
+          (st, doc))
+
+    def raw_get(path):
+        sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sk.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                   b"Authorization: Bearer " + key_a.encode() + b"\r\n\r\n")
+        got = b""
+        while True:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        sk.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        return head.split(b" ")[1] if head else b"", doc
+
+    for path in (b"/v1/matches/\xff\xfe", b"/v1/tracks/\xff", b"/v1/no\xffthing"):
+        code, doc = raw_get(path)
+        check("GET %r: 404 with a problem body" % path, code == b"404" and doc and doc.get("code") == "not_found",
+              (code, doc))
+
     # -- request smuggling: two Content-Lengths that disagree ----------------------------------------
     inner = ("GET /v1/catalog/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n\r\n" % key_a).encode()
     body = b'{"a":1}' + inner
