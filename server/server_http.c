@@ -505,6 +505,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (r->state == ST_RESPOND) return send_response(r);
     if (r->state == ST_HEADERS) {
         if (r->route == ROUTE_MATCH_POST) {
+            /* the post processor says whether the body ended with its
+             * closing boundary: a part cut short is not the upload */
+            if (r->kind == BODY_MULTIPART && r->pp) {
+                enum MHD_Result whole = MHD_destroy_post_processor(r->pp);
+                r->pp = NULL;
+                if (whole != MHD_YES) {
+                    srv_problem(r, 400, "bad_multipart",
+                                "the multipart body ends before its closing boundary");
+                    r->state = ST_RESPOND;
+                    return send_response(r);
+                }
+            }
             if (r->kind == BODY_MULTIPART && !r->got_file) {
                 srv_problem(r, 400, "missing_file", "the multipart body has no field \"file\"");
                 r->state = ST_RESPOND;

@@ -461,6 +461,13 @@ try:
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
     check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
+    # -- a multipart body without its closing boundary -------------------------------------------
+    cut = mp[:len(mp) - len(("\r\n--%s--\r\n" % boundary).encode())]
+    st, _, doc, _ = request(port, "POST", "/v1/matches", cut,
+                            dict(A, **{"Content-Type": "multipart/form-data; boundary=" + boundary}))
+    check("multipart without its closing boundary: 400 bad_multipart",
+          st == 400 and doc and doc["code"] == "bad_multipart", (st, doc))
+
     # -- text that is not UTF-8: refused or not found before any work ---------------------------------
     st, _, doc, _ = request(port, "POST", "/v1/matches?client_ref=%ff", wav, dict(aud, **A))
     check("client_ref that is not UTF-8: 400 bad_parameter", st == 400 and doc and doc["code"] == "bad_parameter",
