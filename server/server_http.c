@@ -29,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,22 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     return MHD_YES;
 }
 
+/* Body bytes read and dropped, at most, to answer a request refused at its
+ * headers after its body rather than before it. */
+#define DISCARD_MAX ((size_t)8 << 20)
+
+/* Is the request's body small enough to read and drop: a Content-Length
+ * of at most DISCARD_MAX, or none (then counted as it comes)? */
+static int body_small(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return 1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return !errno && end != cl && !*end && n <= DISCARD_MAX;
+}
+
 /* The Content-Length headers of a request: the first, and whether another
  * says something else. */
 typedef struct lengths {
@@ -464,15 +481,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         s->in_flight++;
         pthread_mutex_unlock(&s->lock);
         r->state = at_headers(s, r, method, url) ? ST_HEADERS : ST_RESPOND;
-        /* a POST refused at its headers is answered now, before its body is
-         * read (the connection then closes); other answers go on the next
-         * call, which keeps the connection alive */
-        if (r->state == ST_RESPOND && (!strcmp(method, "POST") || r->close))
+        /* a POST refused at its headers with a body of up to DISCARD_MAX
+         * bytes: the body is read and dropped, and the answer sent after
+         * it, so that a client that writes its whole body before reading
+         * gets its status and problem rather than a reset connection; a
+         * larger body, or one whose framing is not to be trusted, is
+         * answered now and the connection closed unread.  Other answers go
+         * on the next call, which keeps the connection alive */
+        if (r->state == ST_RESPOND && (r->close || (!strcmp(method, "POST") && !body_small(c))))
             return send_response(r);
         return MHD_YES;
     }
     if (*size) {
-        /* the body, unless the answer is already given */
+        /* the body, unless the answer is already given: then dropped, up
+         * to DISCARD_MAX bytes and the request's deadline */
+        if (r->state == ST_RESPOND) {
+            r->discarded += *size;
+            if (r->discarded > DISCARD_MAX || srv_now() - r->t0 > s->cfg.request_timeout_s)
+                return MHD_NO;
+        }
         if (r->state == ST_HEADERS) {
             if (srv_now() - r->t0 > s->cfg.request_timeout_s) {
                 /* libmicrohttpd can only answer at the headers or after the

@@ -53,6 +53,8 @@ typedef struct srv_req {
     double t0;                     /* monotonic seconds at the headers */
     int close;                     /* answer with Connection: close (the
                                       request's framing cannot be trusted) */
+    size_t discarded;              /* body bytes read and dropped after an
+                                      answer given at the headers */
     char id[80];                   /* {id} of the route */
     char remote[64];
 

@@ -461,6 +461,24 @@ try:
     st, _, doc, _ = request(port, "GET", "/v1/tracks/%d" % o_id, None, A)
     check("a deleted copy is no longer listed", st == 200 and doc["copies"] == [], (st, doc))
 
+    # -- answers given at the headers reach a client that sends its whole body first --------------
+    blob = os.urandom(3000000)
+    got, broken = [], 0
+    for i in range(20):
+        hc = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            hc.request("POST", "/v1/matches", body=blob,
+                       headers={"Content-Type": "audio/wav"} if i % 2 else
+                       {"Content-Type": "audio/wav", "Authorization": "Bearer nope"})
+            resp = hc.getresponse()
+            got.append((resp.status, json.loads(resp.read() or b"null")))
+        except (BrokenPipeError, ConnectionResetError):
+            broken += 1
+        hc.close()
+    check("a 401 for a 3 MB body: every client gets its status and problem, none a broken pipe",
+          broken == 0 and len(got) == 20 and all(st == 401 and d and d["code"] == "unauthorized" for st, d in got),
+          (broken, got[:3]))
+
     # -- a multipart body without its closing boundary -------------------------------------------
     cut = mp[:len(mp) - len(("\r\n--%s--\r\n" % boundary).encode())]
     st, _, doc, _ = request(port, "POST", "/v1/matches", cut,
