@@ -22,8 +22,8 @@
  * then weak, and min_frames keeps it out whichever side it falls on.
  *
  * The aligned prints of a candidate are found from the hits (those of its
- * track on its line, within 1.5 frames, inside its query span) only when a
- * rule needs them: for candidates strong enough to decide something.
+ * track on its line inside its query span, mi_hit_aligned: the same as its
+ * evidence points) only when a rule needs them: for candidates strong enough to decide something.
  *
  * Chance.  Music that is not in the catalog still aligns with it: a
  * sustained chord, a drum loop, a scale shared by two pieces line up a few
@@ -60,6 +60,7 @@
  * time-scaled alignment), with a third of them fetched the floor of 12.
  */
 #include "em_match.h"
+#include "match_internal.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -123,10 +124,7 @@ static int aligned_set(decide_t *d, size_t k)
     uint32_t *s = NULL;
     for (size_t i = 0; i < d->nh; i++) {
         const fp_hit_t *h = &d->hits[i];
-        if (h->track != c->track || h->query_t < c->query_start || h->query_t > c->query_end)
-            continue;
-        double e = (double)h->ref_t - c->speed * (double)h->query_t - (double)c->offset;
-        if (fabs(e) > 1.5) continue;
+        if (!mi_hit_aligned(h, c)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             uint32_t *x = realloc(s, cap * sizeof *x);

@@ -10,6 +10,7 @@
  * 98.6% of the distorted catalog clips reached 12 (docs/benchmarks.md).
  */
 #include "em_match.h"
+#include "match_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -91,10 +92,7 @@ static fp_err_t gather_points(const fp_hit_t *h, size_t n, const fp_candidate_t 
     r->points = malloc(2 * max * sizeof *r->points);
     if (!r->points) return FP_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (h[i].track != c->track || h[i].query_t < c->query_start || h[i].query_t > c->query_end)
-            continue;
-        double d = (double)h[i].ref_t - c->speed * (double)h[i].query_t - (double)c->offset;
-        if (fabs(d) > 1.5) continue;
+        if (!mi_hit_aligned(&h[i], c)) continue;
         if (np == cap) {
             cap = cap ? 2 * cap : 256;
             point_t *x = realloc(pt, cap * sizeof *x);

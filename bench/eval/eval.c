@@ -688,6 +688,17 @@ static size_t gather_hits(query_t *q, scratch_t *s, const fp_result_t *r, size_t
     return nh;
 }
 
+/* The matcher's options for its decision, as the command line sets them. */
+static void decision_opts(match_opts_t *mo)
+{
+    match_opts_default(mo);
+    mo->min_frames = opt_min_frames;
+    mo->min_ratio = opt_min_ratio;
+    mo->unscaled = opt_unscaled;
+    mo->frame_seconds = frame_s;
+    if (opt_max_chance >= 0) mo->max_chance = opt_max_chance;
+}
+
 static void run_query(size_t i, int worker)
 {
     query_t *q = &queries[i];
@@ -719,12 +730,7 @@ static void run_query(size_t i, int worker)
         size_t n1 = gather_hits(q, s, &res, nh, first_budget, 0) - nh;
         if (n1 < nh) { /* a second part exists */
             match_opts_t mo;
-            match_opts_default(&mo);
-            mo.min_frames = opt_min_frames;
-            mo.min_ratio = opt_min_ratio;
-            mo.unscaled = opt_unscaled;
-            mo.frame_seconds = frame_s;
-            if (opt_max_chance >= 0) mo.max_chance = opt_max_chance;
+            decision_opts(&mo);
             fp_score_opts_t mso;
             match_score_opts(&mo, &mso);
             if (opt_scaled_tracks) mso.scaled_tracks = opt_scaled_tracks;
@@ -778,12 +784,8 @@ static void run_query(size_t i, int worker)
         }
         /* the matcher's decision: the best match, and its copies */
         match_opts_t mo;
-        match_opts_default(&mo);
-        mo.min_frames = opt_min_frames;
-        mo.min_ratio = opt_min_ratio;
+        decision_opts(&mo);
         mo.max_results = 1;
-        mo.frame_seconds = frame_s;
-        if (opt_max_chance >= 0) mo.max_chance = opt_max_chance;
         match_pick_t *pick = NULL;
         size_t np = 0;
         double share = res.count ? 1.0 - (double)q->skipped / (double)res.count : 1.0;
